@@ -1,0 +1,280 @@
+"""Site files (config/sites/*.yaml) and the models that validate them.
+
+A site file describes one hospital: its e-bill database, its servers, where evidence goes, the
+thresholds of the inspection catalogue and who is alerted. Secrets appear only by reference
+(`{env: NAME}` or `{prefect_secret: NAME}`): QH 9.1.1 forbids passwords in files, so a literal
+password is refused, not just discouraged.
+
+`${name}` placeholders are filled from the YAML file named by `variables_from` (relative to the
+site file). The sandbox writes such a file with its free ports and paths; a real site can use one
+for values that differ between its environments.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CONFIG_DIR = Path(__file__).resolve().parent
+SITES_DIR = CONFIG_DIR / "sites"
+SQL_DIR = CONFIG_DIR / "sql"
+
+
+def sites_dir() -> Path:
+    return Path(os.environ.get("EBOPS_SITES_DIR", SITES_DIR))
+
+
+# ---------------------------------------------------------------- secrets by reference
+class EnvSecret(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    def describe(self) -> str:
+        return f"env:{self.env}"
+
+
+class PrefectSecret(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prefect_secret: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+
+    def describe(self) -> str:
+        return f"prefect_secret:{self.prefect_secret}"
+
+
+def _refuse_literal(value: Any) -> Any:
+    if isinstance(value, (str, int, float)):
+        raise ValueError("a secret must be given by reference, not written in the file")
+    return value
+
+
+SecretRef = Annotated[Union[EnvSecret, PrefectSecret], BeforeValidator(_refuse_literal)]
+
+
+class SecretMissing(RuntimeError):
+    pass
+
+
+def resolve_secret(ref: EnvSecret | PrefectSecret) -> str:
+    """The secret's value, read at the moment it is needed and never stored or logged."""
+    if isinstance(ref, EnvSecret):
+        value = os.environ.get(ref.env)
+        if value is None:
+            raise SecretMissing(f"environment variable {ref.env} is not set (hint: export it, or use a Prefect Secret block)")
+        return value
+    from prefect.blocks.system import Secret  # imported late: only sites that use blocks pay for it
+
+    try:
+        return Secret.load(ref.prefect_secret).get()
+    except Exception as exc:  # noqa: BLE001 - re-raised with the block's name and a hint
+        raise SecretMissing(
+            f"Prefect Secret block {ref.prefect_secret!r} could not be loaded ({type(exc).__name__}); "
+            f"hint: prefect block create secret, or check PREFECT_API_URL"
+        ) from exc
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- database
+class DatabaseConfig(_Strict):
+    dialect: Literal["oracle", "postgresql"]
+    dsn: str = Field(description="oracle: host:port/service_name; postgresql: a libpq conninfo without password")
+    user: str
+    password: SecretRef
+    schema_name: str | None = Field(default=None, alias="schema", description="where the canonical views live")
+    connect_timeout_s: int = Field(default=10, ge=1, le=300)
+
+
+    @field_validator("dsn")
+    @classmethod
+    def _no_password_in_dsn(cls, v: str) -> str:
+        if re.search(r"password\s*=|://[^/@\s]+:[^/@\s]+@", v, re.I):
+            raise ValueError("the DSN carries a password; give it in `password` by reference")
+        return v
+
+
+# ---------------------------------------------------------------- hosts
+HostRole = Literal["database", "application", "file", "backup", "signing", "frontend"]
+
+
+class LogFile(_Strict):
+    path: str
+    kind: Literal["oracle_alert", "postgresql", "application", "system"] = "application"
+    error_patterns: list[str] = Field(default_factory=lambda: ["ERROR", "Exception", "ORA-"])
+    critical_patterns: list[str] = Field(default_factory=list)
+
+
+class BackupConfig(_Strict):
+    directory: str = Field(description="where backup files are written")
+    log: str | None = Field(default=None, description="the backup job's log: one line per run")
+    pattern: str = Field(default="*", description="glob of backup files in `directory`")
+    command: list[str] | None = Field(default=None, description="argv that takes a backup now (quoted per argument)")
+
+
+class HostConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    role: HostRole
+    address: str
+    port: int = Field(default=22, ge=1, le=65535)
+    user: str
+    key_file: str | None = Field(default=None, description="path of the private key (the key stays on the worker)")
+    key: SecretRef | None = Field(default=None, description="the private key itself, by reference")
+    key_passphrase: SecretRef | None = None
+    known_hosts: str = Field(description="known_hosts file the host key is checked against")
+    command_timeout_s: int = Field(default=60, ge=1, le=86400)
+    mounts: list[str] = Field(default_factory=list)
+    logs: list[LogFile] = Field(default_factory=list)
+    backup: BackupConfig | None = None
+    layout_files: str | None = Field(default=None, description="directory of e-bill layout (版式) files")
+
+
+    @model_validator(mode="after")
+    def _one_key(self) -> "HostConfig":
+        if not self.key_file and not self.key:
+            raise ValueError("give the SSH private key as `key_file` (a path) or `key` (by reference)")
+        return self
+
+
+# ---------------------------------------------------------------- evidence store
+class Retention(_Strict):
+    mode: Literal["COMPLIANCE", "GOVERNANCE", "none"] = "COMPLIANCE"
+    days: int = Field(default=3650, ge=1, le=36500)
+
+
+class EvidenceStoreConfig(_Strict):
+    endpoint: str = Field(description="host:port of the S3 API (MinIO)")
+    secure: bool = True
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    region: str | None = None
+    access_key: SecretRef
+    secret_key: SecretRef
+    retention: Retention = Field(default_factory=Retention)
+    outbox: str = Field(default=".ebops/outbox", description="local folder where bundles wait while the store is down")
+
+
+
+# ---------------------------------------------------------------- thresholds (duties.md defaults)
+class Thresholds(_Strict):
+    disk_warn_pct: float = 80
+    disk_fail_pct: float = 90
+    tablespace_warn_pct: float = 80
+    tablespace_fail_pct: float = 90
+    backup_max_age_hours: float = 26
+    interface_success_warn_pct: float = 99.5
+    interface_success_fail_pct: float = 98
+    interface_latency_warn_ms: float = 500
+    interface_window_minutes: int = 60
+    backlog_hours: float = 24
+    delivery_success_warn_pct: float = 99
+    stock_min_days: float = 7
+    cert_warn_days: int = 60
+    cert_fail_days: int = 15
+    calendar_months_ahead: int = 12
+
+    @model_validator(mode="after")
+    def _warn_before_fail(self) -> "Thresholds":
+        for name in ("disk", "tablespace"):
+            if getattr(self, f"{name}_warn_pct") > getattr(self, f"{name}_fail_pct"):
+                raise ValueError(f"{name}_warn_pct must not exceed {name}_fail_pct")
+        if self.cert_warn_days < self.cert_fail_days:
+            raise ValueError("cert_warn_days must be at least cert_fail_days")
+        return self
+
+
+class NotifyTarget(_Strict):
+    name: str
+    url: SecretRef = Field(description="apprise URL (wecombot://, dingtalk://): it carries the robot key")
+    min_status: Literal["WARN", "FAIL", "ERROR"] = "WARN"
+
+
+
+class Site(_Strict):
+    site: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="short id used in evidence paths")
+    name: str = Field(description="the hospital's name as reports show it")
+    timezone: str = "Asia/Shanghai"
+    variables_from: str | None = None
+    database: DatabaseConfig
+    hosts: list[HostConfig] = Field(default_factory=list)
+    evidence: EvidenceStoreConfig
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    notify: list[NotifyTarget] = Field(default_factory=list)
+
+    # Where the file was read from (not part of the YAML).
+    source: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(v)
+        except Exception as exc:  # noqa: BLE001
+            raise ValueError(f"unknown timezone {v!r}") from exc
+        return v
+
+    @model_validator(mode="after")
+    def _unique_hosts(self) -> "Site":
+        names = [h.name for h in self.hosts]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"host names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    def host(self, name: str) -> HostConfig:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise KeyError(f"site {self.site} has no host {name!r}")
+
+    def hosts_with_role(self, role: str) -> list[HostConfig]:
+        return [h for h in self.hosts if h.role == role]
+
+
+from config.problems import ConfigProblem, SiteConfigError, problems_from_validation, substitute  # noqa: E402
+
+
+def load_site(name_or_path: str | Path) -> Site:
+    """Read and validate one site file; raise SiteConfigError listing every problem."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = sites_dir() / f"{name_or_path}.yaml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in sites_dir().glob("*.yaml"))) or "none"
+        raise SiteConfigError([ConfigProblem(str(path), "", "site file not found", f"known sites: {known}")])
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else ""
+        raise SiteConfigError([ConfigProblem(str(path), where, f"not valid YAML: {getattr(exc, 'problem', exc)}",
+                                             "check indentation and quoting")]) from None
+    if not isinstance(data, dict):
+        raise SiteConfigError([ConfigProblem(str(path), "", "the file must be a mapping of settings", "see config/sites/example-oracle.yaml")])
+    data, problems = substitute(data, path)
+    if problems:
+        raise SiteConfigError(problems)
+    try:
+        site = Site.model_validate(data)
+    except ValidationError as exc:
+        raise SiteConfigError(problems_from_validation(exc, path, data)) from None
+    site.source = path
+    return site
+
+
+def check_sites(names: list[str] | None = None) -> dict[str, list[ConfigProblem]]:
+    """Every problem of every named site (all sites when none is named), for `ebops config check`."""
+    paths = [Path(n) if Path(n).suffix else sites_dir() / f"{n}.yaml" for n in names] if names else sorted(sites_dir().glob("*.yaml"))
+    out: dict[str, list[ConfigProblem]] = {}
+    for p in paths:
+        try:
+            load_site(p)
+            out[str(p)] = []
+        except SiteConfigError as exc:
+            out[str(p)] = exc.problems
+    return out

@@ -1,0 +1,42 @@
+-- ebill-ops: the read-only account the checks use (Oracle). Run by the DBA after
+-- 01_canonical_views.sql, connected as SYS (grants on V_$ views and DBA_ views need SYS):
+--
+--   sqlplus / as sysdba @02_readonly_account.sql
+--
+-- SQL*Plus prompts for the password (ACCEPT ... HIDE): it is never written in a file.
+-- Least privilege (QH 9.1.1): CREATE SESSION, SELECT on the six canonical views, and SELECT on the
+-- monitoring views the inspection reads (tablespace usage, backups, instance). No privilege on the
+-- vendor's tables. The checks also SET TRANSACTION READ ONLY in every session.
+
+SET DEFINE ON
+SET VERIFY OFF
+WHENEVER SQLERROR EXIT SQL.SQLCODE
+
+DEFINE CANON_SCHEMA = EBOPS
+DEFINE RO_USER      = EBOPS_RO
+ACCEPT EBOPS_RO_PASSWORD CHAR PROMPT 'Password for the read-only account: ' HIDE
+
+-- ORA-01920 (user exists) on a re-run: the password is then reset instead.
+WHENEVER SQLERROR CONTINUE
+CREATE USER &&RO_USER IDENTIFIED BY "&&EBOPS_RO_PASSWORD" DEFAULT TABLESPACE USERS TEMPORARY TABLESPACE TEMP;
+WHENEVER SQLERROR EXIT SQL.SQLCODE
+ALTER USER &&RO_USER IDENTIFIED BY "&&EBOPS_RO_PASSWORD" ACCOUNT UNLOCK;
+UNDEFINE EBOPS_RO_PASSWORD
+
+GRANT CREATE SESSION TO &&RO_USER;
+
+GRANT SELECT ON &&CANON_SCHEMA..EBILL_PLACE TO &&RO_USER;
+GRANT SELECT ON &&CANON_SCHEMA..EBILL_INVOICE TO &&RO_USER;
+GRANT SELECT ON &&CANON_SCHEMA..EBILL_INVOICE_ITEM TO &&RO_USER;
+GRANT SELECT ON &&CANON_SCHEMA..HIS_SETTLEMENT TO &&RO_USER;
+GRANT SELECT ON &&CANON_SCHEMA..EBILL_CALL_LOG TO &&RO_USER;
+GRANT SELECT ON &&CANON_SCHEMA..EBILL_STOCK TO &&RO_USER;
+
+-- monitoring: tablespace usage (autoextend-aware), data/temp files, RMAN backups, instance
+GRANT SELECT ON SYS.DBA_TABLESPACE_USAGE_METRICS TO &&RO_USER;
+GRANT SELECT ON SYS.DBA_TABLESPACES TO &&RO_USER;
+GRANT SELECT ON SYS.DBA_DATA_FILES TO &&RO_USER;
+GRANT SELECT ON SYS.DBA_TEMP_FILES TO &&RO_USER;
+GRANT SELECT ON SYS.V_$RMAN_BACKUP_JOB_DETAILS TO &&RO_USER;
+GRANT SELECT ON SYS.V_$DATABASE TO &&RO_USER;
+GRANT SELECT ON SYS.V_$INSTANCE TO &&RO_USER;

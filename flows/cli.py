@@ -1,0 +1,178 @@
+"""`ebops`: the command line of ebill-ops (typer + rich, like Prefect's own CLI).
+
+    ebops config check [SITE ...]     every problem of the site files, with file, field and hint
+    ebops inspect SITE                run the inspection flow now
+    ebops evidence list|show|get|verify|url
+    ebops sandbox up|down|status|env  the demo hospital on 127.0.0.1
+    ebops demo                        sandbox up, inspection, summary, sandbox down
+
+Errors a user can fix are printed as one line with a hint and exit code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from config.problems import SiteConfigError
+from config.settings import check_sites
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="ebill-ops: e-bill system maintenance duties")
+config_app = typer.Typer(no_args_is_help=True, help="site files")
+sandbox_app = typer.Typer(no_args_is_help=True, help="the sandbox hospital (demo and tests)")
+app.add_typer(config_app, name="config")
+app.add_typer(sandbox_app, name="sandbox")
+console = Console()
+err = Console(stderr=True)
+
+_STYLE = {"OK": "green", "WARN": "yellow", "FAIL": "bold red", "ERROR": "bold red", "SKIPPED": "magenta"}
+
+
+def _mount_evidence() -> None:
+    from flows.cli_evidence import evidence_app
+
+    app.add_typer(evidence_app, name="evidence", help="auditors: list, show, get, verify, url")
+
+
+@config_app.command("check")
+def config_check(sites: Optional[list[str]] = typer.Argument(None, help="site names or files; all when omitted")) -> None:
+    """List every problem of the site files: file, field, what is wrong, a hint."""
+    report = check_sites(sites or None)
+    bad = 0
+    for path, problems in report.items():
+        if not problems:
+            console.print(f"[green]OK[/]   {path}")
+            continue
+        bad += 1
+        console.print(f"[red]BAD[/]  {path}")
+        for p in problems:
+            console.print(f"     [bold]{p.field or '(file)'}[/]: {p.message}" + (f"  [dim]hint: {p.hint}[/]" if p.hint else ""))
+    if not report:
+        console.print("no site files found")
+        raise typer.Exit(2)
+    raise typer.Exit(1 if bad else 0)
+
+
+def print_results(outcome) -> None:
+    table = Table(title=f"{outcome.site} {outcome.duty}: {outcome.verdict.value}")
+    for col in ("check", "host", "target", "value", "threshold", "status", "reason"):
+        table.add_column(col, overflow="fold")
+    for r in outcome.results:
+        value = "" if r.value is None else f"{r.value}{r.unit}"
+        table.add_row(r.title, r.host or "", r.target, value, r.threshold, f"[{_STYLE[r.status.value]}]{r.status.value}[/]",
+                      r.reason[:120])
+    console.print(table)
+    b = outcome.bundle
+    console.print(f"evidence bundle: [bold]{b.prefix}[/] ({b.location})")
+    if b.report_url:
+        console.print(f"report: {b.report_url}")
+
+
+def _run_inspection(site: str, kind: str) -> int:
+    from flows.common import VerdictFailed
+    from flows.inspection import inspection
+
+    state = inspection(site=site, kind=kind, return_state=True)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, VerdictFailed) and result.outcome is not None:
+        print_results(result.outcome)
+        return 1
+    if isinstance(result, BaseException):
+        err.print(f"[red]inspection did not finish:[/] {type(result).__name__}: {result}")
+        return 2
+    print_results(result)
+    return 0
+
+
+@app.command()
+def inspect(site: str = typer.Argument(..., help="site name (config/sites/NAME.yaml)"),
+            kind: str = typer.Option("adhoc", help="monthly | quarterly | adhoc")) -> None:
+    """Run the inspection (巡检) of SITE now."""
+    raise typer.Exit(_run_inspection(site, kind))
+
+
+@sandbox_app.command("up")
+def sandbox_up(days: int = typer.Option(400, help="days of bills to generate"),
+               bills_per_day: int = typer.Option(60, help="bills per day")) -> None:
+    """Start the sandbox hospital (harmless when it already runs)."""
+    from sandbox import manager
+
+    state = manager.up(days=days, bills_per_day=bills_per_day)
+    _print_status(state)
+
+
+@sandbox_app.command("down")
+def sandbox_down() -> None:
+    """Stop every process the sandbox started, by PID."""
+    from sandbox import manager
+
+    stopped = manager.down()
+    console.print("stopped: " + (", ".join(stopped) or "nothing was running"))
+
+
+def _print_status(state: dict) -> None:
+    from sandbox import manager
+
+    running = manager.status()
+    table = Table(title=f"sandbox {manager.root()}")
+    for col in ("component", "running", "pid", "ports"):
+        table.add_column(col)
+    for name, is_up in running.items():
+        comp = state.get(name) or {}
+        ports = ", ".join(f"{k}={v}" for k, v in comp.items() if k.endswith("port") or k.startswith("ssh_port") or k == "pg_port")
+        table.add_row(name, "[green]yes[/]" if is_up else "[red]no[/]", str(comp.get("pid", "")), ports)
+    console.print(table)
+
+
+@sandbox_app.command("status")
+def sandbox_status() -> None:
+    """Which sandbox servers run, with PIDs and ports."""
+    from sandbox import manager
+
+    _print_status(manager.read_state())
+    raise typer.Exit(0 if all(manager.status().values()) else 1)
+
+
+@sandbox_app.command("env")
+def sandbox_env() -> None:
+    """Print `export` lines for the sandbox's secrets: eval "$(ebops sandbox env)"."""
+    from sandbox import manager
+
+    for k, v in manager.credentials().items():
+        print(f"export {k}={v}")
+
+
+@app.command()
+def demo() -> None:
+    """Start the sandbox hospital, inspect it, print the summary and the evidence, stop it."""
+    from sandbox import manager
+
+    console.rule("starting the sandbox hospital")
+    _print_status(manager.up())
+    manager.export_credentials()
+    try:
+        console.rule("inspection (巡检) of site demo")
+        code = _run_inspection("demo", "adhoc")
+    finally:
+        console.rule("stopping the sandbox")
+        manager.down()
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    _mount_evidence()
+    try:
+        app()
+    except SiteConfigError as exc:
+        for p in exc.problems:
+            err.print(f"[red]config:[/] {p}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""`ebops evidence list | show | get | verify | url`: what an auditor does with the evidence bucket.
+
+Every command takes the site (`--site-file/-s`), whose `evidence:` section names the store. Errors
+a user can fix (site file, missing secret, store down, no such bundle) are one line with a hint and
+exit code 2; `verify` exits 1 when the chain is broken and 0 when it is intact.
+"""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from functools import wraps
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+evidence_app = typer.Typer(no_args_is_help=True, add_completion=False,
+                           help="auditors: list, show, get, verify, url")
+console = Console()
+err = Console(stderr=True)
+
+SiteOpt = typer.Option(..., "--site-file", "-s", help="site name (config/sites/NAME.yaml) or path of a site file")
+
+
+def _fail(message: str, hint: str) -> None:
+    err.print(f"[bold red]error:[/] {message}  [dim]hint: {hint}[/]")
+    raise typer.Exit(2)
+
+
+def _store_cfg(site_name: str):
+    from config.problems import SiteConfigError
+    from config.settings import load_site
+
+    try:
+        return load_site(site_name).evidence
+    except SiteConfigError as exc:
+        first = exc.problems[0]
+        _fail(f"site {site_name}: {first.file}: {first.field or '(file)'}: {first.message}",
+              first.hint or "run `ebops config check`")
+
+
+def _friendly(fn):
+    """Turn the errors an auditor can act on into one line and exit code 2."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        from minio.error import S3Error
+
+        from config.settings import SecretMissing
+        from tasks.evidence_store import StoreUnreachable
+
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except SecretMissing as exc:
+            _fail(f"the evidence store's key is not available: {exc}", "for the sandbox: eval $(ebops sandbox env)")
+        except StoreUnreachable as exc:
+            _fail(str(exc), "is the store running? for the sandbox: ebops sandbox up")
+        except S3Error as exc:
+            hint = {"NoSuchKey": "check the prefix with `ebops evidence list`",
+                    "NoSuchBucket": "check `evidence.bucket` in the site file",
+                    "AccessDenied": "check the access key and its rights",
+                    "SignatureDoesNotMatch": "check the secret key",
+                    "InvalidAccessKeyId": "check the access key"}.get(exc.code, "see the store's log")
+            _fail(f"the evidence store answered {exc.code}: {exc.message} ({exc.object_name or exc.bucket_name or ''})", hint)
+
+    return wrapper
+
+
+@evidence_app.command("list")
+@_friendly
+def list_cmd(site_file: str = SiteOpt, site: Optional[str] = typer.Option(None, "--site", help="site id in the bucket"),
+             duty: Optional[str] = typer.Option(None, "--duty"), year: Optional[int] = typer.Option(None, "--year"),
+             period: Optional[str] = typer.Option(None, "--period")) -> None:
+    """The bundles in the store (read from their manifests)."""
+    from tasks.evidence_verify import list_bundles
+
+    bundles = list_bundles(_store_cfg(site_file), site=site, duty=duty, year=year, period=period)
+    table = Table(title=f"evidence bundles ({len(bundles)})")
+    # The prefix is what `show`, `get` and `url` take: never wrapped, so it can be copied whole.
+    table.add_column("#")
+    table.add_column("prefix", no_wrap=True, min_width=max((len(b.prefix) for b in bundles), default=6))
+    for col in ("period", "verdict", "started", "files", "manifest sha256"):
+        table.add_column(col, overflow="fold")
+    for b in bundles:
+        table.add_row(str(b.sequence), b.prefix, b.period, b.verdict, b.started_at, str(b.files), b.manifest_sha256[:16])
+    console.print(table)
+
+
+@evidence_app.command("show")
+@_friendly
+def show_cmd(prefix: str = typer.Argument(..., help="bundle prefix as `list` shows it"), site_file: str = SiteOpt) -> None:
+    """A bundle's manifest."""
+    from tasks.evidence_verify import show
+
+    console.print_json(json.dumps(show(_store_cfg(site_file), prefix), ensure_ascii=False))
+
+
+@evidence_app.command("get")
+@_friendly
+def get_cmd(prefix: str = typer.Argument(...), site_file: str = SiteOpt,
+            dest: Path = typer.Option(Path("."), "--dest", help="folder to download into")) -> None:
+    """Download a bundle (all files and the manifest)."""
+    from tasks.evidence_verify import get
+
+    paths = get(_store_cfg(site_file), prefix, dest)
+    if not paths:
+        _fail(f"no objects under {prefix}", "check the prefix with `ebops evidence list`")
+    for p in paths:
+        console.print(str(p))
+
+
+@evidence_app.command("verify")
+@_friendly
+def verify_cmd(site_file: str = SiteOpt, site: Optional[str] = typer.Option(None, "--site"),
+               duty: Optional[str] = typer.Option(None, "--duty")) -> None:
+    """Recompute every file's SHA-256 and check the manifest chain; exit 1 on any problem."""
+    from tasks.evidence_verify import verify
+
+    report = verify(_store_cfg(site_file), site=site, duty=duty)
+    if report.ok:
+        console.print(f"[green]chain intact[/]: {report.bundles_checked} bundles checked, every file matches its manifest")
+        raise typer.Exit(0)
+    table = Table(title=f"[red]evidence problems[/] ({len(report.problems)}, {report.bundles_checked} bundles checked)")
+    for col in ("bundle", "problem", "detail"):
+        table.add_column(col, overflow="fold")
+    for p in report.problems:
+        table.add_row(p.prefix, p.kind, p.detail)
+    console.print(table)
+    raise typer.Exit(1)
+
+
+@evidence_app.command("url")
+@_friendly
+def url_cmd(prefix: str = typer.Argument(...), site_file: str = SiteOpt,
+            file: str = typer.Option("report.html", "--file"), hours: int = typer.Option(24, "--hours", min=1, max=168)) -> None:
+    """A presigned link to one file of a bundle (checked to exist first)."""
+    from tasks.evidence_store import open_store
+
+    cfg = _store_cfg(site_file)
+    key = (prefix if prefix.endswith("/") else prefix + "/") + file
+    store = open_store(cfg)
+    if not store.exists(key):
+        _fail(f"no object {key}", "check the prefix with `ebops evidence list` and the file with `show`")
+    console.print(store.presigned(key, timedelta(hours=hours)), soft_wrap=True)

@@ -1,0 +1,130 @@
+"""What every duty's flow does at its end: report, evidence bundle, Prefect artifact, honest state.
+
+Order matters: the evidence is stored first, and only then does a FAIL or ERROR verdict fail the
+Prefect run, so that a failed inspection still leaves its record (architecture.md).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NONE
+from prefect.runtime import flow_run
+
+from config.settings import Site
+from tasks.evidence import BundleWriter, StoredBundle
+from tasks.reports import format_value, local_time, render_both
+from tasks.results import CheckResult, Status, run_failed, utcnow, verdict
+
+_SUMMARY_ORDER = [Status.OK, Status.WARN, Status.FAIL, Status.ERROR, Status.SKIPPED]
+
+
+class VerdictFailed(RuntimeError):
+    """Raised after the evidence is stored, so the Prefect run ends Failed; carries the outcome
+    so the CLI can still print the findings."""
+
+    def __init__(self, message: str, outcome: "RunOutcome | None" = None):
+        super().__init__(message)
+        self.outcome = outcome
+
+
+@dataclass
+class RunOutcome:
+    site: str
+    duty: str
+    verdict: Status
+    results: list[CheckResult]
+    bundle: StoredBundle
+    extra: dict = field(default_factory=dict)
+
+
+def outbox_dir(site: Site) -> Path:
+    p = Path(site.evidence.outbox)
+    if not p.is_absolute() and site.source is not None:
+        p = site.source.parent / p
+    return p.resolve()
+
+
+def current_run_id() -> str:
+    return str(flow_run.id or "local")
+
+
+def report_rows(results: list[CheckResult], tz: str) -> list[dict]:
+    rows = []
+    for r in results:
+        d = r.model_dump(mode="json")
+        d["where"] = " ".join(x for x in (r.host or "", r.target) if x)
+        d["value_text"] = format_value(r)
+        d["status_zh"] = r.status.label_zh
+        d["checked_local"] = local_time(r.finished_at, tz, "%m-%d %H:%M:%S")
+        rows.append(d)
+    return rows
+
+
+def suggestions(results: list[CheckResult]) -> list[str]:
+    """改进建议 (MZ 一.10): one line per finding, worst first."""
+    bad = sorted((r for r in results if r.status != Status.OK), key=lambda r: -r.status.rank)
+    return [f"【{r.status.label_zh}】{r.title}（{' '.join(x for x in (r.host or '', r.target) if x)}）：{r.reason or '见明细'}"
+            for r in bad]
+
+
+@task(name="store_evidence", cache_policy=NONE, retries=0)
+def store_evidence(site: Site, duty: str, period: str, form: str, title: str, kind_zh: str,
+                   results: list[CheckResult], started_at: datetime, engineer: str = "",
+                   extra_files: dict[str, bytes | str] | None = None,
+                   approvals: list[dict] | None = None) -> StoredBundle:
+    finished_at = utcnow()
+    v = verdict(results)
+    run_id = current_run_id()
+    writer = BundleWriter(site.site, duty, period, run_id, started_at, site.evidence, outbox_dir(site))
+    counts = {s: sum(1 for r in results if r.status == s) for s in _SUMMARY_ORDER}
+    context = dict(
+        hospital=site.name, title=title, kind_zh=kind_zh, period=period, timezone=site.timezone,
+        started_local=local_time(started_at, site.timezone), finished_local=local_time(finished_at, site.timezone),
+        flow_run_id=run_id, verdict=v.value, verdict_zh=v.label_zh, engineer=engineer,
+        summary=[{"status": s.value, "label": s.label_zh, "count": c} for s, c in counts.items() if c],
+        results=report_rows(results, site.timezone), suggestions=suggestions(results),
+        evidence_prefix=writer.prefix,
+    )
+    for name, text in render_both(form, **context).items():
+        writer.add_file(name, text)
+    writer.add_json("result.json", {
+        "site": site.site, "duty": duty, "period": period, "verdict": v.value, "flow_run_id": run_id,
+        "started_at": started_at.isoformat(), "finished_at": finished_at.isoformat(),
+        "results": [r.model_dump(mode="json") for r in results],
+    })
+    for name, data in (extra_files or {}).items():
+        writer.add_file(name, data)
+    bundle = writer.finish(verdict=v.value, finished_at=finished_at, approvals=approvals or [])
+    logger = get_run_logger()
+    where = bundle.report_url or f"outbox {outbox_dir(site)}/{bundle.prefix}"
+    logger.info("evidence bundle %s stored in %s", bundle.prefix, bundle.location)
+    table = "\n".join(f"| {r.title} | {r.host or ''} {r.target} | {r.status.value} | {r.reason[:80]} |"
+                      for r in results if r.status != Status.OK) or "| — | — | OK | 无异常 |"
+    create_markdown_artifact(
+        key=f"{duty.replace('_', '-')}-{site.site}".lower(),
+        markdown=(f"## {site.name} {title}: **{v.value}**\n\n证据包 `{bundle.prefix}` ({bundle.location})\n\n"
+                  f"[打开报告 report.html]({bundle.report_url})\n\n" if bundle.report_url else
+                  f"## {site.name} {title}: **{v.value}**\n\n证据包 `{bundle.prefix}` 暂存于本地 outbox，下次运行时上传\n\n")
+        + "| 项目 | 对象 | 结果 | 说明 |\n|---|---|---|---|\n" + table,
+        description=f"{title} evidence: {where}",
+    )
+    return bundle
+
+
+def finish(site: Site, duty: str, results: list[CheckResult], bundle: StoredBundle) -> RunOutcome:
+    """Return the outcome, or fail the run once the evidence is safe."""
+    v = verdict(results)
+    outcome = RunOutcome(site.site, duty, v, results, bundle)
+    if run_failed(v):
+        bad = [f"{r.title} {r.host or ''} {r.target}: {r.status.value}" for r in results if run_failed(r.status)]
+        raise VerdictFailed(f"{duty} verdict {v.value} (evidence {bundle.prefix}): " + "; ".join(bad[:10]), outcome)
+    return outcome
+
+
+def dump_results(results: list[CheckResult]) -> str:
+    return json.dumps([r.model_dump(mode="json") for r in results], ensure_ascii=False, indent=2)

@@ -1,0 +1,123 @@
+"""`ebops sandbox up | down | status`: the demo hospital on 127.0.0.1.
+
+State lives under .sandbox/ at the repository root (or $EBOPS_SANDBOX_DIR): state.json with the PIDs
+and ports of what was started, site-vars.yaml for config/sites/demo.yaml, and credentials.env with
+the generated passwords and keys (mode 0600; the sandbox's stand-in for a vault: the flows only
+ever see them as environment variables). `up` twice is harmless; `down` stops by PID.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from sandbox import host_trees, postgres, s3, sshd
+
+REPO = Path(__file__).resolve().parent.parent
+COMPONENTS = {"postgres": postgres, "ssh": sshd, "s3": s3}
+CRED_NAMES = ("EBOPS_DEMO_DB_PASSWORD", "EBOPS_DEMO_DB_ADMIN_PASSWORD", "EBOPS_DEMO_S3_ACCESS_KEY",
+              "EBOPS_DEMO_S3_SECRET_KEY")
+VAR_KEYS = ("pg_port", "ssh_port_db1", "ssh_port_app1", "ssh_port_files1", "s3_port")
+
+
+def root() -> Path:
+    return Path(os.environ.get("EBOPS_SANDBOX_DIR", REPO / ".sandbox")).resolve()
+
+
+def _state_file() -> Path:
+    return root() / "state.json"
+
+
+def read_state() -> dict:
+    f = _state_file()
+    return json.loads(f.read_text()) if f.exists() else {}
+
+
+def _write_state(state: dict) -> None:
+    _state_file().write_text(json.dumps(state, indent=2, default=str))
+
+
+def credentials() -> dict[str, str]:
+    """The sandbox's generated secrets, created once per sandbox directory."""
+    f = root() / "credentials.env"
+    if f.exists():
+        return dict(line.split("=", 1) for line in f.read_text().splitlines() if "=" in line)
+    creds = {n: secrets.token_urlsafe(18) for n in CRED_NAMES}
+    creds["EBOPS_DEMO_S3_ACCESS_KEY"] = "ebops" + secrets.token_hex(6)
+    f.touch(mode=0o600)
+    f.write_text("".join(f"{k}={v}\n" for k, v in creds.items()))
+    return creds
+
+
+def export_credentials() -> None:
+    """Put the sandbox's secrets into this process's environment, where the site file refers to them."""
+    os.environ.update(credentials())
+
+
+def status() -> dict[str, bool]:
+    state = read_state()
+    return {name: bool(state.get(name)) and mod.is_running(state[name]) for name, mod in COMPONENTS.items()}
+
+
+def up(days: int = 400, bills_per_day: int = 60, seed: int = 20261126) -> dict:
+    """Start every component that is not running; return the state."""
+    base = root()
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "logs").mkdir(exist_ok=True)
+    creds = credentials()
+    state = read_state()
+    running = status()
+    if not all(running.values()):
+        host_trees.build(base, datetime.now(timezone.utc))
+    for name, mod in COMPONENTS.items():
+        if running.get(name):
+            continue
+        if name == "postgres":
+            state[name] = mod.start(base, creds, days=days, bills_per_day=bills_per_day, seed=seed)
+            nightly_backup(state[name], creds)
+        else:
+            state[name] = mod.start(base, creds)
+        _write_state(state)  # after each component, so `down` finds what did start
+    variables = {"sandbox_root": str(base)}
+    for comp in state.values():
+        variables.update({k: comp[k] for k in VAR_KEYS if k in comp})
+    (base / "site-vars.yaml").write_text(yaml.safe_dump(variables, sort_keys=True))
+    return state
+
+
+def nightly_backup(pg_state: dict, creds: dict[str, str]) -> Path:
+    """What the hospital's cron job does each night: pg_dump -Fc into db1's backup folder, logged."""
+    backup_dir = root() / "hosts" / "db1" / "backup"
+    backup_dir.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(timezone.utc)
+    name = f"ebill_{started.astimezone().strftime('%Y%m%d_%H%M%S')}.dump"
+    target = backup_dir / name
+    env = dict(os.environ, PGPASSWORD=creds["EBOPS_DEMO_DB_ADMIN_PASSWORD"])
+    proc = subprocess.run(
+        [str(Path(pg_state["bin_dir"]) / "pg_dump"), "-h", "127.0.0.1", "-p", str(pg_state["pg_port"]),
+         "-U", "postgres", "-Fc", "-f", str(target), "ebill"],
+        env=env, capture_output=True, text=True, timeout=600)
+    status_ = "SUCCESS" if proc.returncode == 0 else "FAILED"
+    host_trees.append_backup_log(backup_dir / "backup.log", started, datetime.now(timezone.utc), status_,
+                                 name, target.stat().st_size if target.exists() else 0)
+    if proc.returncode != 0:
+        raise RuntimeError(f"sandbox nightly backup failed: {proc.stderr.strip()[-500:]}")
+    return target
+
+
+def down() -> dict[str, bool]:
+    """Stop every component this sandbox started, by PID; returns what was stopped."""
+    state = read_state()
+    stopped = {}
+    for name in reversed(list(COMPONENTS)):
+        if state.get(name):
+            COMPONENTS[name].stop(state[name])
+            stopped[name] = True
+    if state:
+        _write_state({})
+    return stopped

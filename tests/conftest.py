@@ -1,0 +1,81 @@
+"""Shared fixtures: one Prefect test harness and one sandbox hospital per test session.
+
+The sandbox runs in a private directory (not the developer's .sandbox/), and the tests read it
+through a copy of config/sites/demo.yaml whose variables file points there, exactly as a site
+file points at a real hospital.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Before Prefect is imported anywhere: a private PREFECT_HOME and no analytics.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="ebops-prefect-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory):
+    """The sandbox hospital, started once for the session in a private directory and stopped after."""
+    from sandbox import manager
+
+    root = tmp_path_factory.mktemp("sandbox")
+    old = os.environ.get("EBOPS_SANDBOX_DIR")
+    os.environ["EBOPS_SANDBOX_DIR"] = str(root)
+    try:
+        state = manager.up(days=120, bills_per_day=40)
+        manager.export_credentials()
+        yield {"root": root, "state": state}
+    finally:
+        manager.down()
+        if old is None:
+            os.environ.pop("EBOPS_SANDBOX_DIR", None)
+        else:
+            os.environ["EBOPS_SANDBOX_DIR"] = old
+
+
+@pytest.fixture()
+def sites_dir(sandbox, tmp_path, monkeypatch):
+    """A private sites folder holding the demo site wired to the session's sandbox.
+
+    `make_site(name, **changes)` writes a variant (other thresholds, a broken host) for one test.
+    """
+    demo = yaml.safe_load((REPO / "config" / "sites" / "demo.yaml").read_text(encoding="utf-8"))
+    demo["variables_from"] = str(sandbox["root"] / "site-vars.yaml")
+    demo["evidence"]["outbox"] = str(tmp_path / "outbox")
+    monkeypatch.setenv("EBOPS_SITES_DIR", str(tmp_path))
+
+    def make_site(name: str = "demo", edit=None) -> str:
+        data = yaml.safe_load(yaml.safe_dump(demo, allow_unicode=True))
+        data["site"] = name
+        if edit:
+            edit(data)
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        return name
+
+    make_site("demo")
+    return make_site
+
+
+@pytest.fixture()
+def unused_port():
+    """A port on 127.0.0.1 where nothing listens: a server that is down."""
+    from sandbox.ports import free_port
+
+    return free_port()
