@@ -123,7 +123,7 @@ def _print_status(state: dict) -> None:
         table.add_column(col)
     for name, is_up in running.items():
         comp = state.get(name) or {}
-        ports = ", ".join(f"{k}={v}" for k, v in comp.items() if k.endswith("port") or k.startswith("ssh_port") or k == "pg_port")
+        ports = ", ".join(f"{k}={v}" for k, v in comp.items() if k in manager.VAR_KEYS)
         table.add_row(name, "[green]yes[/]" if is_up else "[red]no[/]", str(comp.get("pid", "")), ports)
     console.print(table)
 

@@ -5,7 +5,6 @@ Prefect run, so that a failed inspection still leaves its record (architecture.m
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -125,6 +124,3 @@ def finish(site: Site, duty: str, results: list[CheckResult], bundle: StoredBund
         raise VerdictFailed(f"{duty} verdict {v.value} (evidence {bundle.prefix}): " + "; ".join(bad[:10]), outcome)
     return outcome
 
-
-def dump_results(results: list[CheckResult]) -> str:
-    return json.dumps([r.model_dump(mode="json") for r in results], ensure_ascii=False, indent=2)
