@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -114,6 +115,15 @@ class BackupConfig(_Strict):
     log: str | None = Field(default=None, description="the backup job's log: one line per run")
     pattern: str = Field(default="*", description="glob of backup files in `directory`")
     command: list[str] | None = Field(default=None, description="argv that takes a backup now (quoted per argument)")
+    command_timeout_s: int = Field(default=3600, ge=10, le=86400)
+    command_approved_by: str | None = Field(
+        default=None, description="standing approval to run `command` unattended (who and when, e.g. "
+        "'信息科 张工 2026-11-01'); without it the pre-holiday check only plans the backup")
+
+
+class CertificateFile(_Strict):
+    name: str = Field(description="what the certificate is for, as the report shows it (e.g. 签名证书)")
+    path: str = Field(description="path of the PEM or DER file on the host")
 
 
 class HostConfig(_Strict):
@@ -131,6 +141,7 @@ class HostConfig(_Strict):
     logs: list[LogFile] = Field(default_factory=list)
     backup: BackupConfig | None = None
     layout_files: str | None = Field(default=None, description="directory of e-bill layout (版式) files")
+    certificates: list["CertificateFile"] = Field(default_factory=list, description="certificate files on this host (PEM or DER)")
 
 
     @model_validator(mode="after")
@@ -186,6 +197,42 @@ class Thresholds(_Strict):
         return self
 
 
+# The e-bill functions MZ 一.11-16 asks to be checked, in the report's order.
+EbillFunction = Literal["issue", "red_flush", "query", "archive", "delivery", "reports", "admin"]
+EBILL_FUNCTIONS_ZH: dict[str, str] = {
+    "issue": "开票", "red_flush": "冲红", "query": "查询", "archive": "归档", "delivery": "交付",
+    "reports": "报表", "admin": "系统管理",
+}
+
+
+class HealthConfig(_Strict):
+    urls: dict[EbillFunction, str] = Field(description="one health URL per e-bill function; GET must answer 2xx")
+    timeout_s: float = Field(default=10, gt=0, le=300)
+    ca_file: str | None = Field(default=None, description="CA bundle for https URLs (the hospital's own CA)")
+
+
+class TlsEndpoint(_Strict):
+    name: str = Field(description="what the endpoint is (e.g. 签名服务器, 电子票据门户)")
+    address: str
+    port: int = Field(default=443, ge=1, le=65535)
+    server_name: str | None = Field(default=None, description="SNI name when it differs from address")
+
+
+class DutyEntry(_Strict):
+    """One line of the holiday duty roster (节假日值班表) the pre-holiday report lists."""
+    date_from: date
+    date_to: date
+    engineer: str
+    role: str = "驻场工程师"
+    phone: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "DutyEntry":
+        if self.date_to < self.date_from:
+            raise ValueError("date_to is before date_from")
+        return self
+
+
 class NotifyTarget(_Strict):
     name: str
     url: SecretRef = Field(description="apprise URL (wecombot://, dingtalk://): it carries the robot key")
@@ -203,6 +250,14 @@ class Site(_Strict):
     evidence: EvidenceStoreConfig
     thresholds: Thresholds = Field(default_factory=Thresholds)
     notify: list[NotifyTarget] = Field(default_factory=list)
+    health: HealthConfig | None = None
+    tls_endpoints: list[TlsEndpoint] = Field(default_factory=list)
+    interface_targets: list[str] = Field(default_factory=lambda: ["his_api", "sign_server", "finance", "delivery"])
+    duty_roster: list[DutyEntry] = Field(default_factory=list)
+    precheck_workdays_before: int = Field(default=2, ge=0, le=10,
+                                          description="the pre-holiday check runs this many workdays before a ≥3-day holiday")
+    state_dir: str | None = Field(default=None, description="where per-run state (log positions) is kept; "
+                                  "default: beside the outbox, <outbox>/../../state/<site>")
 
     # Where the file was read from (not part of the YAML).
     source: Path | None = Field(default=None, exclude=True)

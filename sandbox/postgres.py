@@ -120,7 +120,7 @@ def _socket_dir(root: Path) -> Path:
 def admin_conninfo(state: dict, creds: dict[str, str], dbname: str = DATABASE) -> str:
     """libpq conninfo of the superuser (sandbox setup, backup/restore duties): never logged."""
     return make_conninfo(host="127.0.0.1", port=state["pg_port"], dbname=dbname, user=ADMIN,
-                         password=_cred(creds, "EBOPS_DEMO_DB_ADMIN_PASSWORD"), connect_timeout=10)
+                         password=_cred(creds, "EBOPS_DEMO_DB_ADMIN_PASSWORD"), connect_timeout=120)
 
 
 def _cred(creds: dict[str, str], name: str) -> str:
@@ -152,11 +152,11 @@ def start(root: Path, creds: dict[str, str], *, seed: int = DEMO["seed"], days: 
     if p["log_file"].exists() and user is not None:
         os.chown(p["log_file"], user.pw_uid, user.pw_gid)
     port = free_port()
-    _run([str(bin_dir() / "pg_ctl"), "-D", str(p["pgdata"]), "-w", "-t", "60", "-l", str(p["log_file"]),
+    _run([str(bin_dir() / "pg_ctl"), "-D", str(p["pgdata"]), "-w", "-t", "300", "-l", str(p["log_file"]),
           # the hospital's servers keep local time: the log's timestamps are Beijing time too
           "-o", f"-h 127.0.0.1 -p {port} -k {_socket_dir(root)} -c log_timezone={TZ} -c timezone={TZ}", "start"],
-         user, timeout=90)
-    wait_until(lambda: _postmaster(p["pgdata"]) is not None and port_open(port), 30, "PostgreSQL to accept connections")
+         user, timeout=600)
+    wait_until(lambda: _postmaster(p["pgdata"]) is not None and port_open(port), 300, "PostgreSQL to accept connections")
     pid, port = _postmaster(p["pgdata"])
     state = _state(root, pid, port)
     if fresh:
@@ -181,7 +181,7 @@ def _initdb(pgdata: Path, user: pwd.struct_passwd | None, admin_password: str) -
         try:
             _run([str(bin_dir() / "initdb"), "-D", str(pgdata), "-U", ADMIN, f"--pwfile={pwfile}",
                   "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C"],
-                 user, timeout=120)
+                 user, timeout=600)
         finally:
             pwfile.unlink(missing_ok=True)
 

@@ -40,6 +40,16 @@ def sandbox():
     """
     from sandbox import manager
 
+    reuse = os.environ.get("EBOPS_TEST_SANDBOX_DIR")
+    if reuse:
+        # Developer shortcut: reuse a sandbox already running there (started with
+        # `EBOPS_SANDBOX_DIR=... ebops sandbox up --days 120 --bills-per-day 40`); it is left running.
+        os.environ["EBOPS_SANDBOX_DIR"] = reuse
+        if not all(manager.status().values()):
+            pytest.fail(f"EBOPS_TEST_SANDBOX_DIR={reuse}: the sandbox there is not fully running ({manager.status()})")
+        manager.export_credentials()
+        yield {"root": Path(reuse), "state": manager.read_state()}
+        return
     root = Path(tempfile.mkdtemp(prefix="ebops-sandbox-"))
     root.chmod(0o755)
     old = os.environ.get("EBOPS_SANDBOX_DIR")
