@@ -201,3 +201,39 @@ def build(root: Path, now: datetime) -> dict[str, Path]:
 
     write_layout_files(files1 / "data" / "layout", now)
     return {"db1": db1, "app1": app1, "files1": files1}
+
+
+# ---------------------------------------------------------------- db1: the backup job itself
+BACKUP_SCRIPT = """#!/bin/sh
+# The hospital's backup job (sandbox copy): pg_dump -Fc of the e-bill database into this folder,
+# one START/END line pair in backup.log. The password comes from ~/.pgpass, as on a real DB host.
+set -u
+dir={backup_dir}
+log="$dir/backup.log"
+now() {{ TZ=Asia/Shanghai date +%Y-%m-%dT%H:%M:%S%:z; }}
+name="ebill_$(TZ=Asia/Shanghai date +%Y%m%d_%H%M%S).dump"
+echo "$(now) START job={job}" >> "$log"
+{pg_dump} -h 127.0.0.1 -p {port} -U postgres -w -Fc -f "$dir/$name" ebill
+rc=$?
+if [ "$rc" -eq 0 ]; then st=SUCCESS; else st=FAILED; fi
+size=$(stat -c %s "$dir/$name" 2>/dev/null || echo 0)
+echo "$(now) END job={job} status=$st file=$name bytes=$size" >> "$log"
+exit "$rc"
+"""
+
+
+def write_backup_job(root: Path, pg_port: int, bin_dir: Path, admin_password: str) -> Path:
+    """db1's backup script and the ~/.pgpass it reads (0600), for `backup.command` in demo.yaml."""
+    import shlex
+
+    db1 = Path(root).resolve() / "hosts" / "db1"
+    (db1 / "bin").mkdir(parents=True, exist_ok=True)
+    pgpass = db1 / ".pgpass"
+    pgpass.touch(mode=0o600)
+    pgpass.chmod(0o600)
+    pgpass.write_text(f"127.0.0.1:{pg_port}:*:postgres:{admin_password}\n")
+    script = db1 / "bin" / "ebill_backup.sh"
+    script.write_text(BACKUP_SCRIPT.format(backup_dir=shlex.quote(str(db1 / "backup")), job=BACKUP_JOB,
+                                           pg_dump=shlex.quote(str(Path(bin_dir) / "pg_dump")), port=int(pg_port)))
+    script.chmod(0o755)
+    return script

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import yaml
 
-from sandbox import host_trees, postgres, s3, sshd
+from sandbox import app_services, host_trees, postgres, s3, sshd
 
 REPO = Path(__file__).resolve().parent.parent
-COMPONENTS = {"postgres": postgres, "ssh": sshd, "s3": s3}
+COMPONENTS = {"postgres": postgres, "ssh": sshd, "s3": s3, "app": app_services}
 CRED_NAMES = ("EBOPS_DEMO_DB_PASSWORD", "EBOPS_DEMO_DB_ADMIN_PASSWORD", "EBOPS_DEMO_S3_ACCESS_KEY",
               "EBOPS_DEMO_S3_SECRET_KEY")
-VAR_KEYS = ("pg_port", "ssh_port_db1", "ssh_port_app1", "ssh_port_files1", "s3_port")
+VAR_KEYS = ("pg_port", "ssh_port_db1", "ssh_port_app1", "ssh_port_files1", "s3_port", "health_port", "tls_port")
 
 
 def root() -> Path:
@@ -80,6 +80,8 @@ def up(days: int = 400, bills_per_day: int = 60, seed: int = 20261126) -> dict:
         if name == "postgres":
             state[name] = mod.start(base, creds, days=days, bills_per_day=bills_per_day, seed=seed)
             nightly_backup(state[name], creds)
+            host_trees.write_backup_job(base, state[name]["pg_port"], Path(state[name]["bin_dir"]),
+                                        creds["EBOPS_DEMO_DB_ADMIN_PASSWORD"])
         else:
             state[name] = mod.start(base, creds)
         _write_state(state)  # after each component, so `down` finds what did start
