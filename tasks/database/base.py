@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar
 
 from config.settings import DatabaseConfig, resolve_secret
@@ -68,6 +69,103 @@ class TablespaceUsage:
     max_bytes: int | None  # autoextend-aware maximum; None where the database cannot say (PostgreSQL)
     location: str | None  # filesystem path (PostgreSQL); None for Oracle
     used_pct: float | None  # None where it must be judged against the filesystem (PostgreSQL)
+
+
+@dataclass(frozen=True)
+class InterfaceStats:
+    """Calls of one interface target in a window, aggregated in the database."""
+    target: str
+    calls: int
+    ok_calls: int  # result_code S0000
+    mean_ms: float | None
+    p95_ms: float | None
+    max_ms: int | None
+
+    @property
+    def success_pct(self) -> float | None:
+        return 100.0 * self.ok_calls / self.calls if self.calls else None
+
+
+@dataclass(frozen=True)
+class BacklogBill:
+    """A bill still in transit to the finance platform, by business key only (never payer data)."""
+    bill_code: str
+    bill_no: str
+    issue_time: datetime
+    upload_status: str | None
+    archive_status: str | None
+
+
+@dataclass(frozen=True)
+class FinanceBacklog:
+    """Bills of one stage (upload = 未上传/监制, archive = 已监制未归档) issued before a cut-off."""
+    stage: str  # "upload" | "archive"
+    count: int
+    failed: int  # of which the platform refused the upload (upload_status 2)
+    bills: tuple[BacklogBill, ...]  # the oldest first, at most the query's max_keys
+
+
+BACKLOG_STAGES = ("upload", "archive")
+
+
+@dataclass(frozen=True)
+class StockLevel:
+    """ACTIVE bill-number segments of one (issuing point, bill code), and that pair's recent use.
+
+    bill_code is None for an active issuing point that holds no ACTIVE segment at all; its
+    issued/first_issue are then the point's use over every code."""
+    place_code: str
+    bill_code: str | None
+    remaining: int
+    warn_sheets: int | None
+    segments: int
+    issued: int  # bills (blue and red: both take a number) issued in the use window
+    first_issue: datetime | None  # the first of them
+
+
+def _int(v: Any) -> int:
+    return int(v) if v is not None else 0
+
+
+def _float(v: Any) -> float | None:
+    return float(v) if v is not None else None
+
+
+def _text(v: Any) -> str | None:
+    # CHAR columns may come back blank-padded (Oracle CHAR, PostgreSQL bpchar through some drivers)
+    return str(v).strip() if v is not None else None
+
+
+def interface_stats_from_rows(rows: list[dict]) -> list[InterfaceStats]:
+    """Rows of INTERFACE_STATS_SQL (any dialect; lower-case keys)."""
+    return [InterfaceStats(target=_text(r["target"]) or "", calls=_int(r["calls"]), ok_calls=_int(r["ok_calls"]),
+                           mean_ms=_float(r["mean_ms"]), p95_ms=_float(r["p95_ms"]),
+                           max_ms=int(r["max_ms"]) if r["max_ms"] is not None else None)
+            for r in rows]
+
+
+def finance_backlog_from_rows(rows: list[dict]) -> list[FinanceBacklog]:
+    """Rows of FINANCE_BACKLOG_SQL: one per listed bill, carrying its stage's totals; every stage
+    is returned, with count 0 when it has no row."""
+    out = []
+    for stage in BACKLOG_STAGES:
+        mine = [r for r in rows if _text(r["stage"]) == stage]
+        bills = tuple(BacklogBill(bill_code=_text(r["bill_code"]) or "", bill_no=_text(r["bill_no"]) or "",
+                                  issue_time=r["issue_time"], upload_status=_text(r["upload_status"]),
+                                  archive_status=_text(r["archive_status"])) for r in mine)
+        count = _int(mine[0]["total"]) if mine else 0
+        failed = _int(mine[0]["failed"]) if mine else 0
+        out.append(FinanceBacklog(stage=stage, count=count, failed=failed, bills=bills))
+    return out
+
+
+def stock_levels_from_rows(rows: list[dict]) -> list[StockLevel]:
+    """Rows of STOCK_LEVELS_SQL (any dialect)."""
+    return [StockLevel(place_code=_text(r["place_code"]) or "", bill_code=_text(r["bill_code"]),
+                       remaining=_int(r["remaining"]),
+                       warn_sheets=int(r["warn_sheets"]) if r["warn_sheets"] is not None else None,
+                       segments=_int(r["segments"]), issued=_int(r["issued"]), first_issue=r["first_issue"])
+            for r in rows]
 
 
 class DatabaseError(RuntimeError):
@@ -136,3 +234,19 @@ class EbillDatabase(ABC):
     @abstractmethod
     def server_version(self) -> str:
         ...
+
+    # -- the e-bill checks (tasks/ebill_checks.py). Times are naive local times of the hospital,
+    # bound as parameters: the database server's clock and time zone are never consulted.
+    @abstractmethod
+    def interface_stats(self, since: datetime, until: datetime) -> list[InterfaceStats]:
+        """Per target: calls with since < req_time <= until, successes, mean and p95 latency."""
+
+    @abstractmethod
+    def finance_backlog(self, older_than: datetime, max_keys: int = 100) -> list[FinanceBacklog]:
+        """Bills issued before older_than that are not yet supervised (upload) or, supervised,
+        not yet archived (archive); each bill counts in one stage only."""
+
+    @abstractmethod
+    def stock_levels(self, now: datetime, use_days: int = 30) -> list[StockLevel]:
+        """Remaining numbers of ACTIVE segments per (point, code) with the use of the use_days
+        before now; plus active points that hold no ACTIVE segment. Inactive points are left out."""

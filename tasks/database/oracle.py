@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import decimal
 import re
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from tasks.database.base import DatabaseError, EbillDatabase, TablespaceUsage
+from tasks.database.base import (DatabaseError, EbillDatabase, FinanceBacklog, InterfaceStats, StockLevel,
+                                 TablespaceUsage, finance_backlog_from_rows, interface_stats_from_rows,
+                                 stock_levels_from_rows)
 from tasks.masking import mask_text
 
 # Each session's transactions are read-only: SET TRANSACTION must open every transaction, so it is
@@ -22,6 +25,70 @@ ORDER BY m.tablespace_name
 """
 
 SERVER_VERSION_SQL = "SELECT version FROM v$instance"
+
+# The e-bill checks' queries: the same meaning as tasks/database/postgresql.py's, in Oracle's
+# words (no AS before a table alias, NUMBER(1) for the view's boolean ACTIVE, TO_NUMBER for the
+# CHAR bill numbers). Aggregation stays in the database; see the PostgreSQL module for why.
+INTERFACE_STATS_SQL = """
+SELECT target,
+       COUNT(*) AS calls,
+       SUM(CASE WHEN result_code = 'S0000' THEN 1 ELSE 0 END) AS ok_calls,
+       AVG(elapsed_ms) AS mean_ms,
+       PERCENTILE_CONT(0.95) WITHIN GROUP (ORDER BY elapsed_ms) AS p95_ms,
+       MAX(elapsed_ms) AS max_ms
+FROM ebill_call_log
+WHERE req_time > :since AND req_time <= :until
+GROUP BY target
+ORDER BY target
+"""
+
+FINANCE_BACKLOG_SQL = """
+SELECT stage, total, failed, bill_code, bill_no, issue_time, upload_status, archive_status
+FROM (
+    SELECT stage, bill_code, bill_no, issue_time, upload_status, archive_status,
+           COUNT(*) OVER (PARTITION BY stage) AS total,
+           SUM(CASE WHEN upload_status = '2' THEN 1 ELSE 0 END) OVER (PARTITION BY stage) AS failed,
+           ROW_NUMBER() OVER (PARTITION BY stage ORDER BY issue_time, bill_code, bill_no) AS rn
+    FROM (
+        SELECT CASE WHEN upload_status = '1' THEN 'archive' ELSE 'upload' END AS stage,
+               bill_code, bill_no, issue_time, upload_status, archive_status
+        FROM ebill_invoice
+        WHERE issue_time < :older_than
+          AND (upload_status IS NULL OR upload_status <> '1' OR archive_status IS NULL OR archive_status <> '1')
+    ) pending
+) ranked
+WHERE rn <= :max_keys
+ORDER BY stage, rn
+"""
+
+STOCK_LEVELS_SQL = """
+WITH stock AS (
+    SELECT place_code, bill_code,
+           SUM(GREATEST(TO_NUMBER(end_no) - TO_NUMBER(current_no) + 1, 0)) AS remaining,
+           MAX(warn_sheets) AS warn_sheets,
+           COUNT(*) AS segments
+    FROM ebill_stock
+    WHERE status = 'ACTIVE'
+    GROUP BY place_code, bill_code
+), used AS (
+    SELECT place_code, bill_code, COUNT(*) AS issued, MIN(issue_time) AS first_issue
+    FROM ebill_invoice
+    WHERE issue_time >= :since AND issue_time < :until
+    GROUP BY place_code, bill_code
+)
+SELECT s.place_code, s.bill_code, s.remaining, s.warn_sheets, s.segments,
+       NVL(u.issued, 0) AS issued, u.first_issue
+FROM stock s
+LEFT JOIN used u ON u.place_code = s.place_code AND u.bill_code = s.bill_code
+WHERE NOT EXISTS (SELECT 1 FROM ebill_place p WHERE p.place_code = s.place_code AND p.active = 0)
+UNION ALL
+SELECT p.place_code, NULL, 0, NULL, 0,
+       (SELECT NVL(SUM(u.issued), 0) FROM used u WHERE u.place_code = p.place_code),
+       (SELECT MIN(u.first_issue) FROM used u WHERE u.place_code = p.place_code)
+FROM ebill_place p
+WHERE p.active = 1 AND NOT EXISTS (SELECT 1 FROM stock s WHERE s.place_code = p.place_code)
+ORDER BY 1, 2
+"""
 
 _KIND = {"PERMANENT": "permanent", "TEMPORARY": "temp", "UNDO": "undo"}
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_$#]{0,127}$")
@@ -98,3 +165,14 @@ class OracleEbillDatabase(EbillDatabase):
 
     def server_version(self) -> str:
         return "Oracle " + str(self.query(SERVER_VERSION_SQL)[0]["version"])
+
+    def interface_stats(self, since: datetime, until: datetime) -> list[InterfaceStats]:
+        return interface_stats_from_rows(self.query(INTERFACE_STATS_SQL, {"since": since, "until": until}))
+
+    def finance_backlog(self, older_than: datetime, max_keys: int = 100) -> list[FinanceBacklog]:
+        return finance_backlog_from_rows(self.query(FINANCE_BACKLOG_SQL, {"older_than": older_than,
+                                                                          "max_keys": max_keys}))
+
+    def stock_levels(self, now: datetime, use_days: int = 30) -> list[StockLevel]:
+        params = {"since": now - timedelta(days=use_days), "until": now}
+        return stock_levels_from_rows(self.query(STOCK_LEVELS_SQL, params))
