@@ -28,6 +28,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# A local Prefect server (127.0.0.1:4200) serving every deployment of the demo site; Ctrl-C stops it.
+# Start the sandbox first (make sandbox-up) for runs that reach the demo hospital.
+ui: $(STAMP)
+	$(BIN)/ebops ui demo
+
 sandbox-up: $(STAMP)
 	$(BIN)/ebops sandbox up
 

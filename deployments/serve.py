@@ -1,33 +1,50 @@
 """The in-process `serve` entry for a single machine: every duty's deployment with its schedule.
 
-Schedules are in Asia/Shanghai (the hospitals' time), whatever the worker machine's timezone is.
-`python -m deployments.serve [SITE ...]` serves them; the Prefect UI then shows each deployment
-with its next run times and a form for manual runs.
+Schedules are in Asia/Shanghai (the hospitals' time), whatever the worker machine's timezone is
+(deployments/schedules.py). `python -m deployments.serve [SITE ...]` serves them (`make ui` starts
+a local Prefect server first); the Prefect UI then shows each deployment with its next run times
+and a form for manual runs, as does `prefect deployment run 'holiday-precheck/holiday-precheck-demo'`.
 """
 from __future__ import annotations
 
+import logging
 import sys
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from prefect import serve
-from prefect.schedules import Cron
 
+from config.settings import load_site
+from deployments import schedules
+from flows.holiday_precheck import holiday_precheck
 from flows.inspection import inspection
 
-TZ = "Asia/Shanghai"
+log = logging.getLogger("ebops.deployments")
 
 
-def deployments(site: str):
+def deployments(site: str, today=None):
+    cfg = load_site(site)
+    today = today or datetime.now(ZoneInfo(cfg.timezone)).date()
+    runs, notes = schedules.planned_prechecks(today, cfg.precheck_workdays_before)
+    for note in notes:
+        log.warning("pre-holiday schedule of %s: %s", site, note)
+    precheck = schedules.precheck_schedule(runs)
+    planned = "；".join(f"{r.holiday.name} {r.run_at:%Y-%m-%d %H:%M}" for r in runs) or "无（日历未覆盖）"
     return [
-        # QH: monthly on-site inspection with report (1st of the month, 09:00).
         inspection.to_deployment(name=f"inspection-monthly-{site}", parameters={"site": site, "kind": "monthly"},
-                                 schedules=[Cron("0 9 1 * *", timezone=TZ)], tags=[site, "inspection"]),
-        # MZ 一.2-16: the quarterly list (first day of each quarter, 10:00).
+                                 schedules=[schedules.monthly_inspection()], tags=[site, "inspection"]),
         inspection.to_deployment(name=f"inspection-quarterly-{site}", parameters={"site": site, "kind": "quarterly"},
-                                 schedules=[Cron("0 10 1 1,4,7,10 *", timezone=TZ)], tags=[site, "inspection"]),
+                                 schedules=[schedules.quarterly_inspection()], tags=[site, "inspection"]),
+        # N workdays before each ≥3-day holiday, from the State Council calendar; also run by hand.
+        holiday_precheck.to_deployment(
+            name=f"holiday-precheck-{site}", parameters={"params": {"site": site}},
+            schedules=[precheck] if precheck else [], tags=[site, "holiday-precheck"],
+            description=f"节前巡检（放假前 {cfg.precheck_workdays_before} 个工作日 09:00）。计划：{planned}"),
     ]
 
 
 def main(argv: list[str]) -> None:
+    logging.basicConfig(level=logging.INFO)
     sites = argv or ["demo"]
     serve(*[d for s in sites for d in deployments(s)])
 

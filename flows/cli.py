@@ -2,6 +2,9 @@
 
     ebops config check [SITE ...]     every problem of the site files, with file, field and hint
     ebops inspect SITE                run the inspection flow now
+    ebops precheck SITE               run the pre-holiday check (节前巡检) now
+    ebops schedule SITE               when the pre-holiday checks run (from the holiday calendar)
+    ebops ui                          a local Prefect server serving every deployment
     ebops evidence list|show|get|verify|url
     ebops sandbox up|down|status|env  the demo hospital on 127.0.0.1
     ebops demo                        sandbox up, inspection, summary, sandbox down
@@ -36,6 +39,9 @@ def _mount_evidence() -> None:
     from flows.cli_evidence import evidence_app
 
     app.add_typer(evidence_app, name="evidence", help="auditors: list, show, get, verify, url")
+    from flows.cli_ui import ui
+
+    app.command("ui")(ui)
 
 
 @config_app.command("check")
@@ -72,20 +78,37 @@ def print_results(outcome) -> None:
         console.print(f"report: {b.report_url}")
 
 
-def _run_inspection(site: str, kind: str) -> int:
+def _run_flow(flow_fn, label: str, **params) -> int:
+    """Run a duty's flow now; print its findings even when its verdict failed the run."""
     from flows.common import VerdictFailed
-    from flows.inspection import inspection
 
-    state = inspection(site=site, kind=kind, return_state=True)
+    state = flow_fn(**params, return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, VerdictFailed) and result.outcome is not None:
         print_results(result.outcome)
         return 1
     if isinstance(result, BaseException):
-        err.print(f"[red]inspection did not finish:[/] {type(result).__name__}: {result}")
+        err.print(f"[red]{label} did not finish:[/] {type(result).__name__}: {result}")
         return 2
     print_results(result)
     return 0
+
+
+def _run_inspection(site: str, kind: str) -> int:
+    from flows.inspection import inspection
+
+    return _run_flow(inspection, "inspection", site=site, kind=kind)
+
+
+def _run_precheck(site: str, holiday: str | None = None, backup: str = "run", engineer: str = "") -> int:
+    from flows.holiday_precheck import PrecheckParams, holiday_precheck
+
+    try:
+        params = PrecheckParams(site=site, holiday_first_day=holiday, fresh_backup=backup, engineer=engineer)
+    except ValueError as exc:
+        err.print(f"[red]bad parameter:[/] {exc}")
+        return 2
+    return _run_flow(holiday_precheck, "pre-holiday check", params=params)
 
 
 @app.command()
@@ -93,6 +116,41 @@ def inspect(site: str = typer.Argument(..., help="site name (config/sites/NAME.y
             kind: str = typer.Option("adhoc", help="monthly | quarterly | adhoc")) -> None:
     """Run the inspection (巡检) of SITE now."""
     raise typer.Exit(_run_inspection(site, kind))
+
+
+@app.command()
+def precheck(site: str = typer.Argument(..., help="site name (config/sites/NAME.yaml)"),
+             holiday: Optional[str] = typer.Option(None, help="first day off (YYYY-MM-DD); default the next ≥3-day holiday"),
+             backup: str = typer.Option("run", help="fresh backup: run | plan | skip"),
+             engineer: str = typer.Option("", help="engineer's name for the report")) -> None:
+    """Run the pre-holiday check (节前巡检) of SITE now."""
+    raise typer.Exit(_run_precheck(site, holiday, backup, engineer))
+
+
+@app.command()
+def schedule(site: str = typer.Argument("demo", help="site name")) -> None:
+    """Show when the pre-holiday check of SITE will run, computed from the holiday calendar."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from config.settings import load_site
+    from deployments import schedules
+
+    cfg = load_site(site)
+    today = datetime.now(ZoneInfo(cfg.timezone)).date()
+    runs, notes = schedules.planned_prechecks(today, cfg.precheck_workdays_before)
+    table = Table(title=f"{site}: pre-holiday checks ({cfg.precheck_workdays_before} workdays before, {schedules.TZ})")
+    for col in ("holiday", "days off", "runs at", "calendar"):
+        table.add_column(col)
+    for r in runs:
+        h = r.holiday
+        table.add_row(h.name, f"{h.first_day} ~ {h.last_day} ({h.days_off})", f"{r.run_at:%Y-%m-%d %a %H:%M}",
+                      "official" if h.official else "[yellow]template[/]")
+    console.print(table)
+    for n in notes:
+        console.print(f"[yellow]note:[/] {n}")
+    sched = schedules.precheck_schedule(runs)
+    console.print(f"RRULE ({schedules.TZ}): {sched.rrule if sched else 'none'}")
 
 
 @sandbox_app.command("up")
@@ -148,7 +206,7 @@ def sandbox_env() -> None:
 
 @app.command()
 def demo() -> None:
-    """Start the sandbox hospital, inspect it, print the summary and the evidence, stop it."""
+    """Start the sandbox hospital, run the inspection and the pre-holiday check, print the findings and the evidence, stop it."""
     from sandbox import manager
 
     console.rule("starting the sandbox hospital")
@@ -157,6 +215,8 @@ def demo() -> None:
     try:
         console.rule("inspection (巡检) of site demo")
         code = _run_inspection("demo", "adhoc")
+        console.rule("pre-holiday check (节前巡检) of site demo, for the next ≥3-day holiday")
+        code = max(code, _run_precheck("demo", engineer="演示工程师"))
     finally:
         console.rule("stopping the sandbox")
         manager.down()

@@ -48,6 +48,16 @@ def outbox_dir(site: Site) -> Path:
     return p.resolve()
 
 
+def state_dir(site: Site) -> Path:
+    """Where a site's state between runs lives (log positions): site.state_dir, or beside the outbox."""
+    if site.state_dir:
+        p = Path(site.state_dir)
+        if not p.is_absolute() and site.source is not None:
+            p = site.source.parent / p
+        return p.resolve()
+    return outbox_dir(site).parent.parent / "state" / site.site
+
+
 def current_run_id() -> str:
     return str(flow_run.id or "local")
 
@@ -75,7 +85,8 @@ def suggestions(results: list[CheckResult]) -> list[str]:
 def store_evidence(site: Site, duty: str, period: str, form: str, title: str, kind_zh: str,
                    results: list[CheckResult], started_at: datetime, engineer: str = "",
                    extra_files: dict[str, bytes | str] | None = None,
-                   approvals: list[dict] | None = None) -> StoredBundle:
+                   approvals: list[dict] | None = None, context: dict | None = None) -> StoredBundle:
+    form_extra = dict(context or {})  # form-specific fields (the pre-holiday check's holiday, roster)
     finished_at = utcnow()
     v = verdict(results)
     run_id = current_run_id()
@@ -89,10 +100,12 @@ def store_evidence(site: Site, duty: str, period: str, form: str, title: str, ki
         results=report_rows(results, site.timezone), suggestions=suggestions(results),
         evidence_prefix=writer.prefix,
     )
+    context.update(form_extra)
     for name, text in render_both(form, **context).items():
         writer.add_file(name, text)
     writer.add_json("result.json", {
         "site": site.site, "duty": duty, "period": period, "verdict": v.value, "flow_run_id": run_id,
+        "form": form, "context": form_extra, "approvals": approvals or [],
         "started_at": started_at.isoformat(), "finished_at": finished_at.isoformat(),
         "results": [r.model_dump(mode="json") for r in results],
     })
@@ -115,11 +128,12 @@ def store_evidence(site: Site, duty: str, period: str, form: str, title: str, ki
     return bundle
 
 
-def finish(site: Site, duty: str, results: list[CheckResult], bundle: StoredBundle) -> RunOutcome:
+def finish(site: Site, duty: str, results: list[CheckResult], bundle: StoredBundle,
+           raise_on_failure: bool = True) -> RunOutcome:
     """Return the outcome, or fail the run once the evidence is safe."""
     v = verdict(results)
     outcome = RunOutcome(site.site, duty, v, results, bundle)
-    if run_failed(v):
+    if raise_on_failure and run_failed(v):
         bad = [f"{r.title} {r.host or ''} {r.target}: {r.status.value}" for r in results if run_failed(r.status)]
         raise VerdictFailed(f"{duty} verdict {v.value} (evidence {bundle.prefix}): " + "; ".join(bad[:10]), outcome)
     return outcome

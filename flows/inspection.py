@@ -1,24 +1,37 @@
 """巡检 (routine inspection): MZ 一.2-16 quarterly, QH monthly on-site inspection with report.
 
-Reads like the checklist: servers' disks, the database's tablespaces, the last backup; then the
-Chinese 巡检报告 and result.json go into an evidence bundle, and a FAIL/ERROR verdict fails the run.
+Reads like the checklist of duties.md ("The inspection catalogue"): servers' disks, tablespaces,
+the last backup, new log errors, the e-bill functions, the interfaces, the finance platform's
+backlog, the bill-number stock, certificates, the holiday calendar. Then the Chinese 巡检报告 and
+result.json go into an evidence bundle, alerts go out, and a FAIL/ERROR verdict fails the run.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Callable, Literal
 from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from config.settings import Site, load_site
-from flows.common import RunOutcome, finish, store_evidence
+from flows.common import RunOutcome, finish, state_dir, store_evidence
+from tasks.alerts import send_alerts
+from tasks.calendar_checks import calendar_coverage
+from tasks.cert_checks import certificate_files, tls_endpoints
 from tasks.database_checks import tablespace_usage
+from tasks.ebill_checks import bill_stock, finance_backlog, interface_calls
+from tasks.health_checks import ebill_functions
 from tasks.host_checks import disk_usage, last_backup
 from tasks.hosts import HostPool
-from tasks.results import CheckResult, utcnow
+from tasks.log_checks import load_positions, log_errors, save_positions
+from tasks.results import CheckResult, error_result, utcnow
 
-KIND_ZH = {"monthly": "月度巡检", "quarterly": "季度巡检", "adhoc": "临时巡检"}
+KIND_ZH = {"monthly": "月度巡检", "quarterly": "季度巡检", "adhoc": "临时巡检", "holiday": "节前巡检"}
+# Checks of one run that may be in flight together: hosts answer slowly (SSH round trips), the
+# database and HTTP calls are independent, so a site's catalogue takes about its slowest check.
+CHECKS_IN_FLIGHT = 16
 
 
 def inspection_period(kind: str, when: datetime, tz: str) -> str:
@@ -30,32 +43,100 @@ def inspection_period(kind: str, when: datetime, tz: str) -> str:
     return local.strftime("%Y-%m-%d")
 
 
-def run_catalogue(site: Site, pool: HostPool) -> list[CheckResult]:
-    """Every check of the catalogue for one site; each check records its own ERRORs."""
+@dataclass
+class Catalogue:
+    """The records of one catalogue run and the log positions to keep once they are stored."""
+    results: list[CheckResult]
+    positions: dict = field(default_factory=dict)
+
+
+def _collect(future, check: str, title: str, site_id: str, host: str | None = None) -> list[CheckResult]:
+    # Every check returns ERROR records itself; this guards against a bug in one check, so the
+    # report still lists the item (as ERROR) instead of the whole run dying without evidence.
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001
+        return [error_result(exc, check=check, title=title, site=site_id, host=host)]
+
+
+def run_catalogue(site: Site, pool: HostPool, positions: dict | None = None) -> Catalogue:
+    """Every item of the inspection catalogue for one site, in the catalogue's order.
+
+    The checks are submitted together to the flow's task runner (bounded), so hosts and the
+    database are read concurrently; each check records its own ERRORs and the rest go on.
+    """
+    th, sid = site.thresholds, site.site
+    positions = dict(positions or {})
+    planned: list[tuple[object, str, str, str | None]] = []
+
+    def plan(task: Callable, check: str, title: str, *args, host: str | None = None) -> None:
+        planned.append((task.submit(*args), check, title, host))
+
+    for h in site.hosts:
+        plan(disk_usage, "disk_usage", "服务器磁盘使用率", sid, h, pool, th, host=h.name)
+    plan(tablespace_usage, "tablespace_usage", "表空间使用率", site, pool)
+    for h in site.hosts:
+        if h.backup is not None:
+            plan(last_backup, "last_backup", "最近一次备份", sid, h, pool, th, host=h.name)
+    log_runs = [(h, log_errors.submit(sid, h, pool, positions)) for h in site.hosts if h.logs]
+    planned_logs_at = len(planned)
+    plan(ebill_functions, "ebill_function", "电子票据功能可用性", site)
+    plan(interface_calls, "interface_calls", "接口调用", site)
+    plan(finance_backlog, "finance_backlog", "财政平台在途票据", site)
+    plan(bill_stock, "bill_stock", "票据库存", site)
+    for h in site.hosts:
+        if h.certificates:
+            plan(certificate_files, "certificate_expiry", "证书有效期", sid, h, pool, th, host=h.name)
+    if site.tls_endpoints:
+        plan(tls_endpoints, "certificate_expiry", "证书有效期", site, th)
+    plan(calendar_coverage, "calendar_coverage", "节假日日历覆盖", site)
+
     results: list[CheckResult] = []
-    for host in site.hosts:
-        results += disk_usage(site.site, host, pool, site.thresholds)
-    results += tablespace_usage(site, pool)
-    for host in site.hosts:
-        if host.backup is not None:
-            results += last_backup(site.site, host, pool, site.thresholds)
-    return results
+    new_positions = dict(positions)
+    for i, (future, check, title, host) in enumerate(planned):
+        if i == planned_logs_at:
+            for h, fut in log_runs:
+                try:
+                    recs, pos = fut.result()
+                    results += recs
+                    new_positions.update(pos)
+                except Exception as exc:  # noqa: BLE001
+                    results.append(error_result(exc, check="log_errors", title="日志错误", site=sid, host=h.name))
+        results += _collect(future, check, title, sid, host)
+    return Catalogue(results, new_positions)
 
 
-@flow(name="inspection", log_prints=True)
+def positions_file(site: Site):
+    return state_dir(site) / "log_positions.json"
+
+
+def inspect_site(cfg: Site, kind: str, engineer: str = "", *, title: str = "巡检报告", form: str = "inspection",
+                 duty: str = "inspection", before_catalogue: Callable[[HostPool], list[CheckResult]] | None = None,
+                 context: dict | None = None, approvals: list[dict] | None = None,
+                 period: str | None = None) -> RunOutcome:
+    """One site's catalogue, its evidence, then the log positions and the alerts; never raises for
+    a bad verdict (the caller decides: a flow fails its run, the fleet collects)."""
+    logger = get_run_logger()
+    started = utcnow()
+    pf = positions_file(cfg)
+    with HostPool() as pool:
+        first = before_catalogue(pool) if before_catalogue is not None else []
+        cat = run_catalogue(cfg, pool, load_positions(pf))
+        cat.results = first + cat.results
+    logger.info("%d checks done on %s", len(cat.results), cfg.site)
+    bundle = store_evidence(cfg, duty=duty, period=period or inspection_period(kind, started, cfg.timezone),
+                            form=form, title=title, kind_zh=KIND_ZH.get(kind, kind), results=cat.results,
+                            started_at=started, engineer=engineer, context=context, approvals=approvals)
+    # Only now that the findings are stored: a crash before this point re-reads the same lines.
+    save_positions(pf, cat.positions)
+    send_alerts(cfg, cat.results, title=title, report_url=bundle.report_url, evidence_prefix=bundle.prefix)
+    return finish(cfg, duty, cat.results, bundle, raise_on_failure=False)
+
+
+@flow(name="inspection", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=CHECKS_IN_FLIGHT))
 def inspection(site: str = "demo", kind: Literal["monthly", "quarterly", "adhoc"] = "adhoc",
                engineer: str = "") -> RunOutcome:
     """巡检: run the inspection catalogue against one site and store the 巡检报告 as evidence."""
-    logger = get_run_logger()
     cfg = load_site(site)
-    started = utcnow()
-    pool = HostPool()
-    try:
-        results = run_catalogue(cfg, pool)
-    finally:
-        pool.close_all()
-    logger.info("%d checks done on %s", len(results), cfg.site)
-    bundle = store_evidence(cfg, duty="inspection", period=inspection_period(kind, started, cfg.timezone),
-                            form="inspection", title="巡检报告", kind_zh=KIND_ZH[kind], results=results,
-                            started_at=started, engineer=engineer)
-    return finish(cfg, "inspection", results, bundle)
+    outcome = inspect_site(cfg, kind, engineer)
+    return finish(cfg, "inspection", outcome.results, outcome.bundle)

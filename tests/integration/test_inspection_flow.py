@@ -16,6 +16,13 @@ from tasks.results import Status
 
 pytestmark = pytest.mark.sandbox
 
+# Every item of duties.md's inspection catalogue, by check name.
+CATALOGUE = {"disk_usage", "tablespace_usage", "last_backup", "backup_space", "log_errors", "ebill_function",
+             "interface_calls", "finance_backlog", "bill_stock", "certificate_expiry", "calendar_coverage"}
+# Items the clean sandbox must pass (logs may hold old errors; the 2027 calendar is a template).
+CLEAN_OK = {"disk_usage", "tablespace_usage", "last_backup", "backup_space", "ebill_function", "interface_calls",
+            "finance_backlog", "bill_stock", "certificate_expiry"}
+
 
 def _bundle_file(site_name: str, prefix: str, name: str) -> bytes:
     return open_store(load_site(site_name).evidence).get(prefix + name)
@@ -27,6 +34,11 @@ def test_inspection_of_healthy_sandbox_passes_and_stores_evidence(prefect_harnes
     outcome = state.result()
     assert outcome.verdict in (Status.OK, Status.WARN)
     checks = {(r.check, r.host, r.target) for r in outcome.results}
+    assert CATALOGUE <= {c for c, _, _ in checks}, CATALOGUE - {c for c, _, _ in checks}
+    not_ok = [(r.check, r.target, r.status.value, r.reason) for r in outcome.results
+              if r.check in CLEAN_OK and r.status != Status.OK]
+    assert not not_ok, not_ok
+    assert len([r for r in outcome.results if r.check == "ebill_function"]) == 7
     site = load_site("demo")
     for host in site.hosts:
         for mount in host.mounts:
@@ -44,7 +56,8 @@ def test_inspection_of_healthy_sandbox_passes_and_stores_evidence(prefect_harnes
     assert prefix.startswith("demo/inspection/")
     report = _bundle_file("demo", prefix, "report.html").decode("utf-8")
     assert "沙箱演示医院" in report and "巡检报告" in report and "月度巡检" in report
-    for title in ("服务器磁盘使用率", "表空间使用率", "最近一次备份", "备份空间使用率"):
+    for title in ("服务器磁盘使用率", "表空间使用率", "最近一次备份", "备份空间使用率", "电子票据功能可用性",
+                  "证书有效期", "节假日日历覆盖"):
         assert title in report
     result = json.loads(_bundle_file("demo", prefix, "result.json"))
     assert result["verdict"] == outcome.verdict.value and len(result["results"]) == len(outcome.results)

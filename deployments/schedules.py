@@ -1,0 +1,65 @@
+"""When each duty runs, in the hospital's time (Asia/Shanghai), whatever the worker's timezone.
+
+The pre-holiday check has no cron expression: it runs N workdays (site setting, default 2)
+before each holiday of three days or more, and both the holidays and the workdays (调休 makes
+some Saturdays workdays) come from the State Council's calendar (tasks/calendar.py). The dates
+are computed when the deployments are served and given to Prefect as an RRULE set of RDATEs,
+so the UI lists the coming pre-holiday runs like any other schedule. A holiday whose year the
+calendar does not cover officially yet is left out, with a warning, rather than guessed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from prefect.schedules import Cron, RRule, Schedule
+
+from tasks import calendar
+
+TZ = "Asia/Shanghai"
+PRECHECK_AT = time(9, 0)           # the engineer is on site in the morning to act on findings
+MONTHLY_INSPECTION = "0 9 1 * *"   # QH: monthly on-site inspection with report
+QUARTERLY_INSPECTION = "0 10 1 1,4,7,10 *"   # MZ 一.2-16: the quarterly list
+
+
+@dataclass(frozen=True)
+class PlannedPrecheck:
+    holiday: calendar.Holiday
+    run_at: datetime   # naive, local time of TZ
+
+
+def planned_prechecks(today: date, workdays_before: int = 2, days_ahead: int = 400,
+                      at: time = PRECHECK_AT) -> tuple[list[PlannedPrecheck], list[str]]:
+    """Pre-holiday runs from today on, and why some holidays could not be planned."""
+    runs, notes = [], []
+    for h in calendar.long_holidays(today, today + timedelta(days=days_ahead)):
+        try:
+            day = calendar.workdays_before(h.first_day, workdays_before) if workdays_before else h.first_day
+        except calendar.CalendarGap as exc:
+            notes.append(f"{h.name} {h.first_day}: not planned: {exc}")
+            continue
+        if day < today:
+            continue
+        if not h.official:
+            # The run day lies in an official year, only the holiday is sketched from the law's
+            # fixed days (a template file): plan it, and say so until the notice is entered.
+            notes.append(f"{h.name} {h.first_day}: planned on {day} from the {h.first_day.year} template "
+                         f"(hint: enter config/holidays/{h.first_day.year}.yaml with status: official)")
+        runs.append(PlannedPrecheck(h, datetime.combine(day, at)))
+    return runs, notes
+
+
+def precheck_schedule(runs: list[PlannedPrecheck]) -> Schedule | None:
+    """An RRULE set of the planned dates (local time, TZ); None when nothing can be planned."""
+    if not runs:
+        return None
+    stamps = [r.run_at.strftime("%Y%m%dT%H%M%S") for r in runs]
+    return RRule(f"DTSTART:{stamps[0]}\nRDATE:{','.join(stamps)}", timezone=TZ)
+
+
+def monthly_inspection() -> Schedule:
+    return Cron(MONTHLY_INSPECTION, timezone=TZ)
+
+
+def quarterly_inspection() -> Schedule:
+    return Cron(QUARTERLY_INSPECTION, timezone=TZ)

@@ -1,0 +1,98 @@
+"""Where the pre-holiday check's schedule comes from, against the 2025 and 2026 official calendars,
+and the pieces of the pre-holiday flow that need no servers (holiday choice, duty roster)."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+
+from config.settings import DutyEntry, load_site
+from deployments import schedules
+from flows.holiday_precheck import NoSuchHoliday, PrecheckParams, pick_holiday, roster_for, roster_result
+from tasks.results import Status
+
+
+def _runs(today: date, n: int = 2, days: int = 365) -> dict[str, str]:
+    runs, _ = schedules.planned_prechecks(today, n, days)
+    return {f"{r.holiday.name} {r.holiday.first_day}": r.run_at.isoformat() for r in runs}
+
+
+def test_2026_prechecks_follow_the_official_calendar():
+    runs = _runs(date(2026, 1, 1))
+    # 春节 2026-02-15..23; Saturday 02-14 is a make-up workday (调休上班), so two workdays before is Friday 02-13
+    assert runs["春节 2026-02-15"] == "2026-02-13T09:00:00"
+    assert runs["国庆节 2026-10-01"] == "2026-09-29T09:00:00"
+    assert runs["劳动节 2026-05-01"] == "2026-04-29T09:00:00"
+    # 春节, 清明, 劳动, 端午, 中秋, 国庆, and 元旦 2027 (its run day 2026-12-30 is known; the holiday is a template)
+    assert len(runs) == 7 and runs["元旦 2027-01-01"] == "2026-12-30T09:00:00"
+
+
+def test_2025_prechecks_count_make_up_sundays_as_workdays():
+    runs = _runs(date(2025, 1, 1))
+    # 2025-01-26 is a Sunday worked in exchange for the Spring Festival: the check runs that day
+    assert runs["春节 2025-01-28"] == "2025-01-26T09:00:00"
+    assert runs["国庆节、中秋节 2025-10-01"] == "2025-09-29T09:00:00"
+    assert runs["元旦 2026-01-01"] == "2025-12-30T09:00:00"
+
+
+def test_template_year_is_planned_only_where_the_run_day_is_known_and_said_so():
+    runs, notes = schedules.planned_prechecks(date(2026, 11, 26), 2)
+    assert [(r.holiday.name, r.run_at) for r in runs] == [("元旦", datetime(2026, 12, 30, 9, 0))]
+    assert not runs[0].holiday.official
+    assert any("元旦" in n and "template" in n for n in notes)
+    assert any(n.startswith("春节 2027") and "not planned" in n for n in notes)
+
+
+def test_schedule_is_an_rrule_set_in_shanghai_time():
+    runs, _ = schedules.planned_prechecks(date(2026, 1, 1), 2, 365)
+    sched = schedules.precheck_schedule(runs)
+    assert sched.timezone == "Asia/Shanghai"
+    assert "20260213T090000" in sched.rrule and "20260929T090000" in sched.rrule
+    assert schedules.precheck_schedule([]) is None
+
+
+def test_workdays_before_is_a_site_setting():
+    assert _runs(date(2026, 1, 1), n=1)["国庆节 2026-10-01"] == "2026-09-30T09:00:00"
+
+
+def test_pick_holiday_default_and_named():
+    assert pick_holiday(date(2026, 9, 1), None).first_day == date(2026, 9, 25)
+    assert pick_holiday(date(2026, 9, 1), date(2026, 10, 1)).name == "国庆节"
+    with pytest.raises(NoSuchHoliday, match="hint: the coming ones are"):
+        pick_holiday(date(2026, 9, 1), date(2026, 10, 2))
+
+
+def test_roster_covers_the_holiday_or_warns_with_the_gaps(tmp_path):
+    h = pick_holiday(date(2026, 9, 1), date(2026, 10, 1))   # 10-01..10-07
+    site = load_site("example-oracle").model_copy(update={"duty_roster": [
+        DutyEntry(date_from=date(2026, 9, 30), date_to=date(2026, 10, 3), engineer="王工"),
+        DutyEntry(date_from=date(2026, 10, 5), date_to=date(2026, 10, 7), engineer="李工"),
+        DutyEntry(date_from=date(2026, 5, 1), date_to=date(2026, 5, 5), engineer="赵工"),
+    ]})
+    entries, gaps = roster_for(site, h)
+    assert [e.engineer for e in entries] == ["王工", "李工"]
+    assert gaps == [date(2026, 10, 4)]
+    r = roster_result(site, h, entries, gaps)
+    assert r.status == Status.WARN and "2026-10-04" in r.reason
+
+
+def test_params_form_validates_its_fields():
+    assert PrecheckParams().fresh_backup == "run"
+    with pytest.raises(ValueError):
+        PrecheckParams(fresh_backup="now")
+    with pytest.raises(ValueError):
+        PrecheckParams(holiday_first_day="2026-13-01")
+
+
+def test_deployments_load_with_their_schedules():
+    from deployments.serve import deployments
+
+    deps = {d.name: d for d in deployments("example-oracle", today=date(2026, 1, 1))}
+    assert set(deps) == {"inspection-monthly-example-oracle", "inspection-quarterly-example-oracle",
+                         "holiday-precheck-example-oracle"}
+    pre = deps["holiday-precheck-example-oracle"]
+    assert pre.parameters == {"params": {"site": "example-oracle"}}
+    rrule = pre.schedules[0].schedule.rrule
+    assert "20260213T090000" in rrule
+    monthly = deps["inspection-monthly-example-oracle"].schedules[0].schedule
+    assert monthly.cron == "0 9 1 * *" and monthly.timezone == "Asia/Shanghai"
