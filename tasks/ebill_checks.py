@@ -111,7 +111,7 @@ def judge_backlog(backlog: FinanceBacklog, th: Thresholds) -> tuple[Status, str]
         reason += f"，最早开票于 {_ts(backlog.bills[0].issue_time)}"
     reason += "；票据代码-号码：" + "、".join(keys)
     if more > 0:
-        reason += f" 等（另有 {more} 张，前 {BACKLOG_KEYS_IN_RAW} 张见原始记录）"
+        reason += f" 等（另有 {more} 张；最早的 {len(backlog.bills)} 张见原始记录）"
     return Status.WARN, reason
 
 

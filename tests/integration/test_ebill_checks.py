@@ -29,7 +29,10 @@ TARGETS = ["his_api", "sign_server", "finance", "delivery"]
 
 @pytest.fixture()
 def site(sites_dir) -> Site:
-    return load_site("demo")
+    # A patient connect timeout: on a loaded test machine the sandbox's server may take more
+    # than the site file's 10 s to fork a session, which is not what these tests are about.
+    demo = load_site("demo")
+    return demo.model_copy(update={"database": demo.database.model_copy(update={"connect_timeout_s": 60})})
 
 
 @pytest.fixture()

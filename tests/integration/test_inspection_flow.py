@@ -19,8 +19,10 @@ pytestmark = pytest.mark.sandbox
 # Every item of duties.md's inspection catalogue, by check name.
 CATALOGUE = {"disk_usage", "tablespace_usage", "last_backup", "backup_space", "log_errors", "ebill_function",
              "interface_calls", "finance_backlog", "bill_stock", "certificate_expiry", "calendar_coverage"}
-# Items the clean sandbox must pass (logs may hold old errors; the 2027 calendar is a template).
-CLEAN_OK = {"disk_usage", "tablespace_usage", "last_backup", "backup_space", "ebill_function", "interface_calls",
+# Items the clean sandbox must pass. Not these: logs may hold old errors, the 2027 calendar is a
+# template, and the sandbox's call log stops when it is loaded, so an interface with no call in the
+# last hour rightly WARNs (tests/integration/test_ebill_checks.py judges them at a time with traffic).
+CLEAN_OK = {"disk_usage", "tablespace_usage", "last_backup", "backup_space", "ebill_function",
             "finance_backlog", "bill_stock", "certificate_expiry"}
 
 
