@@ -72,27 +72,49 @@ def _worst_items(outcome: RunOutcome, n: int = 3) -> str:
     return "；".join(f"{r.title} {r.host or ''} {r.target}".strip() + f"：{r.status.label_zh}" for r in bad[:n])
 
 
-@task(name="inspect_site_in_fleet", task_run_name="巡检-{site}", cache_policy=NONE, retries=0)
-def inspect_site_in_fleet(site: str, kind: str = "adhoc", engineer: str = "", name: str = "") -> dict:
-    """One hospital's inspection as a subflow; always returns its summary line, never raises,
-    so one hospital's trouble cannot stop the others."""
-    started = utcnow()
+# A subflow that dies of an orchestration error (the Prefect API answering 503 while many sites
+# write their task states at once) is run once more: the checks only read, so a second run is
+# harmless, whereas an ERROR line for a hospital whose servers are fine would send someone to look.
+ORCHESTRATION_RETRIES = 1
+
+
+def _orchestration_error(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".")[0] in ("prefect", "httpx", "httpcore")
+
+
+def _run_inspection(site: str, kind: str, engineer: str) -> RunOutcome | BaseException:
+    """The subflow's outcome (its verdict may be FAIL/ERROR), or the exception it died of."""
     try:
         state = inspection.with_options(flow_run_name=f"inspection-{site}")(
             site=site, kind=kind, engineer=engineer, return_state=True)
         if state.is_completed():
-            outcome = state.result()
-            return _entry(site, outcome.verdict, name=name, outcome=outcome, started_at=started, finished_at=utcnow())
+            return state.result()
         exc = state.result(raise_on_failure=False)
     except Exception as err:  # noqa: BLE001 - the subflow could not even be started
         exc = err
     if isinstance(exc, VerdictFailed) and exc.outcome is not None:
-        # The usual failed inspection: its evidence is stored, its verdict is FAIL or ERROR.
-        return _entry(site, exc.outcome.verdict, name=name, outcome=exc.outcome, reason=_worst_items(exc.outcome),
-                      started_at=started, finished_at=utcnow())
-    get_run_logger().error("site %s: the inspection run crashed: %s", site, type(exc).__name__)
-    return _entry(site, Status.ERROR, name=name, reason=f"巡检运行出错（{type(exc).__name__}: {exc}）",
-                  started_at=started, finished_at=utcnow())
+        return exc.outcome  # the usual failed inspection: evidence stored, verdict FAIL or ERROR
+    return exc if isinstance(exc, BaseException) else RuntimeError(f"subflow ended {state.type.value}")
+
+
+@task(name="inspect_site_in_fleet", task_run_name="巡检-{site}", cache_policy=NONE, retries=0)
+def inspect_site_in_fleet(site: str, kind: str = "adhoc", engineer: str = "", name: str = "") -> dict:
+    """One hospital's inspection as a subflow; always returns its summary line, never raises,
+    so one hospital's trouble cannot stop the others."""
+    logger = get_run_logger()
+    started = utcnow()
+    for attempt in range(ORCHESTRATION_RETRIES + 1):
+        got = _run_inspection(site, kind, engineer)
+        if isinstance(got, RunOutcome):
+            reason = _worst_items(got) if run_failed(got.verdict) else ""
+            return _entry(site, got.verdict, name=name, outcome=got, reason=reason, started_at=started, finished_at=utcnow())
+        why = mask_text(f"{type(got).__name__}: {got}")[:300]
+        if attempt < ORCHESTRATION_RETRIES and _orchestration_error(got):
+            logger.warning("site %s: the inspection run died of an orchestration error, running it again: %s", site, why)
+            continue
+        break
+    logger.error("site %s: the inspection run crashed: %s", site, why)
+    return _entry(site, Status.ERROR, name=name, reason=f"巡检运行出错（{why}）", started_at=started, finished_at=utcnow())
 
 
 def summary_markdown(table: list[dict], kind: str) -> str:
