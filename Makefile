@@ -11,6 +11,10 @@ STAMP  := $(VENV)/.installed
 # pinned, and pip check then proves the installed tree consistent.
 UV_VERSION := 0.13.9
 export UV_NATIVE_TLS := 1
+# Some machines set PYTHONDONTWRITEBYTECODE=1: then every process (pytest, the Prefect API it
+# starts, each sandbox server) compiles prefect, pydantic, GX... from source again, ~30 s of CPU
+# each here. Let Python keep the bytecode it compiles.
+unexport PYTHONDONTWRITEBYTECODE
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	test -x $(BIN)/uv || $(BIN)/python -m pip install -qq --disable-pip-version-check uv==$(UV_VERSION)

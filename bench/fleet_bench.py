@@ -36,12 +36,49 @@ def write_sites(folder: Path, ids: list[str], sandbox: Path) -> None:
         (folder / f"{sid}.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
 
 
+def _proc_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its reaped children (Linux /proc), 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its live descendants (PostgreSQL backends, sshd's shells)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += _proc_cpu_s(p)
+        try:
+            todo += [int(c) for t in Path(f"/proc/{p}/task").iterdir()
+                     for c in (t / "children").read_text().split()]
+        except OSError:
+            pass
+    return total
+
+
+def sandbox_cpu_s() -> float:
+    """CPU seconds used so far by the sandbox's servers (the 'hospitals' every bench site shares)."""
+    from sandbox import manager
+
+    return sum(_tree_cpu_s(int(c["pid"])) for c in manager.read_state().values() if isinstance(c, dict) and c.get("pid"))
+
+
+def own_cpu_s() -> float:
+    """This process and its children: the flows, and the local Prefect API it started."""
+    return _tree_cpu_s(os.getpid())
+
+
 def timed_fleet(ids: list[str], max_sites: int) -> tuple[float, list[dict]]:
     from flows.fleet import FleetFailed, fleet_inspection
 
-    t0 = time.perf_counter()
+    t0, cpu0, sb0 = time.perf_counter(), own_cpu_s(), sandbox_cpu_s()
     state = fleet_inspection(sites=ids, max_sites=max_sites, return_state=True)
     wall = time.perf_counter() - t0
+    print(f"  CPU: ebops {own_cpu_s() - cpu0:.1f}s, sandbox servers {sandbox_cpu_s() - sb0:.1f}s "
+          f"(wall {wall:.1f}s, {os.cpu_count()} CPUs)")
     result = state.result(raise_on_failure=False)
     if isinstance(result, FleetFailed):
         return wall, result.summary

@@ -1,15 +1,14 @@
 """多院区巡检 (fleet inspection): the inspection catalogue of many hospitals in one run.
 
-Each hospital is inspected by the ordinary `inspection` flow, run as a subflow, so its runs,
-evidence bundle, alerts and honest Failed state are exactly those of a single-site run. The
-subflows run concurrently, at most `max_sites` at a time, and within each one the checks run
-concurrently on the subflow's own task runner (flows.inspection.CHECKS_IN_FLIGHT).
+Each hospital is inspected by the same code as a single-site run (flows.inspection.inspect_site):
+the same catalogue, evidence bundle, log positions and alerts. Each hospital is one task run,
+`inspect_site_in_fleet`, whose checks run concurrently as plain functions (PlainChecks), at most
+`max_sites` hospitals at a time. Not a subflow with a task run per check: twenty hospitals'
+~300 runs made the local Prefect API (SQLite) answer 503, and ten of twenty hospitals ended in
+ERROR in the bench; the per-check detail is in each hospital's evidence and artifact.
 
-How the concurrency is done (Prefect 3.8): each site is a small task, `inspect_site_in_fleet`,
-that calls the subflow; the tasks are submitted to a ThreadPoolTaskRunner sized by `max_sites`
-that the fleet flow opens itself (a flow's own runner is fixed when it is decorated, and
-max_sites is a parameter). The runner copies the flow run's context into its threads, so each
-subflow becomes a child of the fleet run and can itself `task.submit` its checks.
+The site tasks go to a ThreadPoolTaskRunner sized by `max_sites` that the fleet flow opens itself
+(a flow's own runner is fixed when it is decorated, and max_sites is a parameter).
 
 A site whose file is bad, or whose run crashes, gives an ERROR line in the summary; the others go
 on. The fleet run ends Failed if any site's verdict is FAIL or ERROR, but only once every site has
@@ -27,8 +26,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from config.problems import SiteConfigError
 from config.settings import load_site, sites_dir
-from flows.common import RunOutcome, VerdictFailed
-from flows.inspection import inspection
+from flows.common import RunOutcome
+from flows.inspection import inspect_site
 from tasks.masking import mask_text
 from tasks.results import Status, run_failed, utcnow
 
@@ -72,49 +71,20 @@ def _worst_items(outcome: RunOutcome, n: int = 3) -> str:
     return "；".join(f"{r.title} {r.host or ''} {r.target}".strip() + f"：{r.status.label_zh}" for r in bad[:n])
 
 
-# A subflow that dies of an orchestration error (the Prefect API answering 503 while many sites
-# write their task states at once) is run once more: the checks only read, so a second run is
-# harmless, whereas an ERROR line for a hospital whose servers are fine would send someone to look.
-ORCHESTRATION_RETRIES = 1
-
-
-def _orchestration_error(exc: BaseException) -> bool:
-    return type(exc).__module__.split(".")[0] in ("prefect", "httpx", "httpcore")
-
-
-def _run_inspection(site: str, kind: str, engineer: str) -> RunOutcome | BaseException:
-    """The subflow's outcome (its verdict may be FAIL/ERROR), or the exception it died of."""
-    try:
-        state = inspection.with_options(flow_run_name=f"inspection-{site}")(
-            site=site, kind=kind, engineer=engineer, return_state=True)
-        if state.is_completed():
-            return state.result()
-        exc = state.result(raise_on_failure=False)
-    except Exception as err:  # noqa: BLE001 - the subflow could not even be started
-        exc = err
-    if isinstance(exc, VerdictFailed) and exc.outcome is not None:
-        return exc.outcome  # the usual failed inspection: evidence stored, verdict FAIL or ERROR
-    return exc if isinstance(exc, BaseException) else RuntimeError(f"subflow ended {state.type.value}")
-
-
 @task(name="inspect_site_in_fleet", task_run_name="巡检-{site}", cache_policy=NONE, retries=0)
 def inspect_site_in_fleet(site: str, kind: str = "adhoc", engineer: str = "", name: str = "") -> dict:
-    """One hospital's inspection as a subflow; always returns its summary line, never raises,
-    so one hospital's trouble cannot stop the others."""
+    """One hospital's inspection; always returns its summary line, never raises, so one
+    hospital's trouble cannot stop the others."""
     logger = get_run_logger()
     started = utcnow()
-    for attempt in range(ORCHESTRATION_RETRIES + 1):
-        got = _run_inspection(site, kind, engineer)
-        if isinstance(got, RunOutcome):
-            reason = _worst_items(got) if run_failed(got.verdict) else ""
-            return _entry(site, got.verdict, name=name, outcome=got, reason=reason, started_at=started, finished_at=utcnow())
-        why = mask_text(f"{type(got).__name__}: {got}")[:300]
-        if attempt < ORCHESTRATION_RETRIES and _orchestration_error(got):
-            logger.warning("site %s: the inspection run died of an orchestration error, running it again: %s", site, why)
-            continue
-        break
-    logger.error("site %s: the inspection run crashed: %s", site, why)
-    return _entry(site, Status.ERROR, name=name, reason=f"巡检运行出错（{why}）", started_at=started, finished_at=utcnow())
+    try:
+        got = inspect_site(load_site(site), kind, engineer, plain=True)
+    except Exception as exc:  # noqa: BLE001 - a crash of one hospital's run is that hospital's ERROR
+        why = mask_text(f"{type(exc).__name__}: {exc}")[:300]
+        logger.error("site %s: the inspection run crashed: %s", site, why)
+        return _entry(site, Status.ERROR, name=name, reason=f"巡检运行出错（{why}）", started_at=started, finished_at=utcnow())
+    reason = _worst_items(got) if run_failed(got.verdict) else ""
+    return _entry(site, got.verdict, name=name, outcome=got, reason=reason, started_at=started, finished_at=utcnow())
 
 
 def summary_markdown(table: list[dict], kind: str) -> str:
