@@ -156,10 +156,11 @@ def _remove_local(d: Path, outbox_base: Path) -> None:
         parent = parent.parent
 
 
-def flush_outbox(store_cfg: EvidenceStoreConfig, outbox_base: Path, *, store: Store | None = None) -> list[str]:
-    """Upload waiting bundles oldest first; return their prefixes. Stops at the first failure
-    (raising it) so a later bundle never reaches the store before an earlier one."""
-    waiting = _outbox_bundles(outbox_base)
+def flush_outbox(store_cfg: EvidenceStoreConfig, outbox_base: Path, *, store: Store | None = None,
+                 site: str | None = None) -> list[str]:
+    """Upload waiting bundles (of one site, or all) oldest first; return their prefixes. Stops at
+    the first failure (raising it) so a later bundle never reaches the store before an earlier one."""
+    waiting = _outbox_bundles(outbox_base, site=site)
     if not waiting:
         return []
     store = store or open_store(store_cfg)
@@ -221,7 +222,9 @@ class BundleWriter:
         store: Store | None = None
         try:
             store = open_store(self.store_cfg)
-            flush_outbox(self.store_cfg, self.outbox_base, store=store)
+            # Only this site's waiting bundles: hospitals of a fleet run may share one outbox, and
+            # flushing another site's bundle raced with that site's own upload of it.
+            flush_outbox(self.store_cfg, self.outbox_base, store=store, site=self.site)
         except (StoreUnreachable, S3Error) as exc:
             error = str(exc)
             log.warning("evidence store not usable, bundle %s waits in the outbox: %s", self.prefix, exc)
