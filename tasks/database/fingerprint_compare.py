@@ -65,15 +65,19 @@ def compare_inventories(site: str, source: Iterable[DbObject], restored: Iterabl
                         unit="项不同", threshold="0", reason="；".join(parts), raw=raw)]
 
 
+def _table_pairs(source: Mapping, restored: Mapping, as_of: AsOf | None):
+    """Every table of either side with its comparison scope and both sides' values (None if absent)."""
+    for table in sorted(set(source) | set(restored)):
+        yield table, (as_of or AsOf()).scope_zh(table), source.get(table), restored.get(table)
+
+
 def compare_row_counts(site: str, source: Mapping[str, int], restored: Mapping[str, int], *,
                        as_of: AsOf | None = None, host: str | None = None,
                        started_at: datetime | None = None) -> list[CheckResult]:
     """One record per table of either side: equal counts OK, otherwise FAIL with both counts."""
     out = []
-    for table in sorted(set(source) | set(restored)):
-        scope = (as_of or AsOf()).scope_zh(table)
+    for table, scope, s, r in _table_pairs(source, restored, as_of):
         base = _base("restore_row_count", "各表行数一致", site, host, started_at)
-        s, r = source.get(table), restored.get(table)
         raw = json.dumps({"table": table, "source": s, "restored": r, "scope": scope}, ensure_ascii=False)
         if s is None or r is None:
             side = RESTORED_ZH if r is None else SOURCE_ZH
@@ -111,10 +115,8 @@ def compare_fingerprints(site: str, source: Mapping[str, TableFingerprint], rest
                          started_at: datetime | None = None) -> list[CheckResult]:
     """One record per table of either side, naming the chunks that differ."""
     out = []
-    for table in sorted(set(source) | set(restored)):
-        scope = (as_of or AsOf()).scope_zh(table)
+    for table, scope, s, r in _table_pairs(source, restored, as_of):
         base = _base("restore_fingerprint", "内容指纹一致", site, host, started_at)
-        s, r = source.get(table), restored.get(table)
         if s is None or r is None:
             side = RESTORED_ZH if r is None else SOURCE_ZH
             out.append(CheckResult(**base, target=table, status=Status.FAIL, unit="块不同",
