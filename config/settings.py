@@ -136,6 +136,9 @@ class HostConfig(_Strict):
     key: SecretRef | None = Field(default=None, description="the private key itself, by reference")
     key_passphrase: SecretRef | None = None
     known_hosts: str = Field(description="known_hosts file the host key is checked against")
+    connect_timeout_s: int = Field(default=30, ge=1, le=600, description=(
+        "seconds allowed for each step of reaching the host: TCP connect, banner, login, opening a "
+        "command channel (a busy server answers slowly; this is not the command's own time)"))
     command_timeout_s: int = Field(default=60, ge=1, le=86400)
     mounts: list[str] = Field(default_factory=list)
     logs: list[LogFile] = Field(default_factory=list)

@@ -23,7 +23,6 @@ import paramiko
 
 from config.settings import HostConfig, resolve_secret
 
-CONNECT_TIMEOUT_S = 15
 
 
 class HostError(Exception):
@@ -129,8 +128,8 @@ class HostSession:
         # Only the site's own known_hosts; never the worker's system keys, never auto-add.
         client.load_host_keys(cfg.known_hosts)
         client.set_missing_host_key_policy(_RefuseUnknownHost(cfg))
-        kwargs: dict = dict(hostname=cfg.address, port=cfg.port, username=cfg.user, timeout=CONNECT_TIMEOUT_S,
-                            banner_timeout=CONNECT_TIMEOUT_S, auth_timeout=CONNECT_TIMEOUT_S,
+        kwargs: dict = dict(hostname=cfg.address, port=cfg.port, username=cfg.user, timeout=cfg.connect_timeout_s,
+                            banner_timeout=cfg.connect_timeout_s, auth_timeout=cfg.connect_timeout_s,
                             allow_agent=False, look_for_keys=False)
         if cfg.key_file:
             if not Path(cfg.key_file).is_file():
@@ -180,11 +179,16 @@ class HostSession:
         timeout = float(timeout if timeout is not None else self.cfg.command_timeout_s)
         transport = self.connect()
         started = datetime.now(timezone.utc)
-        deadline = time.monotonic() + timeout
+        # Opening the channel is part of reaching the host, not of the command: a loaded server may
+        # take seconds to answer, and that must not eat a short command's budget (CI saw 15 s).
         try:
-            chan = transport.open_session(timeout=min(timeout, CONNECT_TIMEOUT_S))
+            chan = transport.open_session(timeout=self.cfg.connect_timeout_s)
         except (paramiko.SSHException, OSError) as exc:
-            raise HostUnreachable(f"{_where(self.cfg)}: could not open a channel ({exc}) — the connection was lost") from None
+            raise HostUnreachable(
+                f"{_where(self.cfg)}: could not open a command channel within {self.cfg.connect_timeout_s}s ({exc}) "
+                f"— the server is overloaded or the connection was lost (hint: raise connect_timeout_s "
+                f"for this host if the server is known to be slow)") from None
+        deadline = time.monotonic() + timeout
         out, err = bytearray(), bytearray()
         try:
             chan.exec_command(command)

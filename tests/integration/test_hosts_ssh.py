@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,7 +31,8 @@ def sandbox(tmp_path_factory):
 def _cfg(sandbox, name: str = "db1", **over) -> HostConfig:
     root, state = sandbox
     fields = dict(name=name, role="database", address="127.0.0.1", port=state[f"ssh_port_{name}"], user="ebops",
-                  key_file=state["client_key"], known_hosts=state["known_hosts"], command_timeout_s=20)
+                  key_file=state["client_key"], known_hosts=state["known_hosts"], command_timeout_s=20,
+                  connect_timeout_s=120)
     fields.update(over)
     return HostConfig(**fields)
 
@@ -163,6 +166,19 @@ def test_closed_port_is_unreachable(sandbox):
     cfg = _cfg(sandbox).model_copy(update={"port": free_port()})
     with pytest.raises(HostUnreachable, match=r"cannot reach db1 \[127.0.0.1\]:\d+"):
         HostSession(cfg).run(["true"])
+
+
+def test_silent_server_is_unreachable_after_connect_timeout(sandbox):
+    # A port that accepts TCP but never says a banner (a hung sshd): the wait is connect_timeout_s,
+    # not the command's timeout.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        cfg = _cfg(sandbox, port=silent.getsockname()[1], connect_timeout_s=2, command_timeout_s=600)
+        began = time.monotonic()
+        with pytest.raises(HostUnreachable, match=r"cannot reach db1 \[127.0.0.1\]:\d+"):
+            HostSession(cfg).run(["true"])
+        assert time.monotonic() - began < 60
 
 
 def test_pool_shares_one_session_per_host(sandbox):
