@@ -15,10 +15,14 @@ import os
 import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from config.backup_verification import BackupVerificationConfig
+# re-exported: callers import secrets from the site-file module
+from config.secrets import EnvSecret, PrefectSecret, SecretMissing, SecretRef, resolve_secret  # noqa: F401
 
 CONFIG_DIR = Path(__file__).resolve().parent
 SITES_DIR = CONFIG_DIR / "sites"
@@ -27,54 +31,6 @@ SQL_DIR = CONFIG_DIR / "sql"
 
 def sites_dir() -> Path:
     return Path(os.environ.get("EBOPS_SITES_DIR", SITES_DIR))
-
-
-# ---------------------------------------------------------------- secrets by reference
-class EnvSecret(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-    def describe(self) -> str:
-        return f"env:{self.env}"
-
-
-class PrefectSecret(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    prefect_secret: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
-
-    def describe(self) -> str:
-        return f"prefect_secret:{self.prefect_secret}"
-
-
-def _refuse_literal(value: Any) -> Any:
-    if isinstance(value, (str, int, float)):
-        raise ValueError("a secret must be given by reference, not written in the file")
-    return value
-
-
-SecretRef = Annotated[Union[EnvSecret, PrefectSecret], BeforeValidator(_refuse_literal)]
-
-
-class SecretMissing(RuntimeError):
-    pass
-
-
-def resolve_secret(ref: EnvSecret | PrefectSecret) -> str:
-    """The secret's value, read at the moment it is needed and never stored or logged."""
-    if isinstance(ref, EnvSecret):
-        value = os.environ.get(ref.env)
-        if value is None:
-            raise SecretMissing(f"environment variable {ref.env} is not set (hint: export it, or use a Prefect Secret block)")
-        return value
-    from prefect.blocks.system import Secret  # imported late: only sites that use blocks pay for it
-
-    try:
-        return Secret.load(ref.prefect_secret).get()
-    except Exception as exc:  # noqa: BLE001 - re-raised with the block's name and a hint
-        raise SecretMissing(
-            f"Prefect Secret block {ref.prefect_secret!r} could not be loaded ({type(exc).__name__}); "
-            f"hint: prefect block create secret, or check PREFECT_API_URL"
-        ) from exc
 
 
 class _Strict(BaseModel):
@@ -261,6 +217,7 @@ class Site(_Strict):
                                           description="the pre-holiday check runs this many workdays before a ≥3-day holiday")
     state_dir: str | None = Field(default=None, description="where per-run state (log positions) is kept; "
                                   "default: beside the outbox, <outbox>/../../state/<site>")
+    backup_verification: BackupVerificationConfig | None = None
 
     # Where the file was read from (not part of the YAML).
     source: Path | None = Field(default=None, exclude=True)

@@ -129,12 +129,14 @@ def store_evidence(site: Site, duty: str, period: str, form: str, title: str, ki
 
 
 def finish(site: Site, duty: str, results: list[CheckResult], bundle: StoredBundle,
-           raise_on_failure: bool = True) -> RunOutcome:
-    """Return the outcome, or fail the run once the evidence is safe."""
+           raise_on_failure: bool = True, strict: bool = False) -> RunOutcome:
+    """Return the outcome, or fail the run once the evidence is safe. `strict`: anything but OK
+    fails it (a verification passes only if every step passed; a WARN or SKIPPED step is not a pass)."""
     v = verdict(results)
     outcome = RunOutcome(site.site, duty, v, results, bundle)
-    if raise_on_failure and run_failed(v):
-        bad = [f"{r.title} {r.host or ''} {r.target}: {r.status.value}" for r in results if run_failed(r.status)]
+    failing = (lambda s: s is not Status.OK) if strict else run_failed
+    if raise_on_failure and failing(v):
+        bad = [f"{r.title} {r.host or ''} {r.target}: {r.status.value}" for r in results if failing(r.status)]
         raise VerdictFailed(f"{duty} verdict {v.value} (evidence {bundle.prefix}): " + "; ".join(bad[:10]), outcome)
     return outcome
 

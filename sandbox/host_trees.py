@@ -222,8 +222,8 @@ exit "$rc"
 """
 
 
-def write_backup_job(root: Path, pg_port: int, bin_dir: Path, admin_password: str) -> Path:
-    """db1's backup script and the ~/.pgpass it reads (0600), for `backup.command` in demo.yaml."""
+def write_backup_job(root: Path, pg_port: int, bin_dir: Path, admin_password: str, verify_password: str) -> Path:
+    """db1's backup script and the ~/.pgpass it and the verification's pg_dump/pg_restore read (0600)."""
     import shlex
 
     db1 = Path(root).resolve() / "hosts" / "db1"
@@ -231,7 +231,8 @@ def write_backup_job(root: Path, pg_port: int, bin_dir: Path, admin_password: st
     pgpass = db1 / ".pgpass"
     pgpass.touch(mode=0o600)
     pgpass.chmod(0o600)
-    pgpass.write_text(f"127.0.0.1:{pg_port}:*:postgres:{admin_password}\n")
+    pgpass.write_text(f"127.0.0.1:{pg_port}:*:postgres:{admin_password}\n"
+                      f"127.0.0.1:{pg_port}:*:ebops_verify:{verify_password}\n")
     script = db1 / "bin" / "ebill_backup.sh"
     script.write_text(BACKUP_SCRIPT.format(backup_dir=shlex.quote(str(db1 / "backup")), job=BACKUP_JOB,
                                            pg_dump=shlex.quote(str(Path(bin_dir) / "pg_dump")), port=int(pg_port)))

@@ -21,8 +21,8 @@ from sandbox import app_services, host_trees, postgres, s3, sshd
 REPO = Path(__file__).resolve().parent.parent
 COMPONENTS = {"postgres": postgres, "ssh": sshd, "s3": s3, "app": app_services}
 CRED_NAMES = ("EBOPS_DEMO_DB_PASSWORD", "EBOPS_DEMO_DB_ADMIN_PASSWORD", "EBOPS_DEMO_S3_ACCESS_KEY",
-              "EBOPS_DEMO_S3_SECRET_KEY")
-VAR_KEYS = ("pg_port", "ssh_port_db1", "ssh_port_app1", "ssh_port_files1", "s3_port", "health_port", "tls_port")
+              "EBOPS_DEMO_S3_SECRET_KEY", "EBOPS_DEMO_DB_VERIFY_PASSWORD")
+VAR_KEYS = ("pg_port", "bin_dir", "ssh_port_db1", "ssh_port_app1", "ssh_port_files1", "s3_port", "health_port", "tls_port")
 
 
 def root() -> Path:
@@ -45,10 +45,15 @@ def _write_state(state: dict) -> None:
 def credentials() -> dict[str, str]:
     """The sandbox's generated secrets, created once per sandbox directory."""
     f = root() / "credentials.env"
+    creds = {}
     if f.exists():
-        return dict(line.split("=", 1) for line in f.read_text().splitlines() if "=" in line)
-    creds = {n: secrets.token_urlsafe(18) for n in CRED_NAMES}
-    creds["EBOPS_DEMO_S3_ACCESS_KEY"] = "ebops" + secrets.token_hex(6)
+        creds = dict(line.split("=", 1) for line in f.read_text().splitlines() if "=" in line)
+        if all(n in creds for n in CRED_NAMES):
+            return creds
+    # a sandbox made by an older version lacks the newer names: add them, keep the others
+    fresh = {n: secrets.token_urlsafe(18) for n in CRED_NAMES}
+    fresh["EBOPS_DEMO_S3_ACCESS_KEY"] = "ebops" + secrets.token_hex(6)
+    creds = fresh | creds
     f.touch(mode=0o600)
     f.write_text("".join(f"{k}={v}\n" for k, v in creds.items()))
     return creds
@@ -79,9 +84,10 @@ def up(days: int = 400, bills_per_day: int = 60, seed: int = 20261126) -> dict:
             continue
         if name == "postgres":
             state[name] = mod.start(base, creds, days=days, bills_per_day=bills_per_day, seed=seed)
+            mod.ensure_verify_account(state[name], creds)
             nightly_backup(state[name], creds)
             host_trees.write_backup_job(base, state[name]["pg_port"], Path(state[name]["bin_dir"]),
-                                        creds["EBOPS_DEMO_DB_ADMIN_PASSWORD"])
+                                        creds["EBOPS_DEMO_DB_ADMIN_PASSWORD"], creds["EBOPS_DEMO_DB_VERIFY_PASSWORD"])
         else:
             state[name] = mod.start(base, creds)
         _write_state(state)  # after each component, so `down` finds what did start

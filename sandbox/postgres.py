@@ -31,6 +31,7 @@ from sandbox.ports import free_port, pid_alive, port_open, stop_pid, wait_until
 
 OS_USER = "embedded_postgres"
 DATABASE, ADMIN, VENDOR_OWNER, RO_USER = "ebill", "postgres", "ebill_app", "ebops_ro"
+VERIFY_USER = "ebops_verify"  # backup-restore verification: pg_read_all_data + CREATEDB
 VENDOR_SCHEMA, CANON_SCHEMA = "ebill", "ebill_canon"
 REPO = Path(__file__).resolve().parent.parent
 SQL_DIR = REPO / "config" / "sql" / "postgresql"
@@ -105,7 +106,7 @@ def _state(root: Path, pid: int, port: int) -> dict:
     p = _paths(root)
     return {"pg_port": port, "pid": pid, "pgdata": str(p["pgdata"]), "bin_dir": str(bin_dir()),
             "socket_dir": str(_socket_dir(root)), "log_file": str(p["log_file"]), "tablespaces": str(p["tablespaces"]),
-            "database": DATABASE, "admin_user": ADMIN, "ro_user": RO_USER, "canon_schema": CANON_SCHEMA,
+            "database": DATABASE, "admin_user": ADMIN, "ro_user": RO_USER, "verify_user": VERIFY_USER, "canon_schema": CANON_SCHEMA,
             "vendor_schema": VENDOR_SCHEMA, "manifest": str(p["manifest"])}
 
 
@@ -238,11 +239,18 @@ def run_psql(state: dict, creds: dict[str, str], script: Path, **variables: str)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env["PGPASSWORD"] = _cred(creds, "EBOPS_DEMO_DB_ADMIN_PASSWORD")
     env["EBOPS_RO_PASSWORD"] = _cred(creds, "EBOPS_DEMO_DB_PASSWORD")
+    env["EBOPS_VERIFY_PASSWORD"] = _cred(creds, "EBOPS_DEMO_DB_VERIFY_PASSWORD")
     args = [str(bin_dir() / "psql"), "-X", "-q", "-h", "127.0.0.1", "-p", str(state["pg_port"]), "-U", ADMIN,
             "-d", state.get("database", DATABASE), "-v", "ON_ERROR_STOP=1", "-f", str(script)]
     for name, value in variables.items():
         args += ["-v", f"{name}={value}"]
     return _run(args, None, timeout=300, env=env)
+
+
+def ensure_verify_account(state: dict, creds: dict[str, str]) -> None:
+    """The backup verification's account (config/sql/postgresql/03_verify_account.sql), as the DBA
+    would create it; idempotent, so a sandbox made before the script existed gets it too."""
+    run_psql(state, creds, SQL_DIR / "03_verify_account.sql", verify_user=VERIFY_USER)
 
 
 def is_running(state: dict) -> bool:

@@ -58,14 +58,15 @@ class BackupRun:
     job: str
     file: str
     bytes: int | None
+    started_at: datetime | None = None  # the job's START line: the dump's data is at least this old
 
 
 def parse_backup_log(text: str) -> list[BackupRun]:
     """Finished runs in the order they appear; unparsable lines are ignored (logs get hand edits)."""
-    runs = []
+    runs, started = [], {}
     for line in text.splitlines():
         m = _LOG_LINE.match(line.strip())
-        if not m or m.group("event") != "END":
+        if not m:
             continue
         fields = dict(kv.split("=", 1) for kv in m.group("rest").split() if "=" in kv)
         try:
@@ -74,9 +75,13 @@ def parse_backup_log(text: str) -> list[BackupRun]:
             continue
         if ts.tzinfo is None:
             continue  # without an offset the age could be off by eight hours: not trusted
+        job = fields.get("job", "")
+        if m.group("event") == "START":
+            started[job] = ts
+            continue
         size = fields.get("bytes")
-        runs.append(BackupRun(ts, fields.get("status", "UNKNOWN").upper(), fields.get("job", ""),
-                              fields.get("file", ""), int(size) if size and size.isdigit() else None))
+        runs.append(BackupRun(ts, fields.get("status", "UNKNOWN").upper(), job, fields.get("file", ""),
+                              int(size) if size and size.isdigit() else None, started.pop(job, None)))
     return runs
 
 

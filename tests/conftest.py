@@ -27,6 +27,15 @@ REPO = Path(__file__).resolve().parent.parent
 def prefect_harness():
     from prefect.testing.utilities import prefect_test_harness
 
+    api = os.environ.get("EBOPS_TEST_PREFECT_API_URL")
+    if api:
+        # Developer shortcut: a Prefect server already running (the harness takes minutes to start
+        # on a loaded 2-core machine); CI always uses the harness.
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings({PREFECT_API_URL: api}):
+            yield
+        return
     with prefect_test_harness(server_startup_timeout=600):
         yield
 

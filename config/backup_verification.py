@@ -1,0 +1,99 @@
+"""The site file's `backup_verification:` section (备份恢复验证, QH; MZ 一.7).
+
+Three parties are involved and each is named here, so nothing is guessed: the host that holds the
+backups (and the database tools), the production database (read with an account that may read the
+vendor's tables, never write them), and the verification server where a scratch copy is restored
+and dropped again. Passwords only by reference; the database tools on the host authenticate the
+way the hospital's own backup job does (PostgreSQL: the host's ~/.pgpass; Oracle: OS login).
+"""
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from config.secrets import SecretRef
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$#]{0,62}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VerifyDatabase(_Strict):
+    dsn: str = Field(description="postgresql: libpq conninfo without password; oracle: host:port/service_name")
+    user: str
+    password: SecretRef
+    connect_timeout_s: int = Field(default=30, ge=1, le=600)
+
+    @field_validator("dsn")
+    @classmethod
+    def _no_password_in_dsn(cls, v: str) -> str:
+        if re.search(r"password\s*=|://[^/@\s]+:[^/@\s]+@", v, re.I):
+            raise ValueError("the DSN carries a password; give it in `password` by reference")
+        return v
+
+
+class ScratchTarget(VerifyDatabase):
+    """Where the copy is restored. PostgreSQL: the verification server's maintenance database
+    (dbname=postgres); the scratch database is created beside it with `prefix` + the run's time."""
+    prefix: str = Field(default="ebops_verify_", description="every scratch database/schema name starts with this")
+    oracle_tablespace: str = Field(default="USERS", description="oracle: default tablespace of the scratch schema")
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not _IDENT.match(v) or len(v) < 4:
+            raise ValueError("prefix must be an identifier of at least 4 characters (e.g. ebops_verify_)")
+        return v
+
+
+class BackupVerificationConfig(_Strict):
+    host: str = Field(description="the host (hosts[].name) that holds the backups; its `backup` section gives "
+                                  "directory, pattern and log")
+    dialect: Literal["postgresql", "oracle"] = "postgresql"
+    source: VerifyDatabase = Field(description="production, read with an account that may read the vendor's tables "
+                                               "(PostgreSQL: pg_read_all_data; Oracle: SELECT ANY TABLE + FLASHBACK ANY TABLE)")
+    schema_name: str = Field(alias="schema", description="the vendor's schema that is backed up and compared")
+    scratch: ScratchTarget
+    tools_dir: str = Field(description="on the host: PostgreSQL's bin directory (pg_dump, pg_restore); "
+                                       "oracle: ORACLE_HOME")
+    oracle_sid: str | None = None
+    oracle_directory: str = Field(default="DATA_PUMP_DIR", description="oracle: Data Pump directory object")
+    database_name: str = Field(default="ebill", description="postgresql: the production database pg_dump reads")
+    cutoff_columns: dict[str, str] = Field(
+        default_factory=dict, description="per table, the column (issue time) that decides whether a row existed "
+        "before a backup someone else took; only those rows are compared")
+    mutable_columns: dict[str, list[str]] = Field(
+        default_factory=dict, description="per table, columns the system updates after the row is written "
+        "(upload/notice flags): left out of the fingerprint of a backup someone else took")
+    sample_bills: int = Field(default=20, ge=0, le=1000, description="bills re-read from both sides, field by field")
+    chunk_rows: int = Field(default=10_000, ge=100, le=10_000_000)
+    restore_jobs: int = Field(default=2, ge=1, le=16, description="pg_restore --jobs")
+    rpo_max_hours: float = Field(default=26, gt=0, description="newest bill in the backup at most this much older "
+                                                               "than the backup (a nightly job plus slack)")
+    rto_max_minutes: float = Field(default=240, gt=0, description="restore must finish within this (the tender's "
+                                                                  "recovery time objective)")
+    approved_by: str | None = Field(
+        default=None, description="standing approval to create and drop scratch databases on the verification "
+        "server and to take backups for verification (who and when); without it the flow only plans")
+    keep_on_failure: bool = Field(default=False, description="keep the scratch copy for diagnosis when the verdict "
+                                                             "is not PASSED")
+    command_timeout_s: int = Field(default=7200, ge=60, le=86400)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _names(self) -> "BackupVerificationConfig":
+        for where, names in (("cutoff_columns", [*self.cutoff_columns, *self.cutoff_columns.values()]),
+                             ("mutable_columns", [*self.mutable_columns, *(c for cs in self.mutable_columns.values()
+                                                                           for c in cs)]),
+                             ("schema", [self.schema_name])):
+            bad = [n for n in names if not _IDENT.match(n)]
+            if bad:
+                raise ValueError(f"{where}: {', '.join(bad)} is not a plain identifier")
+        if self.dialect == "oracle" and not self.oracle_sid:
+            raise ValueError("oracle_sid is needed for RMAN and Data Pump on the host")
+        return self

@@ -1,0 +1,129 @@
+"""备份恢复验证: every quarter, restore a backup and prove it holds production's data.
+
+QH: "服务期限内每季度至少完成一次数据库备份和数据库恢复验证，并提供验证全过程详细记录报告"; MZ 一.7.
+The checklist, each step recorded with start, end, the command and its output:
+  1. locate the newest backup (or take one now inside an exported snapshot), SHA-256 and time;
+  2. validate it without restoring (table of contents, every data block readable);
+  3. restore it into a scratch database that cannot be production;
+  4. verify: objects, row counts and content fingerprints against production *as of the backup*,
+     bills re-read field by field, RPO (newest bill vs backup time), RTO (restore time);
+  5. drop the scratch database (kept for diagnosis if asked and the verification failed);
+  6. the 备份恢复验证记录 and result.json into the evidence bundle.
+Verdict PASSED only if every step passed: a skipped or unmeasured step fails the run, after the
+evidence is stored. Scheduled on the first workday of each quarter at 02:00 (deployments/).
+"""
+from __future__ import annotations
+
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from prefect import flow
+from pydantic import BaseModel, Field
+
+from config.settings import Site, load_site
+from flows.common import RunOutcome, current_run_id, finish, store_evidence
+from tasks.backup_verify.steps import STEP_ZH, Run, locate_backup, take_backup, validate_backup
+from tasks.backup_verify.steps_restore import cleanup, restore_to_scratch, verify_restored
+from tasks.hosts import HostPool
+from tasks.results import CheckResult, Status, utcnow, verdict
+
+
+class VerifyParams(BaseModel):
+    """The form the Prefect UI shows for a manual verification."""
+    site: str = Field(default="demo", description="站点（config/sites/<site>.yaml）")
+    take_backup: bool = Field(default=False, description="现在在导出的快照中做一次备份并验证它（否则验证最新的已有备份）")
+    backup_path: str | None = Field(default=None, description="指定要验证的备份文件（备份主机上的完整路径）；留空取最新")
+    scratch_name: str | None = Field(default=None, description="临时库名（留空自动生成；必须以站点配置的前缀开头）")
+    keep_on_failure: bool | None = Field(default=None, description="验证未通过时保留临时库供排查；留空按站点配置")
+    mode: Literal["run", "plan"] = Field(default="run", description="run 执行；plan 只列出将执行的步骤与命令")
+    engineer: str = Field(default="", description="维护工程师（写入记录签字栏）")
+
+
+class NotConfigured(ValueError):
+    pass
+
+
+def plan_records(run: Run, params: VerifyParams, scratch: str) -> list[CheckResult]:
+    """plan mode, or no recorded approval: what would be done, as SKIPPED records (not passed)."""
+    cfg = run.cfg
+    why = "计划模式，未执行" if params.mode == "plan" else "站点配置没有记录授权（backup_verification.approved_by），未执行"
+    what = {"locate": ("备份文件", "在快照中执行 pg_dump 并计算生产库指纹" if params.take_backup else
+                       f"在 {cfg.host} 上定位最新备份并计算 SHA-256"),
+            "validate": ("备份可读性", "pg_restore --list 与完整读取"),
+            "restore": ("恢复", f"在验证服务器创建临时库 {scratch} 并 pg_restore"),
+            "verify": ("比对校验", "对象清单、行数、内容指纹、票据抽样、RPO、RTO"),
+            "cleanup": ("临时库", f"删除临时库 {scratch}")}
+    return [run.skipped(step, title, f"{why}：{text}") for step, (title, text) in what.items()]
+
+
+def record_context(run: Run, scratch: str, results: list[CheckResult]) -> dict:
+    b = run.backup
+    tz = ZoneInfo(run.tz)
+    steps = []
+    for step, name in STEP_ZH.items():
+        rows = [r for r in results if r.check.startswith(f"backup_{step}") or
+                (step == "verify" and r.check.startswith("restore_"))]
+        if rows:
+            steps.append({"name": name, "status": verdict(rows).value, "status_zh": verdict(rows).label_zh,
+                          "started": min(r.started_at for r in rows).astimezone(tz).strftime("%H:%M:%S"),
+                          "finished": max(r.finished_at for r in rows).astimezone(tz).strftime("%H:%M:%S"),
+                          "seconds": round(max(r.finished_at for r in rows).timestamp()
+                                           - min(r.started_at for r in rows).timestamp(), 1), "items": len(rows)})
+    passed = bool(results) and all(r.status is Status.OK for r in results)
+    return {
+        "backup": None if b is None else {
+            "host": b.host, "path": b.path, "size_mib": round(b.size / 1048576, 2), "sha256": b.sha256,
+            "taken_local": b.taken_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"), "time_source": b.time_source,
+            "taken_by_us": b.taken_by_us, "snapshot_id": b.snapshot_id},
+        "noun": "验证", "scratch": scratch, "steps": steps, "passed": passed,
+        "conclusion_zh": "通过（PASSED）" if passed else "不通过（NOT PASSED）",
+        "scope_zh": ("ebill-ops 在导出的快照中备份并在同一快照内计算生产库行数与指纹：全表、全部列比较"
+                     if b is not None and b.taken_by_us else
+                     "他人所做备份：只比较备份时间之前开具的行（cutoff_columns），且不比较备份后仍会变化的列"
+                     f"（mutable_columns：{run.cfg.mutable_columns or '无'}）；其他表全表比较"),
+        "quality_suite_zh": "发票数据质量套件（DQ01–DQ22）尚未纳入本版本的恢复验证",
+    }
+
+
+@flow(name="backup-verification", log_prints=True)
+def backup_verification(params: VerifyParams = VerifyParams()) -> RunOutcome:
+    """备份恢复验证: locate, validate, restore, verify, clean up; the record as evidence."""
+    site: Site = load_site(params.site)
+    cfg = site.backup_verification
+    if cfg is None:
+        raise NotConfigured(f"site {site.site} has no backup_verification section (hint: see config/sites/demo.yaml)")
+    host = next((h for h in site.hosts if h.name == cfg.host), None)
+    if host is None or host.backup is None:
+        raise NotConfigured(f"backup_verification.host {cfg.host!r} is not a host with a `backup` section in {site.source}")
+    started = utcnow()
+    local = started.astimezone(ZoneInfo(site.timezone))
+    stamp = local.strftime("%Y%m%d_%H%M%S")
+    scratch = params.scratch_name or f"{cfg.scratch.prefix}{stamp}"
+    run = Run(site.site, site.timezone, cfg)
+    keep = cfg.keep_on_failure if params.keep_on_failure is None else params.keep_on_failure
+    approvals = []
+    if params.mode == "plan" or not cfg.approved_by:
+        results = plan_records(run, params, scratch)
+    else:
+        approvals = [{"action": "backup_verification", "host": cfg.host, "scratch": scratch,
+                      "approved_by": cfg.approved_by, "kind": "standing approval in the site file"}]
+        with HostPool() as pool:
+            session = pool.get(host)
+            results = (take_backup(run, session, host.backup, stamp) if params.take_backup
+                       else locate_backup(run, session, host.backup, params.backup_path))
+            results += validate_backup(run, session)
+            if any(r.status is not Status.OK for r in results):
+                # an unreadable backup is not restored: the later steps say why they did not run
+                results += [run.skipped("restore", "恢复", "前面的步骤未通过，不恢复"),
+                            run.skipped("verify", "比对校验", "未恢复，无法比对")]
+            else:
+                results += restore_to_scratch(run, session, scratch, current_run_id())
+                results += verify_restored(run)
+            failed = any(r.status is not Status.OK for r in results)
+            results += cleanup(run, keep and failed)
+    bundle = store_evidence(site, "backup_verification", period=f"{local.year}-Q{(local.month - 1) // 3 + 1}",
+                            form="backup_verification", title="备份恢复验证记录", kind_zh="季度备份恢复验证",
+                            results=results, started_at=started, engineer=params.engineer, extra_files=run.files,
+                            approvals=approvals, context=record_context(run, scratch, results))
+    return finish(site, "backup_verification", results, bundle, strict=True)
+

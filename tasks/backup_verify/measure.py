@@ -1,0 +1,106 @@
+"""Measuring one side (production as of the backup, or the restored copy): object inventory, row
+counts, chunked content fingerprints, the newest bill, and bills re-read for the field-by-field
+sample. Every figure is computed inside the database (tasks.database.fingerprint); only chunk
+hashes and the sampled bills travel to the worker.
+
+`fetch(statement) -> list[dict]` runs one statement in the caller's session, so the caller decides
+the transaction: production is measured inside the snapshot the backup was taken in (or with the
+cut-off of a backup someone else took), the restored copy as it is.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable, Iterable
+
+from tasks.database import fingerprint as fp
+from tasks.masking import mask_text
+
+Fetch = Callable[[fp.Statement], list[dict]]
+BILL_TABLE = "t_ebill_main"
+BILL_TIME = "ivc_datetime"
+
+
+@dataclass
+class Measurement:
+    inventory: frozenset[fp.DbObject]
+    counts: dict[str, int]
+    prints: dict[str, fp.TableFingerprint]
+    newest_bill: datetime | None
+    seconds: float
+    scope: dict[str, str] = field(default_factory=dict)  # per table, what was compared (Chinese)
+
+    def to_json(self) -> dict:
+        """What is kept in the evidence beside the backup: enough to compare again later."""
+        return {"counts": self.counts, "newest_bill": self.newest_bill.isoformat() if self.newest_bill else None,
+                "seconds": round(self.seconds, 2), "scope": self.scope,
+                "fingerprints": {t: {"method": f.method, "chunk_rows": f.chunk_rows, "columns": list(f.columns),
+                                     "excluded": list(f.excluded), "rows": f.rows, "total": f.total,
+                                     "chunks": [[c.chunk_no, c.rows, c.hash] for c in f.chunks]}
+                                 for t, f in self.prints.items()}}
+
+
+def hashed_columns(shape: fp.TableShape, mutable: Iterable[str]) -> list[str] | None:
+    """All columns but the mutable ones (None: all), names matched case-insensitively (Oracle folds)."""
+    drop = {m.lower() for m in mutable}
+    if not drop:
+        return None
+    return [c.name for c in shape.columns if c.name.lower() not in drop]
+
+
+def measure(fetch: Fetch, dialect: str, schema: str, *, as_of: fp.AsOf | None, chunk_rows: int,
+            mutable_columns: dict[str, list[str]] | None = None) -> Measurement:
+    began = time.monotonic()
+    shapes = fp.shapes_from_rows(fetch(fp.columns_statement(dialect, schema)))
+    mutable = {k.lower(): v for k, v in (mutable_columns or {}).items()}
+    prints = {}
+    for name, shape in shapes.items():
+        q = fp.fingerprint_statement(dialect, schema, shape, chunk_rows=chunk_rows, as_of=as_of,
+                                     columns=hashed_columns(shape, mutable.get(name.lower(), [])))
+        prints[name] = fp.fingerprint_from_rows(q, fetch(q))
+    counts = fp.row_counts_from_rows(fetch(fp.row_counts_statement(dialect, schema, shapes, as_of)))
+    inventory = fp.inventory_from_rows(fetch(fp.inventory_statement(dialect, schema)))
+    newest = None
+    if BILL_TABLE in shapes:
+        q = fp.Statement(f"SELECT MAX({fp.quote(dialect, BILL_TIME)}) AS newest FROM "
+                         f"{fp.quote(dialect, schema)}.{fp.quote(dialect, BILL_TABLE)}")
+        newest = fetch(q)[0]["newest"]
+    scope = {t: (as_of or fp.AsOf()).scope_zh(t) for t in shapes}
+    return Measurement(inventory, counts, prints, newest, time.monotonic() - began, scope)
+
+
+# ---------------------------------------------------------------- the field-by-field sample
+def sample_keys_statement(dialect: str, schema: str, n: int, as_of: fp.AsOf | None) -> fp.Statement:
+    """n bills spread evenly over the key order (not random: the same backup gives the same sample,
+    and the record can be re-checked), among the rows the comparison covers."""
+    params: dict = {"n": int(n)}
+    where = ""
+    if as_of is not None and as_of.cutoff(BILL_TABLE):
+        where = f"WHERE {fp.quote(dialect, as_of.cutoff(BILL_TABLE))} < :as_of_time"
+        params["as_of_time"] = as_of.before.replace(tzinfo=None)
+    table = f"{fp.quote(dialect, schema)}.{fp.quote(dialect, BILL_TABLE)}"
+    sql = (f"SELECT id, {BILL_TIME} FROM (SELECT id, {BILL_TIME}, ROW_NUMBER() OVER (ORDER BY id, {BILL_TIME}) AS rn, "
+           f"COUNT(*) OVER () AS total FROM {table} {where}) s "
+           f"WHERE MOD(rn - 1, GREATEST(CAST(total / :n AS INTEGER), 1)) = 0 ORDER BY id, {BILL_TIME} FETCH FIRST :n ROWS ONLY")
+    return fp.Statement(sql, params)
+
+
+def bill_statement(dialect: str, schema: str, bill_id: int, issued: datetime) -> fp.Statement:
+    return fp.Statement(f"SELECT * FROM {fp.quote(dialect, schema)}.{fp.quote(dialect, BILL_TABLE)} "
+                        f"WHERE id = :bill_id AND {BILL_TIME} = :issued", {"bill_id": bill_id, "issued": issued})
+
+
+def compare_bill(source: dict | None, restored: dict | None, ignore: Iterable[str] = ()) -> list[str]:
+    """Names of the fields that differ ('整行' when one side lacks the bill). Values are not
+    returned: they may be personal data; the names say where to look."""
+    if source is None or restored is None:
+        return ["整行缺失"]
+    skip = {c.lower() for c in ignore}
+    keys = sorted(set(source) | set(restored))
+    return [k for k in keys if k.lower() not in skip and source.get(k) != restored.get(k)]
+
+
+def masked_bill_label(row: dict) -> str:
+    """How a sampled bill is named in the record: its code and number (not personal data)."""
+    return mask_text(f"{row.get('bill_batch_code', '?')}-{row.get('bill_number', '?')}")
