@@ -20,6 +20,8 @@ TZ = "Asia/Shanghai"
 PRECHECK_AT = time(9, 0)           # the engineer is on site in the morning to act on findings
 MONTHLY_INSPECTION = "0 9 1 * *"   # QH: monthly on-site inspection with report
 QUARTERLY_INSPECTION = "0 10 1 1,4,7,10 *"   # MZ 一.2-16: the quarterly list
+VERIFICATION_AT = time(2, 0)       # 备份恢复验证: at night, after the nightly backup, before the clinics open
+QUARTER_MONTHS = (1, 4, 7, 10)
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,7 @@ def planned_prechecks(today: date, workdays_before: int = 2, days_ahead: int = 4
 
 def precheck_schedule(runs: list[PlannedPrecheck]) -> Schedule | None:
     """An RRULE set of the planned dates (local time, TZ); None when nothing can be planned."""
-    if not runs:
-        return None
-    stamps = [r.run_at.strftime("%Y%m%dT%H%M%S") for r in runs]
-    return RRule(f"DTSTART:{stamps[0]}\nRDATE:{','.join(stamps)}", timezone=TZ)
+    return dates_schedule([r.run_at for r in runs])
 
 
 def monthly_inspection() -> Schedule:
@@ -63,3 +62,39 @@ def monthly_inspection() -> Schedule:
 
 def quarterly_inspection() -> Schedule:
     return Cron(QUARTERLY_INSPECTION, timezone=TZ)
+
+
+def planned_verifications(today: date, quarters_ahead: int = 5,
+                          at: time = VERIFICATION_AT) -> tuple[list[datetime], list[str]]:
+    """The quarterly backup-restore verification: the first working day of January, April, July
+    and October (a make-up Sunday counts; 元旦 and 国庆 push it back), from today on."""
+    runs, notes = [], []
+    year, month = today.year, today.month
+    for _ in range(quarters_ahead + 1):
+        q_month = next((m for m in QUARTER_MONTHS if m >= month), None)
+        if q_month is None:
+            year, q_month = year + 1, 1
+        try:
+            day = calendar.first_workday_of_month(year, q_month)
+        except calendar.CalendarGap:
+            # A quarter's verification is owed whatever the notice says: plan it on the first
+            # weekday after the statutory days off (元旦 1 day, 国庆 up to the 7th), and say so.
+            day = date(year, q_month, 8 if q_month == 10 else 2 if q_month == 1 else 1)
+            while day.weekday() >= 5:
+                day += timedelta(days=1)
+            notes.append(f"{year}-{q_month:02d}: planned on {day} from weekdays, the {year} calendar is not official "
+                         f"(hint: enter config/holidays/{year}.yaml with status: official)")
+        if day >= today:
+            runs.append(datetime.combine(day, at))
+        month = q_month + 1
+        if month > 12:
+            year, month = year + 1, 1
+    return runs[:quarters_ahead], notes
+
+
+def dates_schedule(runs: list[datetime]) -> Schedule | None:
+    """An RRULE set of the given local times (TZ); None when there is none."""
+    if not runs:
+        return None
+    stamps = [r.strftime("%Y%m%dT%H%M%S") for r in runs]
+    return RRule(f"DTSTART:{stamps[0]}\nRDATE:{','.join(stamps)}", timezone=TZ)

@@ -16,6 +16,7 @@ from prefect import serve
 
 from config.settings import load_site
 from deployments import schedules
+from flows.backup_verification import backup_verification
 from flows.holiday_precheck import holiday_precheck
 from flows.inspection import inspection
 
@@ -30,6 +31,10 @@ def deployments(site: str, today=None):
         log.warning("pre-holiday schedule of %s: %s", site, note)
     precheck = schedules.precheck_schedule(runs)
     planned = "；".join(f"{r.holiday.name} {r.run_at:%Y-%m-%d %H:%M}" for r in runs) or "无（日历未覆盖）"
+    verify_runs, verify_notes = schedules.planned_verifications(today)
+    for note in verify_notes:
+        log.warning("backup verification schedule of %s: %s", site, note)
+    verify = schedules.dates_schedule(verify_runs)
     return [
         inspection.to_deployment(name=f"inspection-monthly-{site}", parameters={"site": site, "kind": "monthly"},
                                  schedules=[schedules.monthly_inspection()], tags=[site, "inspection"]),
@@ -40,6 +45,12 @@ def deployments(site: str, today=None):
             name=f"holiday-precheck-{site}", parameters={"params": {"site": site}},
             schedules=[precheck] if precheck else [], tags=[site, "holiday-precheck"],
             description=f"节前巡检（放假前 {cfg.precheck_workdays_before} 个工作日 09:00）。计划：{planned}"),
+        # the first workday of each quarter at 02:00; also run by hand (take_backup, a given file)
+        backup_verification.to_deployment(
+            name=f"backup-verification-{site}", parameters={"params": {"site": site}},
+            schedules=[verify] if verify else [], tags=[site, "backup-verification"],
+            description="季度备份恢复验证（每季度第一个工作日 02:00）。计划："
+                        + ("；".join(f"{d:%Y-%m-%d %H:%M}" for d in verify_runs) or "无（日历未覆盖）")),
     ]
 
 

@@ -89,10 +89,25 @@ def test_deployments_load_with_their_schedules():
 
     deps = {d.name: d for d in deployments("example-oracle", today=date(2026, 1, 1))}
     assert set(deps) == {"inspection-monthly-example-oracle", "inspection-quarterly-example-oracle",
-                         "holiday-precheck-example-oracle"}
+                         "holiday-precheck-example-oracle", "backup-verification-example-oracle"}
+    verify = deps["backup-verification-example-oracle"].schedules[0].schedule
+    assert "20260104T020000" in verify.rrule and verify.timezone == "Asia/Shanghai"
     pre = deps["holiday-precheck-example-oracle"]
     assert pre.parameters == {"params": {"site": "example-oracle"}}
     rrule = pre.schedules[0].schedule.rrule
     assert "20260213T090000" in rrule
     monthly = deps["inspection-monthly-example-oracle"].schedules[0].schedule
     assert monthly.cron == "0 9 1 * *" and monthly.timezone == "Asia/Shanghai"
+
+
+def test_backup_verification_runs_on_each_quarters_first_workday_at_two():
+    runs, notes = schedules.planned_verifications(date(2026, 1, 1), quarters_ahead=4)
+    # 2026-01-04 is the make-up Sunday after 元旦; 国庆 pushes October's past the 7-day holiday
+    assert [r.strftime("%Y-%m-%d %H:%M") for r in runs] == [
+        "2026-01-04 02:00", "2026-04-01 02:00", "2026-07-01 02:00", "2026-10-08 02:00"]
+    later, _ = schedules.planned_verifications(date(2026, 4, 2), quarters_ahead=1)
+    assert later[0].date() == date(2026, 7, 1)  # April's has passed: the next quarter's
+    # 2027 is only a template here: still planned (the duty is owed), from weekdays, with a note
+    ahead, notes = schedules.planned_verifications(date(2026, 11, 26), quarters_ahead=2)
+    assert [r.date() for r in ahead] == [date(2027, 1, 4), date(2027, 4, 1)]
+    assert any("2027-01" in n and "not official" in n for n in notes)

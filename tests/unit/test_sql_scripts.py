@@ -131,7 +131,8 @@ def split_sql(body: str) -> list[str]:
 PG_VARS = {"vendor_schema": "ebill", "canon_schema": "ebill_canon", "place_table": "t_bill_place",
            "invoice_table": "t_ebill_main", "item_table": "t_ebill_detail", "settle_table": "t_his_settle",
            "log_table": "t_interface_log", "stock_table": "t_bill_stock", "ro_user": "ebops_ro",
-           "ebops_ro_password": "sample", "DBNAME": "ebill"}
+           "ebops_ro_password": "sample", "DBNAME": "ebill", "verify_user": "ebops_verify",
+           "ebops_verify_password": "sample"}
 
 
 def _pg_type(dt: exp.DataType) -> str:
@@ -167,3 +168,16 @@ def test_postgresql_readonly_script_keeps_the_password_out():
 @pytest.mark.parametrize("name", ["TABLESPACE_USAGE_SQL", "SERVER_VERSION_SQL"])
 def test_postgresql_module_sql_parses(name):
     sqlglot.parse_one(getattr(pg_db, name), read="postgres")
+
+
+def test_postgresql_verify_account_script_grants_read_and_createdb_only():
+    raw = (SQL_DIR / "postgresql" / "03_verify_account.sql").read_text(encoding="utf-8")
+    assert "PASSWORD :'ebops_verify_password'" in raw
+    assert not re.search(r"PASSWORD\s+'", raw)
+    statements = psql_statements(SQL_DIR / "postgresql" / "03_verify_account.sql", PG_VARS)
+    for stmt in statements:
+        sqlglot.parse_one(stmt, read="postgres")
+    joined = "\n".join(statements)
+    assert "GRANT pg_read_all_data TO \"ebops_verify\"" in joined
+    assert "NOSUPERUSER CREATEDB NOCREATEROLE NOREPLICATION" in joined
+    assert "pg_write_all_data" not in joined and "SUPERUSER CREATEDB" not in joined.replace("NOSUPERUSER", "")
