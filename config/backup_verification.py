@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from config.secrets import SecretRef
+from config.secrets import SecretRef, refuse_password_in_dsn
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$#]{0,62}$")
 
@@ -28,12 +28,7 @@ class VerifyDatabase(_Strict):
     password: SecretRef
     connect_timeout_s: int = Field(default=30, ge=1, le=600)
 
-    @field_validator("dsn")
-    @classmethod
-    def _no_password_in_dsn(cls, v: str) -> str:
-        if re.search(r"password\s*=|://[^/@\s]+:[^/@\s]+@", v, re.I):
-            raise ValueError("the DSN carries a password; give it in `password` by reference")
-        return v
+    _no_password_in_dsn = field_validator("dsn")(refuse_password_in_dsn)
 
 
 class ScratchTarget(VerifyDatabase):

@@ -3,6 +3,7 @@ files, so a literal password is refused, not just discouraged."""
 from __future__ import annotations
 
 import os
+import re
 from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -53,3 +54,10 @@ def resolve_secret(ref: EnvSecret | PrefectSecret) -> str:
             f"Prefect Secret block {ref.prefect_secret!r} could not be loaded ({type(exc).__name__}); "
             f"hint: prefect block create secret, or check PREFECT_API_URL"
         ) from exc
+
+
+def refuse_password_in_dsn(dsn: str) -> str:
+    """A DSN field's validator: a password written into the connection string is refused."""
+    if re.search(r"password\s*=|://[^/@\s]+:[^/@\s]+@", dsn, re.I):
+        raise ValueError("the DSN carries a password; give it in `password` by reference")
+    return dsn

@@ -12,7 +12,6 @@ for values that differ between its environments.
 from __future__ import annotations
 
 import os
-import re
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -22,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from config.backup_verification import BackupVerificationConfig
 # re-exported: callers import secrets from the site-file module
-from config.secrets import EnvSecret, PrefectSecret, SecretMissing, SecretRef, resolve_secret  # noqa: F401
+from config.secrets import EnvSecret, PrefectSecret, SecretMissing, SecretRef, refuse_password_in_dsn, resolve_secret  # noqa: F401
 
 CONFIG_DIR = Path(__file__).resolve().parent
 SITES_DIR = CONFIG_DIR / "sites"
@@ -47,12 +46,7 @@ class DatabaseConfig(_Strict):
     connect_timeout_s: int = Field(default=10, ge=1, le=300)
 
 
-    @field_validator("dsn")
-    @classmethod
-    def _no_password_in_dsn(cls, v: str) -> str:
-        if re.search(r"password\s*=|://[^/@\s]+:[^/@\s]+@", v, re.I):
-            raise ValueError("the DSN carries a password; give it in `password` by reference")
-        return v
+    _no_password_in_dsn = field_validator("dsn")(refuse_password_in_dsn)
 
 
 # ---------------------------------------------------------------- hosts
