@@ -239,7 +239,8 @@ def run_psql(state: dict, creds: dict[str, str], script: Path, **variables: str)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env["PGPASSWORD"] = _cred(creds, "EBOPS_DEMO_DB_ADMIN_PASSWORD")
     env["EBOPS_RO_PASSWORD"] = _cred(creds, "EBOPS_DEMO_DB_PASSWORD")
-    env["EBOPS_VERIFY_PASSWORD"] = _cred(creds, "EBOPS_DEMO_DB_VERIFY_PASSWORD")
+    if creds.get("EBOPS_DEMO_DB_VERIFY_PASSWORD"):  # only the verification account's script needs it
+        env["EBOPS_VERIFY_PASSWORD"] = creds["EBOPS_DEMO_DB_VERIFY_PASSWORD"]
     args = [str(bin_dir() / "psql"), "-X", "-q", "-h", "127.0.0.1", "-p", str(state["pg_port"]), "-U", ADMIN,
             "-d", state.get("database", DATABASE), "-v", "ON_ERROR_STOP=1", "-f", str(script)]
     for name, value in variables.items():

@@ -23,7 +23,10 @@ ORDER BY random() LIMIT 1 FOR UPDATE OF s
 """
 _ISSUE = """
 WITH tmpl AS (
+  -- a well-formed bill (signed, amounts adding up): a copied planted defect would change what
+  -- the data-quality tests count
   SELECT * FROM {schema}.t_ebill_main WHERE place_code = %(place)s AND bill_batch_code = %(code)s AND red_flag = '0'
+    AND sign_flag = '1' AND total_amt = fund_pay + other_fund_pay + account_pay + own_pay
   ORDER BY ivc_datetime DESC LIMIT 1),
 new_id AS (SELECT COALESCE(MAX(id), 0) + 1 AS id FROM {schema}.t_ebill_main),
 bill AS (
@@ -70,9 +73,10 @@ class Traffic:
             seg = conn.execute(self._sql(_NEXT_SEGMENT)).fetchone()
             if seg is not None:
                 seg_id, place, code, cur, _ = seg
-                conn.execute(self._sql(_ISSUE), {"place": place, "code": code, "number": cur})
-                conn.execute(self._sql(_USE_NUMBER), {"seg": seg_id})
-                self.issued += 1
+                items = conn.execute(self._sql(_ISSUE), {"place": place, "code": code, "number": cur}).rowcount
+                if items:  # no well-formed bill to copy at that point: nothing issued, no number used
+                    conn.execute(self._sql(_USE_NUMBER), {"seg": seg_id})
+                    self.issued += 1
         with conn.transaction():
             self.updated += conn.execute(self._sql(_NOTICE_SENT)).rowcount
 
