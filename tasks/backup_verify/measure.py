@@ -52,6 +52,10 @@ def hashed_columns(shape: fp.TableShape, mutable: Iterable[str]) -> list[str] | 
 def measure(fetch: Fetch, dialect: str, schema: str, *, as_of: fp.AsOf | None, chunk_rows: int,
             mutable_columns: dict[str, list[str]] | None = None) -> Measurement:
     began = time.monotonic()
+    if dialect == "postgresql":
+        # Row text depends on DateStyle, TimeZone, float digits...: the scratch database does not
+        # inherit production's ALTER DATABASE settings, so both sides are read with the same ones.
+        fetch(fp.Statement(fp.PG_SESSION_SQL))
     shapes = fp.shapes_from_rows(fetch(fp.columns_statement(dialect, schema)))
     mutable = {k.lower(): v for k, v in (mutable_columns or {}).items()}
     prints = {}

@@ -94,3 +94,19 @@ def test_backup_log_runs_carry_their_start_time():
     first, orphan = parse_backup_log(log)
     assert first.started_at == datetime.fromisoformat("2026-11-25T02:00:01+08:00")
     assert orphan.started_at is None  # an END without its START: the time is not guessed
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "oracle"])
+def test_measuring_fixes_the_session_settings_row_text_depends_on_first(dialect):
+    # A recording fetch, not a database: this asserts only the order of statements measure() sends.
+    sent: list[str] = []
+
+    def fetch(st):
+        sent.append(st.sql)
+        return []
+
+    with pytest.raises(ValueError, match="no table"):  # an empty schema stops it after the catalogue read
+        measure.measure(fetch, dialect, "EBILL" if dialect == "oracle" else "ebill", as_of=None, chunk_rows=100)
+    from tasks.database.fingerprint import PG_SESSION_SQL
+    assert (sent[0] == PG_SESSION_SQL) == (dialect == "postgresql")
+    assert PG_SESSION_SQL not in sent[1:]
