@@ -51,6 +51,16 @@ def newest_backup(session: HostSession, cfg: BackupConfig) -> tuple[str, int, da
     return path, size, datetime.fromtimestamp(mtime, timezone.utc)
 
 
+def given_backup(session: HostSession, path: str) -> tuple[str, int, datetime]:
+    """(path, size, mtime) of a file the engineer named in the form."""
+    res = session.run(["stat", "-c", "%Y %s", "--", path])
+    if res.exit_code != 0:
+        raise BackupNotFound(f"{path} on {session.cfg.name}: {res.stderr.strip()[:200]} "
+                             f"(hint: the full path on the backup host, or leave backup_path empty for the newest)")
+    mtime, size = res.stdout.split()
+    return path, int(size), datetime.fromtimestamp(int(mtime), timezone.utc)
+
+
 def sha256_of(session: HostSession, path: str, timeout: float) -> str:
     res = session.run(["sha256sum", "--", path], timeout=timeout)
     digest = res.stdout.split(" ", 1)[0]

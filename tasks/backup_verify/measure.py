@@ -66,12 +66,27 @@ def measure(fetch: Fetch, dialect: str, schema: str, *, as_of: fp.AsOf | None, c
     counts = fp.row_counts_from_rows(fetch(fp.row_counts_statement(dialect, schema, shapes, as_of)))
     inventory = fp.inventory_from_rows(fetch(fp.inventory_statement(dialect, schema)))
     newest = None
-    if BILL_TABLE in shapes:
-        q = fp.Statement(f"SELECT MAX({fp.quote(dialect, BILL_TIME)}) AS newest FROM "
-                         f"{fp.quote(dialect, schema)}.{fp.quote(dialect, BILL_TABLE)}")
-        newest = fetch(q)[0]["newest"]
+    bill = catalog_name(dialect, BILL_TABLE)
+    if bill in shapes:
+        params: dict = {}
+        table = f"{fp.quote(dialect, schema)}.{fp.quote(dialect, bill)}{_as_of_scn(as_of, params)}"
+        newest = fetch(fp.Statement(f"SELECT MAX({BILL_TIME}) AS newest FROM {table}", params))[0]["newest"]
     scope = {t: (as_of or fp.AsOf()).scope_zh(t) for t in shapes}
     return Measurement(inventory, counts, prints, newest, time.monotonic() - began, scope)
+
+
+def catalog_name(dialect: str, name: str) -> str:
+    """How the catalog spells a vendor table created without quotes: Oracle folds to upper case."""
+    return name.upper() if dialect == "oracle" else name
+
+
+def _as_of_scn(as_of: fp.AsOf | None, params: dict) -> str:
+    """Oracle's flashback clause for a read as of the backup's SCN (the PostgreSQL family reads inside
+    the exported snapshot instead, so it never gets one)."""
+    if as_of is None or as_of.scn is None:
+        return ""
+    params["scn"] = int(as_of.scn)
+    return " AS OF SCN :scn"
 
 
 # ---------------------------------------------------------------- the field-by-field sample
@@ -81,18 +96,35 @@ def sample_keys_statement(dialect: str, schema: str, n: int, as_of: fp.AsOf | No
     params: dict = {"n": int(n)}
     where = ""
     if as_of is not None and as_of.cutoff(BILL_TABLE):
-        where = f"WHERE {fp.quote(dialect, as_of.cutoff(BILL_TABLE))} < :as_of_time"
+        where = f"WHERE {fp.check_name(dialect, as_of.cutoff(BILL_TABLE))} < :as_of_time"
         params["as_of_time"] = as_of.before.replace(tzinfo=None)
-    table = f"{fp.quote(dialect, schema)}.{fp.quote(dialect, BILL_TABLE)}"
+    table = f"{fp.quote(dialect, schema)}.{fp.quote(dialect, catalog_name(dialect, BILL_TABLE))}"
+    table += _as_of_scn(as_of, params)
     sql = (f"SELECT id, {BILL_TIME} FROM (SELECT id, {BILL_TIME}, ROW_NUMBER() OVER (ORDER BY id, {BILL_TIME}) AS rn, "
            f"COUNT(*) OVER () AS total FROM {table} {where}) s "
            f"WHERE MOD(rn - 1, GREATEST(CAST(total / :n AS INTEGER), 1)) = 0 ORDER BY id, {BILL_TIME} FETCH FIRST :n ROWS ONLY")
     return fp.Statement(sql, params)
 
 
-def bill_statement(dialect: str, schema: str, bill_id: int, issued: datetime) -> fp.Statement:
-    return fp.Statement(f"SELECT * FROM {fp.quote(dialect, schema)}.{fp.quote(dialect, BILL_TABLE)} "
-                        f"WHERE id = :bill_id AND {BILL_TIME} = :issued", {"bill_id": bill_id, "issued": issued})
+def bill_statement(dialect: str, schema: str, bill_id: int, issued: datetime,
+                   as_of: fp.AsOf | None = None) -> fp.Statement:
+    params = {"bill_id": bill_id, "issued": issued}
+    table = f"{fp.quote(dialect, schema)}.{fp.quote(dialect, catalog_name(dialect, BILL_TABLE))}"
+    table += _as_of_scn(as_of, params)
+    return fp.Statement(f"SELECT * FROM {table} WHERE id = :bill_id AND {BILL_TIME} = :issued", params)
+
+
+def sample_bills(fetch: Fetch, dialect: str, schema: str, n: int, as_of: fp.AsOf | None,
+                 keys: list[dict] | None = None) -> dict[tuple, dict | None]:
+    """The sampled bills, whole rows keyed by (id, issue time): kept in memory only (personal data),
+    compared field by field and never written. `keys` re-reads the other side's sample."""
+    if keys is None:
+        keys = fetch(sample_keys_statement(dialect, schema, n, as_of)) if n else []
+    out = {}
+    for k in keys:
+        rows = fetch(bill_statement(dialect, schema, k["id"], k[BILL_TIME], as_of))
+        out[(k["id"], k[BILL_TIME])] = rows[0] if rows else None
+    return out
 
 
 def compare_bill(source: dict | None, restored: dict | None, ignore: Iterable[str] = ()) -> list[str]:

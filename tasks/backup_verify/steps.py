@@ -36,6 +36,7 @@ class Run:
     cfg: BackupVerificationConfig
     backup: BackupFile | None = None
     source: measure.Measurement | None = None   # measured inside the backup's snapshot, if we took it
+    source_sample: dict | None = None           # the sampled bills read in that snapshot (memory only)
     scratch: str | None = None
     restore_seconds: float | None = None
     created_scratch: bool = False
@@ -54,7 +55,8 @@ class Run:
         if self.backup is None or self.backup.taken_by_us:
             return None
         local = self.backup.taken_at.astimezone(ZoneInfo(self.tz)).replace(tzinfo=None)
-        return fp.AsOf(before=local, cutoff_columns=self.cfg.cutoff_columns)
+        d = self.cfg.dialect
+        return fp.AsOf(before=local, cutoff_columns={k: measure.catalog_name(d, v) for k, v in self.cfg.cutoff_columns.items()})
 
     def mutable(self) -> dict[str, list[str]]:
         return {} if self.backup is None or self.backup.taken_by_us else self.cfg.mutable_columns
@@ -73,14 +75,7 @@ def fetcher(conn: psycopg.Connection):
 def locate_backup(run: Run, session: HostSession, backup_cfg: BackupConfig, path: str | None) -> list[CheckResult]:
     started = utcnow()
     try:
-        if path:
-            res = session.run(["stat", "-c", "%Y %s", "--", path])
-            if res.exit_code != 0:
-                raise locate.BackupNotFound(f"{path} on {session.cfg.name}: {res.stderr.strip()[:200]}")
-            mtime, size = res.stdout.split()
-            found = (path, int(size), datetime.fromtimestamp(int(mtime)).astimezone())
-        else:
-            found = locate.newest_backup(session, backup_cfg)
+        found = locate.given_backup(session, path) if path else locate.newest_backup(session, backup_cfg)
         run.backup, raw = locate.describe(session, backup_cfg, *found, timeout=run.cfg.command_timeout_s)
     except Exception as exc:  # noqa: BLE001 - no backup found or host unreachable: the record says which
         return [error_result(exc, started_at=started, check="backup_locate", title=f"{STEP_ZH['locate']}：备份文件",
@@ -108,6 +103,10 @@ def take_backup(run: Run, session: HostSession, backup_cfg: BackupConfig, run_st
                                    started, target=dest, raw=pg_steps.shown(res))]
             run.source = measure.measure(fetcher(src), "postgresql", run.cfg.schema_name, as_of=None,
                                          chunk_rows=run.cfg.chunk_rows)
+            # the sample is chosen by key order, so the copy's sample names the same bills; read
+            # here, production's side is the snapshot's, not a status updated since
+            run.source_sample = measure.sample_bills(fetcher(src), "postgresql", run.cfg.schema_name,
+                                                     run.cfg.sample_bills, None)
             src.rollback()
         finished = utcnow()
         size = int(session.run(["stat", "-c", "%s", "--", dest]).stdout.strip() or 0)

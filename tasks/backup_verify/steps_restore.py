@@ -3,7 +3,9 @@ drop it again. See steps.py for the record each step leaves."""
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from datetime import datetime
+from typing import Callable, ContextManager, Iterator
 from zoneinfo import ZoneInfo
 
 from prefect import task
@@ -14,6 +16,9 @@ from tasks.backup_verify.steps import STEP_ZH, Run, fetcher
 from tasks.database.fingerprint_compare import compare_fingerprints, compare_inventories, compare_row_counts
 from tasks.hosts import HostSession
 from tasks.results import CheckResult, Status, error_result, utcnow
+
+
+RESTORE_TOOL = {"postgresql": "pg_restore", "oracle": "impdp（Data Pump 导入）"}
 
 
 def _error(run: Run, step: str, title: str, exc: BaseException, started: datetime, target: str = "") -> CheckResult:
@@ -47,27 +52,48 @@ def restore_to_scratch(run: Run, session: HostSession, scratch: str, run_id: str
 
 
 # ---------------------------------------------------------------- 4. verify
+# A side is opened as (fetch, schema) in a read-only, repeatable-read transaction: the restored
+# copy, and production (only when the backup is someone else's: ours was measured in its snapshot).
+Side = Callable[[], ContextManager[tuple[measure.Fetch, str]]]
+
+
+@contextmanager
+def _pg_side(db, dbname: str | None, schema: str) -> Iterator[tuple[measure.Fetch, str]]:
+    with pg_steps.connect(db, dbname, autocommit=False) as conn:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        try:
+            yield fetcher(conn), schema
+        finally:
+            conn.rollback()
+
+
 @task(name="verify_restored_copy", cache_policy=NONE)
 def verify_restored(run: Run) -> list[CheckResult]:
+    cfg = run.cfg
+    return verify_copy(run, lambda: _pg_side(cfg.scratch, run.scratch, cfg.schema_name),
+                       lambda: _pg_side(cfg.source, None, cfg.schema_name))
+
+
+def verify_copy(run: Run, copy_side: Side, source_side: Side) -> list[CheckResult]:
+    """Measure the copy (and production, if not measured at the backup), then judge: the same for
+    every backend, so PostgreSQL and Oracle records read alike."""
     if run.backup is None or run.restore_seconds is None or run.scratch is None:
         return [run.skipped("verify", "比对校验", "恢复未完成，无法比对")]
-    cfg, started, as_of = run.cfg, utcnow(), run.as_of()
+    cfg, started, as_of, d = run.cfg, utcnow(), run.as_of(), run.cfg.dialect
     try:
-        with pg_steps.connect(cfg.scratch, run.scratch, autocommit=False) as copy:
-            copy.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            restored = measure.measure(fetcher(copy), "postgresql", cfg.schema_name, as_of=as_of,
-                                       chunk_rows=cfg.chunk_rows, mutable_columns=run.mutable())
-            keys_sql = measure.sample_keys_statement("postgresql", cfg.schema_name, cfg.sample_bills, as_of)
-            keys = fetcher(copy)(keys_sql) if cfg.sample_bills else []
-            copy_rows = {(k["id"], k["ivc_datetime"]): _bill(copy, cfg.schema_name, k) for k in keys}
-            with pg_steps.connect(cfg.source, autocommit=False) as src:
-                src.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                if run.source is None:   # someone else's backup: production now, within the cut-off
-                    run.source = measure.measure(fetcher(src), "postgresql", cfg.schema_name, as_of=as_of,
-                                                 chunk_rows=cfg.chunk_rows, mutable_columns=run.mutable())
-                src_rows = {key: _bill(src, cfg.schema_name, {"id": key[0], "ivc_datetime": key[1]}) for key in copy_rows}
-                src.rollback()
-            copy.rollback()
+        with copy_side() as (fetch, schema):
+            restored = measure.measure(fetch, d, schema, as_of=as_of, chunk_rows=cfg.chunk_rows,
+                                       mutable_columns=run.mutable())
+            copy_rows = measure.sample_bills(fetch, d, schema, cfg.sample_bills, as_of)
+        src_rows = run.source_sample
+        if run.source is None or src_rows is None:   # someone else's backup: production now, within the cut-off
+            with source_side() as (fetch, schema):
+                if run.source is None:
+                    run.source = measure.measure(fetch, d, schema, as_of=as_of, chunk_rows=cfg.chunk_rows,
+                                                 mutable_columns=run.mutable())
+                if src_rows is None:
+                    keys = [{"id": k[0], measure.BILL_TIME: k[1]} for k in copy_rows]
+                    src_rows = measure.sample_bills(fetch, d, schema, 0, as_of, keys=keys)
     except Exception as exc:  # noqa: BLE001
         return [_error(run, "verify", "比对校验", exc, started, run.scratch)]
     host = cfg.host
@@ -82,11 +108,6 @@ def verify_restored(run: Run) -> list[CheckResult]:
     out.append(_rto_record(run))
     run.files["restored_fingerprints.json"] = json.dumps(restored.to_json(), ensure_ascii=False, indent=1)
     return out
-
-
-def _bill(conn, schema: str, key: dict) -> dict | None:
-    rows = fetcher(conn)(measure.bill_statement("postgresql", schema, key["id"], key["ivc_datetime"]))
-    return rows[0] if rows else None
 
 
 def _sample_record(run: Run, copy_rows: dict, src_rows: dict, started: datetime) -> CheckResult:
@@ -123,7 +144,7 @@ def _rpo_record(run: Run, restored: measure.Measurement, started: datetime) -> C
 def _rto_record(run: Run) -> CheckResult:
     minutes = run.restore_seconds / 60
     status = Status.OK if minutes <= run.cfg.rto_max_minutes else Status.FAIL
-    return run.record("verify", "恢复用时（RTO）", status, f"pg_restore 用时 {run.restore_seconds:.1f} 秒", utcnow(),
+    return run.record("verify", "恢复用时（RTO）", status, f"{RESTORE_TOOL[run.cfg.dialect]} 用时 {run.restore_seconds:.1f} 秒", utcnow(),
                       value=round(minutes, 2), unit="分钟", threshold=f"≤ {run.cfg.rto_max_minutes:g} 分钟")
 
 

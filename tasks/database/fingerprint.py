@@ -110,9 +110,11 @@ class AsOf:
 
     def cutoff(self, table: str) -> str | None:
         """The table's cut-off column; a table listed with an empty name is an error, not "whole"."""
-        if self.before is None or table not in self.cutoff_columns:
+        if self.before is None:
             return None
-        return self.cutoff_columns[table]
+        # Oracle's catalog spells names in upper case, a site file usually in lower case
+        found = [v for k, v in self.cutoff_columns.items() if k.lower() == table.lower()]
+        return str(found[0] or "") if found else None  # "" (listed, no name) is refused by quote()
 
     def scope_zh(self, table: str) -> str:
         parts = []
@@ -135,8 +137,8 @@ def _source(dialect: str, schema: str, table: str, as_of: AsOf | None, params: d
         src += " AS OF SCN :scn"
         params["scn"] = int(as_of.scn)
     src += " t"
-    if as_of is not None and as_of.before is not None and table in as_of.cutoff_columns:
-        src += f"\n    WHERE t.{quote(dialect, as_of.cutoff_columns[table])} < :as_of_time"
+    if as_of is not None and as_of.cutoff(table) is not None:
+        src += f"\n    WHERE t.{quote(dialect, as_of.cutoff(table))} < :as_of_time"
         params["as_of_time"] = as_of.before
     return src
 
