@@ -56,7 +56,18 @@ class BackupVerificationConfig(_Strict):
     tools_dir: str = Field(description="on the host: PostgreSQL's bin directory (pg_dump, pg_restore); "
                                        "oracle: ORACLE_HOME")
     oracle_sid: str | None = None
-    oracle_directory: str = Field(default="DATA_PUMP_DIR", description="oracle: Data Pump directory object")
+    oracle_directory: str = Field(default="DATA_PUMP_DIR", description="oracle: Data Pump directory object; its "
+                                  "path on the host is the host's backup.directory (where the dumps are found)")
+    oracle_dump_directory: str | None = Field(
+        default=None, description="oracle: the directory object's path on the host, where the Data Pump dumps "
+        "to verify are (default: the host's backup.directory)")
+    oracle_dump_pattern: str = Field(default="*.dmp", description="oracle: glob of the dump files there")
+    oracle_dump_log: str | None = Field(default=None, description="oracle: the export job's START/END log, if any")
+    oracle_datapump_login: Literal["sysdba", "external"] = Field(
+        default="sysdba", description="oracle: how expdp/impdp log on over SSH (OS authentication, no password)")
+    oracle_remap_tablespaces: dict[str, str] = Field(
+        default_factory=dict, description="oracle: every production tablespace of the schema -> the scratch "
+        "tablespace (an unmapped one fails the import instead of filling a production tablespace)")
     database_name: str = Field(default="ebill", description="postgresql: the production database pg_dump reads")
     cutoff_columns: dict[str, str] = Field(
         default_factory=dict, description="per table, the column (issue time) that decides whether a row existed "

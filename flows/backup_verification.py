@@ -4,11 +4,13 @@ QH: "服务期限内每季度至少完成一次数据库备份和数据库恢复
 The checklist, each step recorded with start, end, the command and its output:
   1. locate the newest backup (or take one now inside an exported snapshot), SHA-256 and time;
   2. validate it without restoring (table of contents, every data block readable);
-  3. restore it into a scratch database that cannot be production;
+  3. restore it into a scratch database (Oracle: a scratch schema) that cannot be production;
   4. verify: objects, row counts and content fingerprints against production *as of the backup*,
      bills re-read field by field, RPO (newest bill vs backup time), RTO (restore time);
-  5. drop the scratch database (kept for diagnosis if asked and the verification failed);
+  5. drop the scratch copy (kept for diagnosis if asked and the verification failed);
   6. the 备份恢复验证记录 and result.json into the evidence bundle.
+PostgreSQL family: pg_dump/pg_restore in a scratch database. Oracle: RMAN VALIDATE/PREVIEW of the
+physical backups, expdp/impdp REMAP_SCHEMA into a scratch schema (tasks/backup_verify/backends.py).
 Verdict PASSED only if every step passed: a skipped or unmeasured step fails the run, after the
 evidence is stored. Scheduled on the first workday of each quarter at 02:00 (deployments/).
 """
@@ -22,8 +24,8 @@ from pydantic import BaseModel, Field
 
 from config.settings import Site, load_site
 from flows.common import RunOutcome, current_run_id, finish, store_evidence
-from tasks.backup_verify.steps import STEP_ZH, Run, locate_backup, take_backup, validate_backup
-from tasks.backup_verify.steps_restore import cleanup, restore_to_scratch, verify_restored
+from tasks.backup_verify.backends import Backend, backend_for
+from tasks.backup_verify.steps import STEP_ZH, Run, locate_backup
 from tasks.hosts import HostPool
 from tasks.results import CheckResult, Status, utcnow, verdict
 
@@ -43,20 +45,14 @@ class NotConfigured(ValueError):
     pass
 
 
-def plan_records(run: Run, params: VerifyParams, scratch: str) -> list[CheckResult]:
+def plan_records(run: Run, backend: Backend, params: VerifyParams, scratch: str) -> list[CheckResult]:
     """plan mode, or no recorded approval: what would be done, as SKIPPED records (not passed)."""
-    cfg = run.cfg
     why = "计划模式，未执行" if params.mode == "plan" else "站点配置没有记录授权（backup_verification.approved_by），未执行"
-    what = {"locate": ("备份文件", "在快照中执行 pg_dump 并计算生产库指纹" if params.take_backup else
-                       f"在 {cfg.host} 上定位最新备份并计算 SHA-256"),
-            "validate": ("备份可读性", "pg_restore --list 与完整读取"),
-            "restore": ("恢复", f"在验证服务器创建临时库 {scratch} 并 pg_restore"),
-            "verify": ("比对校验", "对象清单、行数、内容指纹、票据抽样、RPO、RTO"),
-            "cleanup": ("临时库", f"删除临时库 {scratch}")}
-    return [run.skipped(step, title, f"{why}：{text}") for step, (title, text) in what.items()]
+    return [run.skipped(step, title, f"{why}：{text}")
+            for step, (title, text) in backend.plan(run, params.take_backup, scratch).items()]
 
 
-def record_context(run: Run, scratch: str, results: list[CheckResult]) -> dict:
+def record_context(run: Run, backend: Backend, scratch: str, results: list[CheckResult]) -> dict:
     b = run.backup
     tz = ZoneInfo(run.tz)
     steps = []
@@ -77,8 +73,8 @@ def record_context(run: Run, scratch: str, results: list[CheckResult]) -> dict:
             "taken_by_us": b.taken_by_us, "snapshot_id": b.snapshot_id},
         "noun": "验证", "scratch": scratch, "steps": steps, "passed": passed,
         "conclusion_zh": "通过（PASSED）" if passed else "不通过（NOT PASSED）",
-        "scope_zh": ("ebill-ops 在导出的快照中备份并在同一快照内计算生产库行数与指纹：全表、全部列比较"
-                     if b is not None and b.taken_by_us else
+        "database_zh": backend.name_zh, "scratch_kind_zh": "临时 schema" if run.cfg.dialect == "oracle" else "临时库",
+        "scope_zh": (backend.scope_ours_zh if b is not None and b.taken_by_us else
                      "他人所做备份：只比较备份时间之前开具的行（cutoff_columns），且不比较备份后仍会变化的列"
                      f"（mutable_columns：{run.cfg.mutable_columns or '无'}）；其他表全表比较"),
         "quality_suite_zh": "发票数据质量套件（DQ01–DQ22）尚未纳入本版本的恢复验证",
@@ -92,43 +88,43 @@ def backup_verification(params: VerifyParams = VerifyParams()) -> RunOutcome:
     cfg = site.backup_verification
     if cfg is None:
         raise NotConfigured(f"site {site.site} has no backup_verification section (hint: see config/sites/demo.yaml)")
-    if cfg.dialect != "postgresql":
-        # tasks/backup_verify/oracle_steps.py holds the RMAN and Data Pump steps; the flow does
-        # not drive them yet, and a verification that silently skipped them would read as done.
-        raise NotConfigured(f"site {site.site}: backup verification of {cfg.dialect} is not wired into the flow yet "
-                            f"(hint: the PostgreSQL family is; see README, 'Backup-restore verification')")
+    backend = backend_for(cfg.dialect)
     host = next((h for h in site.hosts if h.name == cfg.host), None)
-    if host is None or host.backup is None:
-        raise NotConfigured(f"backup_verification.host {cfg.host!r} is not a host with a `backup` section in {site.source}")
+    if host is None:
+        raise NotConfigured(f"backup_verification.host {cfg.host!r} is not one of the hosts in {site.source}")
     started = utcnow()
     local = started.astimezone(ZoneInfo(site.timezone))
     stamp = local.strftime("%Y%m%d_%H%M%S")
     scratch = params.scratch_name or f"{cfg.scratch.prefix}{stamp}"
     run = Run(site.site, site.timezone, cfg)
+    try:
+        location = backend.location(run, host.backup)
+    except ValueError as exc:
+        raise NotConfigured(f"{site.source}: {exc}") from None
     keep = cfg.keep_on_failure if params.keep_on_failure is None else params.keep_on_failure
     approvals = []
     if params.mode == "plan" or not cfg.approved_by:
-        results = plan_records(run, params, scratch)
+        results = plan_records(run, backend, params, scratch)
     else:
         approvals = [{"action": "backup_verification", "host": cfg.host, "scratch": scratch,
                       "approved_by": cfg.approved_by, "kind": "standing approval in the site file"}]
         with HostPool() as pool:
             session = pool.get(host)
-            results = (take_backup(run, session, host.backup, stamp) if params.take_backup
-                       else locate_backup(run, session, host.backup, params.backup_path))
-            results += validate_backup(run, session)
+            results = (backend.take_backup(run, session, location, stamp) if params.take_backup
+                       else locate_backup(run, session, location, params.backup_path))
+            results += backend.validate(run, session)
             if any(r.status is not Status.OK for r in results):
                 # an unreadable backup is not restored: the later steps say why they did not run
                 results += [run.skipped("restore", "恢复", "前面的步骤未通过，不恢复"),
                             run.skipped("verify", "比对校验", "未恢复，无法比对")]
             else:
-                results += restore_to_scratch(run, session, scratch, current_run_id())
-                results += verify_restored(run)
+                results += backend.restore(run, session, scratch, current_run_id())
+                results += backend.verify(run)
             failed = any(r.status is not Status.OK for r in results)
-            results += cleanup(run, keep and failed)
+            results += backend.cleanup(run, keep and failed)
     bundle = store_evidence(site, "backup_verification", period=f"{local.year}-Q{(local.month - 1) // 3 + 1}",
                             form="backup_verification", title="备份恢复验证记录", kind_zh="季度备份恢复验证",
                             results=results, started_at=started, engineer=params.engineer, extra_files=run.files,
-                            approvals=approvals, context=record_context(run, scratch, results))
+                            approvals=approvals, context=record_context(run, backend, run.scratch or scratch, results))
     return finish(site, "backup_verification", results, bundle, strict=True)
 

@@ -143,3 +143,28 @@ def test_a_target_that_resolves_to_production_is_refused(prefect_harness, sites_
     with psycopg.connect(admin) as conn:
         assert conn.execute("SELECT count(*) FROM ebill.t_ebill_main").fetchone()[0] == before
     assert by_check(outcome, "backup_cleanup")[0].reason == "未创建临时库，无需清理"
+
+
+def test_an_oracle_site_is_driven_through_rman_and_data_pump_and_a_plan_is_not_passed(prefect_harness, sites_dir):
+    """Without a recorded approval the flow only plans; for an Oracle site the plan is the Oracle
+    backend's (nothing here can reach an Oracle server: the DSN points nowhere and is never used)."""
+    def oracle(data: dict) -> None:
+        bv = data["backup_verification"]
+        bv.update(dialect="oracle", oracle_sid="EBILL", schema="EBILL", tools_dir="/u01/app/oracle/product/19c",
+                  cutoff_columns={"T_EBILL_MAIN": "IVC_DATETIME"}, mutable_columns={})
+        bv.pop("approved_by")
+        for side in ("source", "scratch"):
+            bv[side]["dsn"] = "127.0.0.1:9/NOWHERE"
+        bv["scratch"]["prefix"] = "EBOPS_VERIFY_"
+    site = sites_dir("oracle-plan", oracle)
+    state = backup_verification(VerifyParams(site=site, take_backup=True), return_state=True)
+    assert state.is_failed()
+    with pytest.raises(VerdictFailed) as failed:
+        state.result()
+    outcome = failed.value.outcome
+    assert [r.status for r in outcome.results] == [Status.SKIPPED] * 5
+    text = " ".join(r.reason for r in outcome.results)
+    assert "expdp FLASHBACK_SCN" in text and "RESTORE DATABASE VALIDATE CHECK LOGICAL" in text
+    assert "REMAP_SCHEMA" in text and "DROP USER EBOPS_VERIFY_" in text
+    report = open_store(load_site(site).evidence).get(outcome.bundle.prefix + "report.md").decode()
+    assert "临时 schema EBOPS_VERIFY_" in report and "Oracle" in report and "不通过" in report

@@ -19,7 +19,8 @@ from tasks.database.base import CANONICAL_COLUMNS, CANONICAL_SCHEMA
 
 SQLPLUS_COMMANDS = re.compile(r"^\s*(SET|WHENEVER|DEFINE|UNDEFINE|ACCEPT|PROMPT|SPOOL|/\s*$)", re.I)
 SAMPLE = {"VENDOR_SCHEMA": "HIS_EBILL", "CANON_SCHEMA": "EBOPS_CANON", "INVOICE_TABLE": "EB_INVOICE_MAIN",
-          "RO_USER": "EBOPS_READER", "EBOPS_RO_PASSWORD": "Sample#Pw1", "COL_ISSUE_TIME": "KPRQ"}
+          "RO_USER": "EBOPS_READER", "EBOPS_RO_PASSWORD": "Sample#Pw1", "COL_ISSUE_TIME": "KPRQ",
+          "VERIFY_USER": "EBOPS_CHECKER", "EBOPS_VERIFY_PASSWORD": "Sample#Pw2"}
 
 
 def sqlplus_statements(path, overrides: dict[str, str]) -> list[str]:
