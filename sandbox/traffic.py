@@ -5,7 +5,8 @@ comparison is "equal to production as of the backup"), so the tests run the flow
 Issuing follows the vendor's own order in one transaction: take the next number from an issuing
 point's stock segment (t_bill_stock.cur_no), write the bill and its items copied from that
 point's latest bill; then the notice job re-sends the oldest failed e-mail/SMS notice of an old
-bill (notice_flag 2 -> 1), a change to a row issued long before the backup.
+bill (notice_flag 2 -> 1; once none is left, a notice re-sent on request: the oldest delivered one
+gets a new notice_datetime), a change to a row issued long before the backup.
 """
 from __future__ import annotations
 
@@ -50,8 +51,8 @@ WHERE id = %(seg)s
 """
 _NOTICE_SENT = """
 UPDATE {schema}.t_ebill_main SET notice_flag = '1', notice_datetime = localtimestamp
-WHERE (id, ivc_datetime) = (SELECT id, ivc_datetime FROM {schema}.t_ebill_main WHERE notice_flag = '2'
-                            ORDER BY ivc_datetime LIMIT 1)
+WHERE (id, ivc_datetime) = (SELECT id, ivc_datetime FROM {schema}.t_ebill_main WHERE notice_flag IN ('2', '1')
+                            ORDER BY notice_flag DESC, ivc_datetime LIMIT 1)
 """
 
 
