@@ -45,11 +45,14 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - t0, out
 
 
-def both(method: Side, dsns: list[str]) -> dict:
-    """The method on both copies: sequentially, then concurrently on two threads and connections."""
+def both(label: str, method: Side, dsns: list[str]) -> dict:
+    """The method on both copies: sequentially, then concurrently on two threads and connections.
+    Each time is printed as it comes: on a loaded machine a run can last an hour."""
     seq, res = timed(lambda: [method(d) for d in dsns])
+    print(f"  {label}: sequential {seq:.1f}s", flush=True)
     with ThreadPoolExecutor(len(dsns)) as pool:
         conc, res2 = timed(lambda: list(pool.map(method, dsns)))
+    print(f"  {label}: concurrent {conc:.1f}s", flush=True)
     return {"seq_s": seq, "conc_s": conc, "results": res, "results_conc": res2}
 
 
@@ -162,7 +165,7 @@ def main() -> int:
         print(f"dump {fig['dump_s']:.1f}s, restore {fig['restore_rto_s']:.1f}s; timing…", flush=True)
 
         dsns = [prod_dsn, copy_dsn]
-        fps = both(fingerprint_side(schema, args.chunk_rows), dsns)
+        fps = both("fingerprints", fingerprint_side(schema, args.chunk_rows), dsns)
         t0 = time.perf_counter()
         problems = compare(*fps["results"]) + compare(*fps["results_conc"])
         fig["compare_s"] = time.perf_counter() - t0
@@ -170,9 +173,9 @@ def main() -> int:
         counts = fps["results"][0].counts
         fig["rows"] = counts
         fig["measure_side_s"] = [round(m.seconds, 2) for m in fps["results"]]
-        copies = both(copy_side(schema, sorted(shapes)), dsns)
+        copies = both("COPY-out", copy_side(schema, sorted(shapes)), dsns)
         fig["copy_mib_per_copy"] = copies["results"][0] / 2**20
-        naive = both(naive_side(schema, shapes), dsns)
+        naive = both("naive", naive_side(schema, shapes), dsns)
         fig["naive_match"] = naive["results"][0] == naive["results"][1]
         total = 2 * sum(counts.values())  # rows read: both copies
         for name, r in (("fingerprint", fps), ("copy_out", copies), ("naive", naive)):
