@@ -38,10 +38,20 @@ class Bill:
     __slots__ = ("id", "code", "no", "check_code", "red", "rel_code", "rel_no", "bus_no", "bus_type", "bus_time",
                  "req_time", "his_ms", "issue_time", "place", "payer", "payer_type", "id_card", "tel", "total", "fund",
                  "other", "account", "cash", "med_care_type", "patient_id", "visit_no", "hospital_no", "in_date",
-                 "out_date", "sign_flag", "items", "visit_type", "refund_at", "orig_bus_no")
+                 "out_date", "sign_flag", "items", "visit_type", "refund_at", "orig_bus_no",
+                 "no_text", "state_flag", "upload_override", "settle_total")
+
+    def __init__(self) -> None:
+        # What emit writes instead of the derived value; set only by planted defects (sandbox/defects.py).
+        self.no_text = self.state_flag = self.upload_override = self.settle_total = None
 
     def code_no(self, no: int) -> None:
         self.no = no
+
+    @property
+    def bill_no(self) -> str:
+        """The bill number as written: 10 digits, unless a planted defect typed it otherwise."""
+        return self.no_text if self.no_text is not None else f"{self.no:010d}"
 
 
 class BillFactory:
@@ -143,7 +153,7 @@ class BillFactory:
         b.issue_time = b.req_time + timedelta(milliseconds=b.his_ms)
         b.code = bill_code(b.visit_type, b.issue_time.year)
         b.check_code = "".join(r.choices(_CODE36, k=6))
-        b.red, b.rel_code, b.rel_no, b.sign_flag, b.refund_at = "1", blue.code, f"{blue.no:010d}", "1", None
+        b.red, b.rel_code, b.rel_no, b.sign_flag, b.refund_at = "1", blue.code, blue.bill_no, "1", None
         return b
 
     def _items(self, v: str, los: int) -> list[tuple]:
@@ -225,14 +235,19 @@ class BillFactory:
         upload_t = b.issue_time + timedelta(seconds=r.uniform(5, 600))
         archive_t = upload_t + timedelta(seconds=r.uniform(60, 1800))
         upload_flag = archive_flag = "0"
+        # a planted pending upload (DQ18) makes the calls into a discarded list: the random draws and
+        # log ids stay those of the clean data, and no upload or archive is logged for the bill
+        finance_logs = logs if b.upload_override is None else []
         if upload_t <= cutoff:
             upload_flag = "1"
-            self._call(logs, "FINANCE", "upload", bus, place, upload_t, self._ms("FINANCE"))
+            self._call(finance_logs, "FINANCE", "upload", bus, place, upload_t, self._ms("FINANCE"))
             if archive_t <= cutoff:
                 archive_flag = "1"
-                self._call(logs, "FINANCE", "archive", bus, place, archive_t, self._ms("FINANCE"))
+                self._call(finance_logs, "FINANCE", "archive", bus, place, archive_t, self._ms("FINANCE"))
         else:
             upload_t = None
+        if b.upload_override is not None:
+            upload_flag, upload_t, archive_flag = b.upload_override, None, "0"
         notice_t = b.issue_time + timedelta(seconds=r.uniform(1, 10))
         if not b.tel:
             notice_flag, notice_t = "9", None
@@ -246,18 +261,19 @@ class BillFactory:
             self._call(logs, "DELIVERY", "notice", bus, place, notice_t, self._ms("DELIVERY"))
         issue = _ts(b.issue_time)
         rows.main.append(line((
-            b.id, b.code, f"{b.no:010d}", b.check_code, b.red, b.rel_code, b.rel_no, bus, b.bus_type, _ts(b.bus_time),
+            b.id, b.code, b.bill_no, b.check_code, b.red, b.rel_code, b.rel_no, bus, b.bus_type, _ts(b.bus_time),
             issue, place, b.payer, b.payer_type, b.id_card, b.tel, _yuan(b.total), _yuan(b.fund), _yuan(b.other),
             _yuan(b.account), _yuan(b.cash), b.med_care_type, b.patient_id, b.visit_no, b.hospital_no, b.in_date,
-            b.out_date, "2" if b.refund_at is not None else "1", b.sign_flag, upload_flag, _ts(upload_t), archive_flag,
-            notice_flag, _ts(notice_t))))
+            b.out_date, b.state_flag or ("2" if b.refund_at is not None else "1"), b.sign_flag, upload_flag,
+            _ts(upload_t), archive_flag, notice_flag, _ts(notice_t))))
         detail = rows.detail
         for n, (cc, code, name, unit, std, q, amt, cls) in enumerate(b.items, 1):
             detail.append(f"{b.id}\t{issue}\t{n}\t{cc}\t{code}\t{name}\t{unit}\t{std // 10000}.{std % 10000:04d}\t"
                           f"{q}.00\t{_yuan(amt)}\t{cls}")
         self.settle_id += 1
         rows.settle.append(line((self.settle_id, bus, b.visit_type, b.patient_id, _ts(b.bus_time), place,
-                                 _yuan(b.total), "1" if b.red == "1" else "0", b.orig_bus_no)))
+                                 _yuan(b.total if b.settle_total is None else b.settle_total),
+                                 "1" if b.red == "1" else "0", b.orig_bus_no)))
         counts["bills"] += 1
         counts["items"] += len(b.items)
         counts["settlements"] += 1
