@@ -1,0 +1,111 @@
+"""The data-quality suites as files: every rule present, both dialects parse, only keys selected;
+and the pure parts of a run (period, per-rule summary, statuses, CSV)."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+import sqlglot
+from sqlglot import exp
+
+from flows.invoice_quality import QualityParams, quality_period
+from tasks.quality.gx_run import SCOPE_SQL, CheckOutcome, SuiteRun
+from tasks.quality.results import keys_csv, summarise, to_results
+from tasks.quality.suites import RULE_IDS, SuiteError, load_suites, render, rule_checks
+from tasks.results import Status
+
+SUITES = load_suites()
+CHECKS = rule_checks(SUITES)
+READ = {"postgresql": "postgres", "oracle": "oracle"}
+NOW = datetime(2026, 11, 27, 6, 0, 5)
+
+
+def _sql(check, dialect: str) -> str:
+    # what reaches the database: the run's values, then GX's str.format (which undoubles {{n}})
+    return render(check.queries[dialect], dialect, "ebill_canon", date(2026, 11, 26), date(2026, 11, 27), NOW).format()
+
+
+def test_every_rule_has_an_expectation_with_meta():
+    assert {c.rule_id for c in CHECKS} == set(RULE_IDS)
+    for c in CHECKS:
+        assert c.severity in ("error", "warning") and c.title_zh and c.scope in SCOPE_SQL, c
+        assert c.key in (("bill_code", "bill_no"), ("bus_no",), ("bill_code", "start_no")), c
+    assert {n for n in SUITES} == {"ebill_invoice_header", "ebill_invoice_items", "ebill_red_bills",
+                                   "ebill_reconciliation", "ebill_stock"}
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "oracle"])
+def test_every_query_parses_and_selects_only_business_keys(dialect):
+    for c in CHECKS:
+        sql = _sql(c, dialect)
+        assert "${" not in sql and ":" not in sql, (c.check, sql)  # ':' would be a bind parameter to SQLAlchemy
+        tree = sqlglot.parse_one(sql, read=READ[dialect])
+        assert isinstance(tree, exp.Select), c.check
+        # The guarantee that no payer data leaves: the outer SELECT names the key columns only.
+        assert [e.alias_or_name.lower() for e in tree.expressions] == list(c.key), (c.check, tree.expressions)
+        for col in ("payer_name", "id_card_no", "tel"):
+            assert col not in [e.sql().lower() for e in tree.expressions]
+
+
+def test_oracle_variants_use_oracle_syntax():
+    for c in CHECKS:
+        ora = _sql(c, "oracle")
+        assert "!~" not in ora and "INTERVAL '24 hours'" not in ora and "AS BIGINT" not in ora, c.check
+    dq20 = next(c for c in CHECKS if c.rule_id == "DQ20")
+    assert "REGEXP_LIKE(i.tel, '^1[0-9]{10}$', 'c')" in _sql(dq20, "oracle")
+
+
+def test_render_fills_period_and_clock_and_refuses_a_bad_schema():
+    dq18 = next(c for c in CHECKS if c.rule_id == "DQ18")
+    pg = _sql(dq18, "postgresql")
+    assert "DATE '2026-11-26'" in pg and "DATE '2026-11-27'" in pg and "(DATE '2026-11-27' + 21605 * INTERVAL '1 second')" in pg
+    assert "NUMTODSINTERVAL(21605, 'SECOND')" in _sql(dq18, "oracle")
+    with pytest.raises(SuiteError, match="database.schema"):
+        render(dq18.queries["postgresql"], "postgresql", "x; DROP TABLE y", date(2026, 1, 1), date(2026, 1, 2), NOW)
+
+
+def test_a_broken_suite_file_is_named(tmp_path):
+    (tmp_path / "bad.json").write_text('{"name": "x", "expectations": [{"type": "expect_column_values_to_be_null"}]}')
+    with pytest.raises(SuiteError, match="bad.json: expectation 0"):
+        load_suites(tmp_path)
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(SuiteError, match="not valid JSON"):
+        load_suites(tmp_path)
+
+
+def _run(found: dict[str, list[tuple]], checked: dict[str, int], error_on: str | None = None) -> SuiteRun:
+    outs = [CheckOutcome(c, failing=found.get(c.check, []), error="boom" if c.check == error_on else None) for c in CHECKS]
+    return SuiteRun(outs, checked, None, 0.1, True)
+
+
+def test_summary_statuses_and_csv():
+    checked = {"invoice": 100, "blue": 98, "red": 2, "item": 500, "settlement": 100, "stock": 5}
+    run = _run({"DQ15": [("44010126", "0000000001")], "DQ15_items": [("44010126", "0000000002")],
+                "DQ20": [("44010126", "0000000009")], "DQ19_settlements": [("MZ1",)]}, checked, error_on="DQ06")
+    by = {s.rule_id: s for s in summarise(run)}
+    assert list(by) == list(RULE_IDS)
+    assert by["DQ15"].failing == [("44010126", "0000000001"), ("44010126", "0000000002")]  # both halves
+    assert by["DQ15"].checked == 600 and by["DQ15"].status is Status.FAIL
+    assert by["DQ20"].status is Status.WARN  # a warning rule does not fail the run
+    assert by["DQ06"].status is Status.ERROR and by["DQ01"].status is Status.OK
+    assert keys_csv(by["DQ19"]) == "bus_no\nMZ1\n"
+    results = to_results("demo", list(by.values()), NOW, NOW, "2026-11-26")
+    assert [r.target for r in results] == list(RULE_IDS)
+    assert "44010126/0000000001" in results[14].reason
+
+
+def test_empty_period_is_skipped_not_passed():
+    run = _run({}, {"invoice": 0, "blue": 0, "red": 0, "item": 0, "settlement": 0, "stock": 5})
+    by = {s.rule_id: s.status for s in summarise(run)}
+    assert by["DQ21"] is Status.OK  # stock segments are not dated
+    assert {s for r, s in by.items() if r != "DQ21"} == {Status.SKIPPED}
+
+
+def test_parameters_default_to_yesterday_and_name_bad_input():
+    assert quality_period(QualityParams(), date(2026, 11, 27)) == (date(2026, 11, 26), date(2026, 11, 27))
+    p = QualityParams(start=date(2026, 10, 1), end=date(2026, 10, 31))
+    assert quality_period(p, date(2026, 11, 27)) == (date(2026, 10, 1), date(2026, 11, 1))
+    for bad, field in (({"rules": ["DQ99"]}, "rules"), ({"end": date(2026, 1, 1)}, "end"),
+                       ({"start": date(2026, 2, 1), "end": date(2026, 1, 1)}, "before start")):
+        with pytest.raises(ValueError, match=field):
+            QualityParams(**bad)
