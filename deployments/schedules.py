@@ -22,6 +22,7 @@ MONTHLY_INSPECTION = "0 9 1 * *"   # QH: monthly on-site inspection with report
 QUARTERLY_INSPECTION = "0 10 1 1,4,7,10 *"   # MZ 一.2-16: the quarterly list
 VERIFICATION_AT = time(2, 0)       # 备份恢复验证: at night, after the nightly backup, before the clinics open
 QUARTER_MONTHS = (1, 4, 7, 10)
+DAILY_QUALITY = "0 6 * * *"        # 票据数据质量: yesterday's bills, read before the finance office's day starts
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,10 @@ def monthly_inspection() -> Schedule:
 
 def quarterly_inspection() -> Schedule:
     return Cron(QUARTERLY_INSPECTION, timezone=TZ)
+
+
+def daily_quality() -> Schedule:
+    return Cron(DAILY_QUALITY, timezone=TZ)
 
 
 def planned_verifications(today: date, quarters_ahead: int = 5,

@@ -19,6 +19,7 @@ from deployments import schedules
 from flows.backup_verification import backup_verification
 from flows.holiday_precheck import holiday_precheck
 from flows.inspection import inspection
+from flows.invoice_quality import invoice_quality
 
 log = logging.getLogger("ebops.deployments")
 
@@ -51,6 +52,11 @@ def deployments(site: str, today=None):
             schedules=[verify] if verify else [], tags=[site, "backup-verification"],
             description="季度备份恢复验证（每季度第一个工作日 02:00）。计划："
                         + ("；".join(f"{d:%Y-%m-%d %H:%M}" for d in verify_runs) or "无（日历未覆盖）")),
+        # yesterday's bills against DQ01-DQ22, every day at 06:00; by hand for any date range
+        invoice_quality.to_deployment(
+            name=f"invoice-quality-{site}", parameters={"params": {"site": site}},
+            schedules=[schedules.daily_quality()], tags=[site, "invoice-quality"],
+            description="每日 06:00 票据数据质量检查（昨天开具的票据，规则 DQ01–DQ22）；也可手动指定期间"),
     ]
 
 

@@ -127,6 +127,29 @@ def precheck(site: str = typer.Argument(..., help="site name (config/sites/NAME.
     raise typer.Exit(_run_precheck(site, holiday, backup, engineer))
 
 
+def _run_quality(site: str, start: str | None = None, end: str | None = None, rules: str | None = None,
+                 engineer: str = "") -> int:
+    from flows.invoice_quality import QualityParams, invoice_quality
+
+    try:
+        params = QualityParams(site=site, start=start, end=end, engineer=engineer,
+                               rules=[r.strip().upper() for r in rules.split(",")] if rules else None)
+    except ValueError as exc:
+        err.print(f"[red]bad parameter:[/] {exc}")
+        return 2
+    return _run_flow(invoice_quality, "invoice quality check", params=params)
+
+
+@app.command()
+def quality(site: str = typer.Argument(..., help="site name (config/sites/NAME.yaml)"),
+            start: Optional[str] = typer.Option(None, help="first issue date (YYYY-MM-DD); default yesterday"),
+            end: Optional[str] = typer.Option(None, help="last issue date, inclusive; default = start"),
+            rules: Optional[str] = typer.Option(None, help="only these rules, e.g. DQ06,DQ19; default all"),
+            engineer: str = typer.Option("", help="engineer's name for the report")) -> None:
+    """Check SITE's bills of a period against the data-quality rules DQ01-DQ22 (票据数据质量检查)."""
+    raise typer.Exit(_run_quality(site, start, end, rules, engineer))
+
+
 @app.command()
 def schedule(site: str = typer.Argument("demo", help="site name")) -> None:
     """Show when the pre-holiday check of SITE will run, computed from the holiday calendar."""
@@ -206,7 +229,7 @@ def sandbox_env() -> None:
 
 @app.command()
 def demo() -> None:
-    """Start the sandbox hospital, run the inspection and the pre-holiday check, print the findings and the evidence, stop it."""
+    """Start the sandbox hospital, run the inspection, the pre-holiday check and the data-quality check, print the findings and the evidence, stop it."""
     from sandbox import manager
 
     console.rule("starting the sandbox hospital")
@@ -217,6 +240,8 @@ def demo() -> None:
         code = _run_inspection("demo", "adhoc")
         console.rule("pre-holiday check (节前巡检) of site demo, for the next ≥3-day holiday")
         code = max(code, _run_precheck("demo", engineer="演示工程师"))
+        console.rule("invoice data quality (票据数据质量检查) of site demo, yesterday's bills")
+        code = max(code, _run_quality("demo", engineer="演示工程师"))
     finally:
         console.rule("stopping the sandbox")
         manager.down()
