@@ -77,7 +77,10 @@ def record_context(run: Run, backend: Backend, scratch: str, results: list[Check
         "scope_zh": (backend.scope_ours_zh if b is not None and b.taken_by_us else
                      "他人所做备份：只比较备份时间之前开具的行（cutoff_columns），且不比较备份后仍会变化的列"
                      f"（mutable_columns：{run.cfg.mutable_columns or '无'}）；其他表全表比较"),
-        "quality_suite_zh": "发票数据质量套件（DQ01–DQ22）尚未纳入本版本的恢复验证",
+        "quality_suite_zh": ("发票数据质量套件（DQ01–DQ22）已在恢复库上运行（备份日前 7 天的票据，截至备份时间），"
+                             "结果见比对校验步骤与 restored_quality.json" if run.cfg.dialect == "postgresql" else
+                             "Oracle 的临时 schema 只含导入的厂商表，不含规范视图（ebill_canon），"
+                             "发票数据质量套件未在恢复库上运行；生产库的每日数据质量检查照常进行"),
     }
 
 

@@ -70,8 +70,13 @@ def _pg_side(db, dbname: str | None, schema: str) -> Iterator[tuple[measure.Fetc
 @task(name="verify_restored_copy", cache_policy=NONE)
 def verify_restored(run: Run) -> list[CheckResult]:
     cfg = run.cfg
-    return verify_copy(run, lambda: _pg_side(cfg.scratch, run.scratch, cfg.schema_name),
-                       lambda: _pg_side(cfg.source, None, cfg.schema_name))
+    out = verify_copy(run, lambda: _pg_side(cfg.scratch, run.scratch, cfg.schema_name),
+                      lambda: _pg_side(cfg.source, None, cfg.schema_name))
+    if run.scratch is not None and run.restore_seconds is not None and run.backup is not None:
+        from tasks.backup_verify.quality_copy import quality_on_copy  # GX is imported only when a copy exists
+
+        out.append(quality_on_copy(run))
+    return out
 
 
 def verify_copy(run: Run, copy_side: Side, source_side: Side) -> list[CheckResult]:

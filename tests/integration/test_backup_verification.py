@@ -85,6 +85,11 @@ def test_good_backup_verifies_passed_under_traffic_and_scratch_is_dropped(prefec
     result = json.loads(stored(outcome, "result.json"))
     assert result["verdict"] == "OK" and result["context"]["steps"][2]["seconds"] > 0
     assert all(s["status"] == "OK" for s in result["context"]["steps"])
+    # the quality suites ran on the restored copy: every rule executed there
+    [dq] = [r for r in outcome.results if "数据质量规则" in r.title]
+    assert dq.status is Status.OK and "22 条规则均可在恢复库上执行" in dq.reason, dq.reason
+    on_copy = json.loads(stored(outcome, "restored_quality.json"))
+    assert len(on_copy["rules"]) == 22 and on_copy["rules"]["DQ06"]["checked"] > 0
 
 
 def test_backup_taken_in_a_snapshot_compares_every_row_under_traffic(prefect_harness, sites_dir, admin,
