@@ -98,13 +98,26 @@ def run_suites(db: EbillDatabase, canon: str, start: date, end: date, now: datet
         # The generic SQL source and the asset's schema_name are deliberate: the same code serves
         # PostgreSQL and Oracle, and the schema is the site's, not the connection's.
         warnings.simplefilter("ignore")
+        opened: list = []
+
+        def creator():
+            conn = db._connect()
+            opened.append(conn)
+            return conn
+
         ds = ctx.data_sources.add_sql(
             name="ebill", connection_string="oracle+oracledb://" if dialect == "oracle" else "postgresql+psycopg://",
-            kwargs={"creator": db._connect})
+            kwargs={"creator": creator})
         try:
             result, by_suite = _validate(gx, ctx, ds, suites, checks, dialect, canon, start, end, now, docs_dir)
         finally:
-            ds.get_engine().dispose()  # the read-only account has a connection limit: give them back now
+            # Every session GX opened is closed now, not when GX's objects are collected: the
+            # read-only account has a connection limit, and a scratch copy cannot be dropped
+            # while a session is still connected to it.
+            ds.get_engine().dispose()
+            for conn in opened:
+                with contextlib.suppress(Exception):
+                    conn.close()
     outcomes = []
     for vres in result.run_results.values():
         suite_name = vres.suite_name
