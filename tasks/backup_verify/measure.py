@@ -31,12 +31,16 @@ class Measurement:
     seconds: float
     scope: dict[str, str] = field(default_factory=dict)  # per table, what was compared (Chinese)
 
+    def key_shifts(self) -> dict[str, int]:
+        """The key-range chunking of each table, for measuring the other side alike."""
+        return {t: f.key_shift for t, f in self.prints.items() if f.key_shift is not None}
+
     def to_json(self) -> dict:
         """What is kept in the evidence beside the backup: enough to compare again later."""
         return {"counts": self.counts, "newest_bill": self.newest_bill.isoformat() if self.newest_bill else None,
                 "seconds": round(self.seconds, 2), "scope": self.scope,
                 "fingerprints": {t: {"method": f.method, "chunk_rows": f.chunk_rows, "columns": list(f.columns),
-                                     "excluded": list(f.excluded), "rows": f.rows, "total": f.total,
+                                     "key_shift": f.key_shift, "excluded": list(f.excluded), "rows": f.rows, "total": f.total,
                                      "chunks": [[c.chunk_no, c.rows, c.hash] for c in f.chunks]}
                                  for t, f in self.prints.items()}}
 
@@ -49,8 +53,23 @@ def hashed_columns(shape: fp.TableShape, mutable: Iterable[str]) -> list[str] | 
     return [c.name for c in shape.columns if c.name.lower() not in drop]
 
 
+def plan_key_shifts(fetch: Fetch, dialect: str, schema: str, shapes: dict[str, fp.TableShape],
+                    as_of: fp.AsOf | None, chunk_rows: int) -> tuple[dict[str, int], dict[str, int]]:
+    """(key shift, row count) of every table with an integer first key, from its count and key range."""
+    shifts, counts = {}, {}
+    for name, shape in shapes.items():
+        if fp.integer_key(dialect, shape) is not None:
+            b = fetch(fp.key_bounds_statement(dialect, schema, shape, as_of))[0]
+            counts[name] = int(b["row_count"])
+            shifts[name] = fp.key_shift_for(counts[name], b["lo"], b["hi"], chunk_rows)
+    return shifts, counts
+
+
 def measure(fetch: Fetch, dialect: str, schema: str, *, as_of: fp.AsOf | None, chunk_rows: int,
-            mutable_columns: dict[str, list[str]] | None = None) -> Measurement:
+            mutable_columns: dict[str, list[str]] | None = None,
+            key_shifts: dict[str, int] | None = None) -> Measurement:
+    """One side. `key_shifts`: the other side's chunking (Measurement.key_shifts()), so that both
+    are cut alike; None when this side is measured first (chosen from its own count and key range)."""
     began = time.monotonic()
     if dialect == "postgresql":
         # Row text depends on DateStyle, TimeZone, float digits...: the scratch database does not
@@ -58,10 +77,13 @@ def measure(fetch: Fetch, dialect: str, schema: str, *, as_of: fp.AsOf | None, c
         fetch(fp.Statement(fp.PG_SESSION_SQL))
     shapes = fp.shapes_from_rows(fetch(fp.columns_statement(dialect, schema)))
     mutable = {k.lower(): v for k, v in (mutable_columns or {}).items()}
+    if key_shifts is None:
+        key_shifts, _ = plan_key_shifts(fetch, dialect, schema, shapes, as_of, chunk_rows)
     prints = {}
     for name, shape in shapes.items():
+        shift = key_shifts.get(name) if fp.integer_key(dialect, shape) is not None else None
         q = fp.fingerprint_statement(dialect, schema, shape, chunk_rows=chunk_rows, as_of=as_of,
-                                     columns=hashed_columns(shape, mutable.get(name.lower(), [])))
+                                     columns=hashed_columns(shape, mutable.get(name.lower(), [])), key_shift=shift)
         prints[name] = fp.fingerprint_from_rows(q, fetch(q))
     counts = fp.row_counts_from_rows(fetch(fp.row_counts_statement(dialect, schema, shapes, as_of)))
     inventory = fp.inventory_from_rows(fetch(fp.inventory_statement(dialect, schema)))

@@ -87,15 +87,17 @@ def verify_copy(run: Run, copy_side: Side, source_side: Side) -> list[CheckResul
     cfg, started, as_of, d = run.cfg, utcnow(), run.as_of(), run.cfg.dialect
     try:
         with copy_side() as (fetch, schema):
+            # cut like production when it was measured first (in the backup's snapshot)
             restored = measure.measure(fetch, d, schema, as_of=as_of, chunk_rows=cfg.chunk_rows,
-                                       mutable_columns=run.mutable())
+                                       mutable_columns=run.mutable(),
+                                       key_shifts=run.source.key_shifts() if run.source is not None else None)
             copy_rows = measure.sample_bills(fetch, d, schema, cfg.sample_bills, as_of)
         src_rows = run.source_sample
         if run.source is None or src_rows is None:   # someone else's backup: production now, within the cut-off
             with source_side() as (fetch, schema):
                 if run.source is None:
                     run.source = measure.measure(fetch, d, schema, as_of=as_of, chunk_rows=cfg.chunk_rows,
-                                                 mutable_columns=run.mutable())
+                                                 mutable_columns=run.mutable(), key_shifts=restored.key_shifts())
                 if src_rows is None:
                     keys = [{"id": k[0], measure.BILL_TIME: k[1]} for k in copy_rows]
                     src_rows = measure.sample_bills(fetch, d, schema, 0, as_of, keys=keys)

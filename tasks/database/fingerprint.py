@@ -1,8 +1,13 @@
 """Backup-restore verification, database side: object inventory, row counts and content fingerprints
 of one schema, as SQL for PostgreSQL-family and Oracle databases and as the mapping of its rows.
 
-Everything heavy runs inside the database: a table's rows are hashed there, ordered by primary key,
-cut into chunks of `chunk_rows` rows by their rank, and only one short row per chunk comes back.
+Everything heavy runs inside the database: a table's rows are hashed there, cut into chunks, and only
+one short row per chunk comes back. A table whose first key column is an integer is chunked by key
+range: chunk n holds the keys in [n*2^s, (n+1)*2^s), s chosen from the table's count and key range so
+that a chunk holds about `chunk_rows` rows. That needs no sort (a window rank over millions of rows
+was most of the cost), and a missing or extra row changes only its own chunk. Other tables are cut
+by primary-key rank into chunks of exactly `chunk_rows` rows. Both copies must use the same s: the
+side measured first decides it (key_shift_for) and the other side is given it.
 Two copies of a schema (production and its restored backup) are fingerprinted with the same call
 and compared chunk by chunk (tasks/database/fingerprint_compare.py), so that a difference is named
 by table and chunk, not only "the dumps differ".
@@ -316,9 +321,43 @@ def row_counts_from_rows(rows: Iterable[dict]) -> dict[str, int]:
 # ------------------------------------------------------------------ content fingerprints
 # (the row text of each dialect lives in tasks/database/fingerprint_rowtext.py)
 
+# ------------------------------------------------------------------ key-range chunks
+
+_PG_INTEGER = re.compile(r"^(smallint|integer|bigint)$")
+_ORA_INTEGER = re.compile(r"^(NUMBER|INTEGER)$")
+
+
+def integer_key(dialect: str, shape: "TableShape") -> "Column | None":
+    """The first primary-key column if it holds integers (chunks by key range), else None."""
+    if not shape.pk:
+        return None
+    col = shape.column(shape.pk[0])
+    pattern = _PG_INTEGER if dialect == "postgresql" else _ORA_INTEGER
+    return col if pattern.match(col.data_type) else None
+
+
+def key_bounds_statement(dialect: str, schema: str, shape: "TableShape", as_of: "AsOf | None" = None) -> Statement:
+    """Count, lowest and highest first key of one table (under the same AsOf as its fingerprint)."""
+    col = integer_key(_dialect(dialect), shape)
+    if col is None:
+        raise ValueError(f"table {shape.name}: its first key column is not an integer; it is chunked by rank")
+    params: dict = {}
+    k = f"t.{quote(dialect, col.name)}"
+    return Statement(f"SELECT COUNT(*) AS row_count, MIN({k}) AS lo, MAX({k}) AS hi\n"
+                     f"FROM {_source(dialect, schema, shape.name, as_of, params)}", params)
+
+
+def key_shift_for(row_count: int, lo, hi, chunk_rows: int) -> int:
+    """The s of chunk = key >> s giving about chunk_rows rows per chunk over [lo, hi]."""
+    if not row_count or lo is None or hi is None:
+        return 0
+    width = (int(hi) - int(lo) + 1) * chunk_rows / int(row_count)  # keys per chunk_rows rows
+    return max(0, min(62, int(width).bit_length() - 1)) if width >= 1 else 0
+
+
 @dataclass(frozen=True)
 class ChunkHash:
-    chunk_no: int  # rows chunk_no*chunk_rows+1 … (chunk_no+1)*chunk_rows in key order
+    chunk_no: int  # key range [n*2^s, (n+1)*2^s), or rows n*chunk_rows+1 … (n+1)*chunk_rows in key order
     rows: int
     hash: str
     first_key: str | None = None  # first primary-key column's lowest and highest value in the chunk
@@ -334,6 +373,11 @@ class TableFingerprint:
     key: tuple[str, ...]  # what the rows were ranked by (the primary key; () = the row hash)
     chunks: tuple[ChunkHash, ...]
     excluded: tuple[str, ...] = ()  # columns that could not be hashed (Oracle LOBs), said in the record
+    key_shift: int | None = None  # chunks by key range [n*2^s, (n+1)*2^s) of key[0]; None: by rank
+
+    @property
+    def chunking(self) -> str:
+        return f"key>>{self.key_shift}" if self.key_shift is not None else f"rank/{self.chunk_rows}"
 
     @property
     def rows(self) -> int:
@@ -343,7 +387,10 @@ class TableFingerprint:
     def total(self) -> str:
         """One MD5 over the chunk lines: equal totals mean equal tables."""
         text = "\n".join(f"{c.chunk_no}:{c.rows}:{c.hash}" for c in self.chunks)
-        return hashlib.md5(f"{self.method}/{self.chunk_rows}/{','.join(self.columns)}\n{text}".encode()).hexdigest()
+        head = f"{self.method}/{self.chunk_rows}/{','.join(self.columns)}"
+        if self.key_shift is not None:
+            head += f"/key>>{self.key_shift}"
+        return hashlib.md5(f"{head}\n{text}".encode()).hexdigest()
 
 
 def _hash_text(method: str, value) -> str:
@@ -359,7 +406,8 @@ def fingerprint_from_rows(query: "FingerprintQuery", rows: Iterable[dict]) -> Ta
                                      last_key=None if r.get("last_key") is None else str(r["last_key"]))
                            for r in rows), key=lambda c: c.chunk_no))
     return TableFingerprint(table=query.table, method=query.method, chunk_rows=query.chunk_rows,
-                            columns=query.columns, key=query.key, chunks=chunks, excluded=query.excluded)
+                            columns=query.columns, key=query.key, chunks=chunks, excluded=query.excluded,
+                            key_shift=query.key_shift)
 
 
 @dataclass(frozen=True)
@@ -370,14 +418,16 @@ class FingerprintQuery(Statement):
     columns: tuple[str, ...] = ()
     key: tuple[str, ...] = ()
     excluded: tuple[str, ...] = ()
+    key_shift: int | None = None
 
 
 def fingerprint_statement(dialect: str, schema: str, shape: TableShape, *, method: str = "sum",
                           chunk_rows: int = DEFAULT_CHUNK_ROWS, as_of: AsOf | None = None,
-                          columns: Iterable[str] | None = None) -> FingerprintQuery:
+                          columns: Iterable[str] | None = None, key_shift: int | None = None) -> FingerprintQuery:
     """The query fingerprinting one table: one row per chunk (chunk_no, row_count, chunk_hash,
     first_key, last_key). `columns` limits the hash to those columns (e.g. the immutable ones of
-    a backup someone else took); by default every column."""
+    a backup someone else took); by default every column. `key_shift` chunks by key range (the
+    "sum" method, an integer first key); otherwise chunks are cut by rank."""
     from tasks.database.fingerprint_rowtext import build_fingerprint_sql
 
     _dialect(dialect)
@@ -389,9 +439,13 @@ def fingerprint_statement(dialect: str, schema: str, shape: TableShape, *, metho
     chosen = [shape.column(c) for c in columns] if columns is not None else list(shape.columns)
     if not chosen:
         raise ValueError(f"table {shape.name}: no column to hash")
+    if key_shift is not None and (method != "sum" or integer_key(dialect, shape) is None or not 0 <= int(key_shift) <= 62):
+        raise ValueError(f"table {shape.name}: key-range chunks need the sum method, an integer first key "
+                         f"and 0 <= key_shift <= 62")
     params: dict = {}
     source = _source(dialect, schema, shape.name, as_of, params)
     sql, hashed, excluded = build_fingerprint_sql(dialect, source, chosen, [shape.column(k) for k in shape.pk],
-                                                  method, chunk_rows)
+                                                  method, chunk_rows, None if key_shift is None else int(key_shift))
     return FingerprintQuery(sql=sql, params=params, table=shape.name, method=method, chunk_rows=chunk_rows,
-                            columns=tuple(hashed), key=shape.pk, excluded=tuple(excluded))
+                            columns=tuple(hashed), key=shape.pk, excluded=tuple(excluded),
+                            key_shift=None if key_shift is None else int(key_shift))

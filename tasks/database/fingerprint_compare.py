@@ -95,11 +95,14 @@ def compare_row_counts(site: str, source: Mapping[str, int], restored: Mapping[s
 
 
 def _chunk_zh(fp: TableFingerprint, chunk_no: int) -> str:
-    lo, hi = chunk_no * fp.chunk_rows + 1, (chunk_no + 1) * fp.chunk_rows
     chunk = next((c for c in fp.chunks if c.chunk_no == chunk_no), None)
     keys = ""
     if chunk is not None and fp.key and chunk.first_key is not None:
-        keys = f"，{fp.key[0]} {chunk.first_key}…{chunk.last_key}"
+        keys = f"，实有 {fp.key[0]} {chunk.first_key}…{chunk.last_key}"
+    if fp.key_shift is not None:
+        lo, hi = chunk_no << fp.key_shift, ((chunk_no + 1) << fp.key_shift) - 1
+        return f"第 {chunk_no} 块（{fp.key[0]} {lo}–{hi}{keys}）"
+    lo, hi = chunk_no * fp.chunk_rows + 1, (chunk_no + 1) * fp.chunk_rows
     return f"第 {chunk_no} 块（按{'主键' if fp.key else '行哈希'}排序第 {lo}–{hi} 行{keys}）"
 
 
@@ -123,9 +126,9 @@ def compare_fingerprints(site: str, source: Mapping[str, TableFingerprint], rest
                                    reason=f"表 {table} 在{side}中没有内容指纹（表不存在）",
                                    raw=json.dumps({"table": table, "missing_in": side}, ensure_ascii=False)))
             continue
-        setting = lambda f: (f.method, f.chunk_rows, f.columns, f.key)  # noqa: E731
+        setting = lambda f: (f.method, f.chunk_rows, f.columns, f.key, f.key_shift)  # noqa: E731
         raw = json.dumps({"table": table, "scope": scope, "method": s.method, "chunk_rows": s.chunk_rows,
-                          "columns": list(s.columns), "key": list(s.key), "excluded": list(s.excluded),
+                          "chunking": s.chunking, "columns": list(s.columns), "key": list(s.key), "excluded": list(s.excluded),
                           "source": {"rows": s.rows, "total": s.total,
                                      "chunks": [[c.chunk_no, c.rows, c.hash] for c in s.chunks]},
                           "restored": {"rows": r.rows, "total": r.total,
@@ -138,14 +141,15 @@ def compare_fingerprints(site: str, source: Mapping[str, TableFingerprint], rest
             continue
         diff = differing_chunks(s, r)
         n = max(len(s.chunks), len(r.chunks))
-        threshold = f"0（每块 {s.chunk_rows} 行，{s.method}）"
+        threshold = (f"0（按 {s.key[0]} 键范围分块，每块 2^{s.key_shift} 个键，{s.method}）" if s.key_shift is not None
+                     else f"0（每块 {s.chunk_rows} 行，{s.method}）")
         if not diff:
             out.append(CheckResult(**base, target=table, status=Status.OK, value=0, unit="块不同", threshold=threshold,
                                    reason=f"表 {table}：{s.rows} 行、{n} 块全部一致，总指纹 {s.total[:12]}（{scope}）"
                                           f"{excluded}", raw=raw))
             continue
         named = _listed(diff, lambda c: _chunk_zh(s if any(x.chunk_no == c for x in s.chunks) else r, c))
-        shift = ("；行数不同，其后各块按排名错位，首个不同块即差异所在" if s.rows != r.rows else "")
+        shift = ("；行数不同，其后各块按排名错位，首个不同块即差异所在" if s.rows != r.rows and s.key_shift is None else "")
         out.append(CheckResult(**base, target=table, status=Status.FAIL, value=len(diff), unit="块不同",
                                threshold=threshold,
                                reason=f"表 {table}：{n} 块中 {len(diff)} 块不一致：{named}{shift}（{scope}）{excluded}",

@@ -29,12 +29,12 @@ _PG_ORDERABLE = re.compile(r"^(smallint|integer|bigint|numeric|real|double preci
 
 
 def build_fingerprint_sql(dialect: str, source: str, columns: list[Column], key: list[Column], method: str,
-                          chunk_rows: int) -> tuple[str, list[str], list[str]]:
+                          chunk_rows: int, key_shift: int | None = None) -> tuple[str, list[str], list[str]]:
     """(sql, hashed column names, excluded column names) for one table read from `source`
-    (`schema.table [AS OF …] t [WHERE …]`)."""
+    (`schema.table [AS OF …] t [WHERE …]`); chunks by key range when key_shift is given."""
     if dialect == "postgresql":
-        return _postgres(source, columns, key, method, chunk_rows), [c.name for c in columns], []
-    return _oracle(source, columns, key, chunk_rows)
+        return _postgres(source, columns, key, method, chunk_rows, key_shift), [c.name for c in columns], []
+    return _oracle(source, columns, key, chunk_rows, key_shift)
 
 
 def _col(dialect: str, c: Column) -> str:
@@ -43,7 +43,8 @@ def _col(dialect: str, c: Column) -> str:
 
 # ------------------------------------------------------------------ PostgreSQL
 
-def _postgres(source: str, columns: list[Column], key: list[Column], method: str, chunk_rows: int) -> str:
+def _postgres(source: str, columns: list[Column], key: list[Column], method: str, chunk_rows: int,
+              key_shift: int | None = None) -> str:
     row_hash = f"md5(ROW({', '.join(_col('postgresql', c) for c in columns)})::text)"
     order = ", ".join(_col("postgresql", c) for c in key) or row_hash  # no key: rank by the row itself
     if key:
@@ -53,6 +54,9 @@ def _postgres(source: str, columns: list[Column], key: list[Column], method: str
     else:
         k = "CAST(NULL AS text)"
     rank = f"row_number() OVER (ORDER BY {order})"
+    chunk = f"({rank} - 1) / {chunk_rows}"
+    if key_shift is not None:  # by key range: no sort, the aggregate hashes rows into their chunk
+        chunk = f"{_col('postgresql', key[0])}::bigint >> {key_shift}"
     if method == "ordered":
         agg, rn = "md5(string_agg(h, '' ORDER BY rn))", f",\n           {rank} AS rn"
     else:
@@ -63,7 +67,7 @@ SELECT chunk_no, COUNT(*) AS row_count, {agg} AS chunk_hash,
 FROM (
     SELECT {row_hash} AS h,
            {k} AS k,
-           ({rank} - 1) / {chunk_rows} AS chunk_no{rn}
+           {chunk} AS chunk_no{rn}
     FROM {source}
 ) r
 GROUP BY chunk_no
@@ -127,7 +131,8 @@ def _oracle_row_hash(columns: list[Column]) -> tuple[str, list[str], list[str]]:
     return f"STANDARD_HASH({inner}, 'MD5')", hashed, excluded
 
 
-def _oracle(source: str, columns: list[Column], key: list[Column], chunk_rows: int) -> tuple[str, list[str], list[str]]:
+def _oracle(source: str, columns: list[Column], key: list[Column], chunk_rows: int,
+            key_shift: int | None = None) -> tuple[str, list[str], list[str]]:
     row_hash, hashed, excluded = _oracle_row_hash(columns)
     order = ", ".join(_col("oracle", c) for c in key) or row_hash
     if key:
@@ -136,6 +141,9 @@ def _oracle(source: str, columns: list[Column], key: list[Column], chunk_rows: i
         first, last = first[0], last[0]
     else:
         k, first, last = "NULL", "NULL", "NULL"
+    chunk = f"FLOOR((ROW_NUMBER() OVER (ORDER BY {order}) - 1) / {chunk_rows})"
+    if key_shift is not None:  # by key range (Oracle has no shift operator: divide by 2^s)
+        chunk = f"FLOOR({_col('oracle', key[0])} / {2 ** key_shift})"
     sql = f"""
 SELECT chunk_no, COUNT(*) AS row_count,
        TO_CHAR(SUM({_ORA_ROW_BITS.format(h='h')})) AS chunk_hash,
@@ -143,7 +151,7 @@ SELECT chunk_no, COUNT(*) AS row_count,
 FROM (
     SELECT {row_hash} AS h,
            {k} AS k,
-           FLOOR((ROW_NUMBER() OVER (ORDER BY {order}) - 1) / {chunk_rows}) AS chunk_no
+           {chunk} AS chunk_no
     FROM {source}
 ) r
 GROUP BY chunk_no

@@ -277,7 +277,7 @@ def test_fingerprints_equal_differing_chunk_missing_and_incomparable():
     assert differing_chunks(_fp(), differ) == [1]
     [bad] = compare_fingerprints("demo", {"t_ebill_main": _fp()}, {"t_ebill_main": differ})
     assert bad.status is Status.FAIL and bad.value == 1
-    assert "表 t_ebill_main：3 块中 1 块不一致：第 1 块（按主键排序第 101–200 行，id 101…200）" in bad.reason
+    assert "表 t_ebill_main：3 块中 1 块不一致：第 1 块（按主键排序第 101–200 行，实有 id 101…200）" in bad.reason
     assert "b" * 32 in bad.raw and "d" * 32 in bad.raw  # the hashes survive masking
 
     recs = compare_fingerprints("demo", {"t_ebill_main": _fp(), "t_bill_stock": _fp("t_bill_stock")},
