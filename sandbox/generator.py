@@ -85,8 +85,11 @@ class Generation:
         pending: list[tuple[datetime, Bill]] = []  # blue bills whose refund is still to come
         blue_ordinal = red_ordinal = 0
         day = self.end_date - timedelta(days=self.days - 1)
-        while day <= self.end_date:
-            day_bills = factory.day_of_bills(day, self.bills_per_day, REFUND_RATE)
+        last = self.end_date + timedelta(days=1)
+        # One pass past end_date issues nothing new but writes the refunds still due: a bill refunded
+        # on the last day gets its red bill too (else it would stand FLUSHED without one, DQ12).
+        while day <= self.end_date or (pending and day <= last):
+            day_bills = factory.day_of_bills(day, self.bills_per_day, REFUND_RATE) if day <= self.end_date else []
             next_day = datetime.combine(day + timedelta(days=1), datetime.min.time())
             due = [blue for at, blue in pending if at < next_day]
             pending = [(at, blue) for at, blue in pending if at >= next_day]

@@ -404,3 +404,18 @@ def test_defect_requests_are_checked():
         defect_rules.check_request({"DQ07": -1})
     with pytest.raises(ValueError, match="more days"):
         Generation(1, 2, 5, END, NOW, {"DQ07": 50})
+
+
+def test_refunds_of_the_last_day_get_their_red_bill():
+    """A bill refunded on the generation's last day is written FLUSHED: its red bill must be there too."""
+    last_day_reds = 0
+    for seed in range(1, 6):
+        gen = Generation(seed, 10, 120, END, datetime.combine(END + timedelta(days=1), datetime.min.time()))
+        main = [ln.split("\t") for chunk in gen.chunks() for ln in chunk.get("t_ebill_main", [])]
+        cols = [c.strip() for c in COLUMNS["t_ebill_main"].split(",")]
+        rows = [dict(zip(cols, v)) for v in main]
+        reversed_keys = {(r["rel_bill_batch_code"], r["rel_bill_number"]) for r in rows if r["red_flag"] == "1"}
+        flushed = {(b["bill_batch_code"], b["bill_number"]) for b in rows if b["red_flag"] == "0" and b["bill_state"] == "2"}
+        assert flushed == reversed_keys, seed
+        last_day_reds += sum(1 for r in rows if r["red_flag"] == "1" and ts(r["ivc_datetime"]).date() == END)
+    assert last_day_reds > 0  # the case is exercised
