@@ -1,0 +1,573 @@
+"""Data-quality bench: the 22 rules over one quarter of a large hospital, against a plain read of
+the same rows and against a naive Great Expectations run of the same suites.
+
+    eval "$(.venv/bin/ebops sandbox env)"
+    .venv/bin/python bench/quality_bench.py --build            # ~1,000,000 bills, ~6,000,000 items
+    .venv/bin/python bench/quality_bench.py                    # again, on the database built before
+    .venv/bin/python bench/quality_bench.py --build --days 30 --bills-per-day 300   # a small check
+
+--build (re)creates a quality database (default ebill_dq_bench) on the running sandbox's PostgreSQL
+with sandbox.quality_db.build: `days` days ending yesterday, `bills_per_day` bills a day, 5 planted
+defects of every rule; the counts, the generation's cut-off and the anomaly manifest are kept in
+$EBOPS_SANDBOX_DIR/quality-bench-<database>.json for later runs without --build. The new database
+is VACUUMed, so that no phase pays for hint bits or meets autovacuum.
+
+The period is the generated quarter [first day, end date + 1), the clock ("now") the generation's
+cut-off. Three phases, each in a child process of its own (this script again, with a hidden
+--phase), so that each peak RSS (the child's own ru_maxrss at its end) is that phase's alone:
+  (ours)  tasks.quality.gx_run.run_suites over the period through the read-only session, the way the
+          flow runs it (COMPLETE result format, every failing key read); then every rule's failing
+          keys are compared with the manifest: planted / found / exact.
+  (a)     plain read: COPY (SELECT * ... period ...) TO STDOUT of ebill_invoice, the items of those
+          bills, his_settlement and ebill_stock through the read-only account, bytes discarded.
+  (b)     naive GX: an ephemeral context, a PostgreSQL data source from a connection string, one
+          whole-table asset per canonical relation (no period: the whole table is the batch), the
+          rules written as the built-in single-table expectations a GX user would reach for (with
+          row conditions where the rule applies to some rows), GX's default result format; a rule
+          no built-in can state (it spans relations, needs arithmetic across columns, or depends on
+          the run's clock) keeps its UnexpectedRowsExpectation query from expectations/*.json, the
+          same as ours. Where the built-ins state only part of a rule the rest is left out (listed
+          as it runs): the naive run does a little less than ours, never more.
+Wall times cover the work only (imports are timed apart); peak RSS is the client process's, not
+PostgreSQL's. The naive run's default results hold sample values of failing rows (phone numbers
+among them): only counts are printed. Prints figures; not a test. Exit 1 when a rule is not exact
+or a phase failed.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import io
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+CANON = "ebill_canon"
+PW_ENV = "EBOPS_DEMO_DB_PASSWORD"  # the read-only account's password (ebops sandbox env)
+GOAL_VS_READ, GOAL_VS_NAIVE, GOAL_PEAK_MIB = 2.0, 3.0, 2048
+# scope of run_suites' row counts -> the relation it counts
+SCOPE_RELATION = {"invoice": "ebill_invoice", "item": "ebill_invoice_item", "settlement": "his_settlement",
+                  "stock": "ebill_stock"}
+READ_RELATIONS = ("ebill_invoice", "ebill_invoice_item", "his_settlement", "ebill_stock")
+
+
+class Hint(RuntimeError):
+    """A problem the user can fix: printed as one line, never as a traceback."""
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+# ------------------------------------------------------------------ the parent: setup and report
+def sandbox_state() -> tuple[Path, dict, dict]:
+    from sandbox import manager, postgres
+
+    root = manager.root()
+    pg = manager.read_state().get("postgres")
+    if not pg:
+        raise Hint(f"no sandbox in {root} (hint: .venv/bin/ebops sandbox up, or set EBOPS_SANDBOX_DIR)")
+    if not postgres.is_running(pg):
+        raise Hint(f"the sandbox's PostgreSQL in {root} is not running (hint: .venv/bin/ebops sandbox up)")
+    creds = manager.credentials()
+    os.environ[PW_ENV] = creds[PW_ENV]  # this sandbox's secret, for the children's read-only sessions
+    return root, pg, creds
+
+
+def meta_path(root: Path, name: str) -> Path:
+    return root / f"quality-bench-{name}.json"
+
+
+def database_exists(pg: dict, creds: dict, name: str) -> bool:
+    import psycopg
+
+    from sandbox import postgres
+
+    with psycopg.connect(postgres.admin_conninfo(pg, creds, "postgres"), autocommit=True) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+
+def build(args, root: Path, pg: dict, creds: dict) -> dict:
+    import psycopg
+
+    from sandbox import postgres, quality_db
+    from sandbox.generator import local_now
+    from tasks.quality.suites import RULE_IDS
+
+    end = date.fromisoformat(args.end_date) if args.end_date else local_now().date() - timedelta(days=1)
+    # The generator is asked for one day more, ending the day after `end` and cut off at that day's
+    # midnight: that day holds no bill, and every day of the period is whole. (Cut off at the end
+    # of the last day instead, the blue bills of that day whose refund comes later the same day are
+    # FLUSHED but their red bills are never written: sandbox/generator.py emits a day's refunds at
+    # the next day's turn. Those would be false DQ12 alarms, the generator's and not the rules'.)
+    gen_end = end + timedelta(days=1)
+    now = datetime.combine(gen_end, datetime.min.time())
+    print(f"building {args.database}: seed {args.seed}, {args.days} days to {end}, {args.bills_per_day} bills/day "
+          f"(~{args.days * args.bills_per_day:,} bills), 5 defects per rule…", flush=True)
+    defects = {r: 5 for r in RULE_IDS}
+    t0 = time.perf_counter()
+    for attempt in (1, 2):
+        try:
+            gen = quality_db.build(pg, creds, args.database, seed=args.seed, days=args.days + 1,
+                                   bills_per_day=args.bills_per_day, defects=defects, end_date=gen_end, now=now)
+            break
+        except (RuntimeError, ValueError) as exc:
+            # A short run may hold too few candidates for a rule (DQ21 needs closed stock segments:
+            # a segment lasts about six weeks); plant what the data can hold, and say so.
+            m = re.search(r"could not plant every defect[^{]*(\{[^}]*\})", str(exc))
+            if attempt == 2 or not m:
+                raise Hint(f"building {args.database} failed: {' '.join(str(exc).split())}") from None
+            short = ast.literal_eval(m.group(1))
+            defects = {r: max(0, n - short.get(r, 0)) for r, n in defects.items()}
+            print("  too small for every defect: " + ", ".join(f"{r} plants {defects[r]} instead of 5" for r in short)
+                  + " (more days or bills per day plant them all); building again…", flush=True)
+    total = time.perf_counter() - t0
+    counts = {k: v for k, v in gen.items() if k not in ("manifest", "seconds", "cutoff")}
+    print(f"built in {total:.0f}s (generation and COPY {gen['seconds']:.0f}s; then indexes, ANALYZE, views): "
+          + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + f"; cut-off {gen['cutoff']}", flush=True)
+    # Freshly loaded rows: the first phase to read them would set their hint bits (writes), and
+    # autovacuum would come for them during the timings. Both happen here instead.
+    t1 = time.perf_counter()
+    with psycopg.connect(postgres.admin_conninfo(pg, creds, args.database), autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE)")
+    print(f"VACUUM (ANALYZE) {time.perf_counter() - t1:.0f}s", flush=True)
+    meta = {"database": args.database, "seed": args.seed, "days": args.days, "bills_per_day": args.bills_per_day,
+            "end_date": end.isoformat(), "cutoff": gen["cutoff"], "counts": counts, "build_s": round(total, 1),
+            "defects": defects, "rules": gen["manifest"]["rules"]}
+    meta_path(root, args.database).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    return meta
+
+
+def run_phase(phase: str, params: dict) -> dict:
+    """This script again with --phase: its own process, so its peak RSS is its own."""
+    with tempfile.TemporaryDirectory(prefix="quality-bench-") as tmp:
+        out = Path(tmp) / "result.json"
+        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--phase", phase,
+                               "--phase-params", json.dumps(params), "--result-file", str(out)], check=False)
+        if out.exists():
+            return json.loads(out.read_text(encoding="utf-8"))
+        return {"error": f"the {phase} phase's process ended with exit code {proc.returncode} and no result"}
+
+
+def exactness(found: dict, planted_rules: dict) -> bool:
+    from tasks.quality.suites import RULE_IDS
+
+    print(f"\n{'rule':<6} {'planted':>8} {'found':>8}  exact", flush=True)
+    ok = True
+    for rule in RULE_IDS:
+        expected = {tuple(k) for k in planted_rules.get(rule, [])}
+        got = {tuple(k) for k in found["failing"].get(rule, [])}
+        errors = found["errors"].get(rule) or []
+        exact = got == expected and not errors
+        ok &= exact
+        extra = ""
+        if errors:
+            extra = f"  ERROR {'; '.join(errors)[:300]}"
+        elif not exact:
+            extra = f"  missed {len(expected - got)}, false alarms {len(got - expected)}"
+        print(f"{rule:<6} {len(expected):>8} {len(got):>8}  {'yes' if exact else 'NO'}{extra}", flush=True)
+    return ok
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", action="store_true", help="(re)create the quality database first")
+    ap.add_argument("--database", default="ebill_dq_bench")
+    ap.add_argument("--days", type=int, help="days generated by --build (default 92: a quarter)")
+    ap.add_argument("--bills-per-day", type=int, help="bills a day generated by --build (default 10870: "
+                    "~1,000,000 bills in 92 days)")
+    ap.add_argument("--seed", type=int, default=20261127)
+    ap.add_argument("--end-date", help="last generated day, YYYY-MM-DD (default: yesterday)")
+    ap.add_argument("--phase", choices=("ours", "read", "naive"), help=argparse.SUPPRESS)
+    ap.add_argument("--phase-params", help=argparse.SUPPRESS)
+    ap.add_argument("--result-file", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.phase:
+        return child(args.phase, json.loads(args.phase_params), Path(args.result_file))
+    try:
+        return parent(args)
+    except Hint as exc:
+        print(f"quality_bench: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("quality_bench: interrupted", file=sys.stderr)
+        return 130
+
+
+def parent(args) -> int:
+    load_start = load()
+    root, pg, creds = sandbox_state()
+    import psycopg
+
+    from sandbox import postgres
+
+    try:
+        if args.build:
+            args.days, args.bills_per_day = args.days or 92, args.bills_per_day or 10_870
+            meta = {**build(args, root, pg, creds), "built_now": True}
+        else:
+            f = meta_path(root, args.database)
+            if not f.exists() or not database_exists(pg, creds, args.database):
+                raise Hint(f"no bench database {args.database} with its manifest {f.name} in {root} "
+                           f"(hint: add --build)")
+            meta = json.loads(f.read_text(encoding="utf-8"))
+            print(f"reusing {args.database} (built with seed {meta['seed']}, {meta['days']} days to "
+                  f"{meta['end_date']}, {meta['bills_per_day']} bills/day): "
+                  + ", ".join(f"{k} {v:,}" for k, v in meta["counts"].items()), flush=True)
+            if (args.days, args.bills_per_day) != (None, None):
+                print("  (--days and --bills-per-day apply to --build only: the database is used as it was built)",
+                      flush=True)
+    except psycopg.OperationalError as exc:
+        raise Hint(f"cannot reach the sandbox's PostgreSQL on port {pg['pg_port']}: {str(exc).strip().splitlines()[0]} "
+                   f"(hint: .venv/bin/ebops sandbox status)") from None
+
+    end_date = date.fromisoformat(meta["end_date"])
+    start, end = end_date - timedelta(days=meta["days"] - 1), end_date + timedelta(days=1)
+    params = {"port": pg["pg_port"], "database": args.database, "user": pg.get("ro_user", "ebops_ro"),
+              "canon": pg.get("canon_schema", CANON), "start": start.isoformat(), "end": end.isoformat(),
+              "now": meta["cutoff"]}
+    with psycopg.connect(postgres.admin_conninfo(pg, creds, args.database)) as c:
+        version = c.execute("SHOW server_version").fetchone()[0]
+    print(f"period [{start}, {end}), now {meta['cutoff']}; PostgreSQL {version}, {os.cpu_count()} CPUs, "
+          f"load average {load_start}", flush=True)
+
+    results, loads = {}, {}
+    for phase, label in (("read", "(a) plain read"), ("ours", "(ours) run_suites"), ("naive", "(b) naive GX")):
+        loads[phase] = load()
+        print(f"\n== {label} (load average {loads[phase]})", flush=True)
+        results[phase] = run_phase(phase, params)
+        if "error" in results[phase]:
+            print(f"   {label} FAILED: {results[phase]['error']}", flush=True)
+        else:
+            print(f"   {label}: {results[phase]['wall_s']:.1f}s wall, peak RSS {results[phase]['peak_mib']:.0f} MiB",
+                  flush=True)
+    exact = "error" not in results["ours"] and exactness(results["ours"], meta["rules"])
+    report(meta, results, loads, load_start, load(), exact)
+    return 0 if exact and not any("error" in r for r in results.values()) else 1
+
+
+def report(meta: dict, res: dict, loads: dict, load_start: list, load_end: list, exact: bool) -> None:
+    ours, read, naive = res["ours"], res["read"], res["naive"]
+    print("\nrows per relation        (ours) period    (a) COPY rows    (a) COPY MiB   (b) whole table")
+    for rel in READ_RELATIONS:
+        o = (ours.get("rows") or {}).get(rel)
+        r = (read.get("rows") or {}).get(rel)
+        b = (read.get("bytes") or {}).get(rel)
+        n = (naive.get("rows") or {}).get(rel)
+        print(f"  {rel:<20} {_n(o):>16} {_n(r):>16} {(f'{b / 2**20:.1f}' if b is not None else '-'):>15} {_n(n):>17}")
+    if read.get("bytes"):
+        print(f"  {'total':<20} {'':>16} {_n(sum(read['rows'].values())):>16} "
+              f"{sum(read['bytes'].values()) / 2**20:>15.1f}")
+    n_exp = naive.get("expectations")
+    print(f"\n{'phase':<58} {'wall s':>8} {'peak MiB':>9} {'load at start':>16}")
+    for key, label in (("ours", "(ours) run_suites, 22 rules, period, COMPLETE"),
+                       ("read", "(a) COPY (SELECT * ...) TO STDOUT, discarded"),
+                       ("naive", f"(b) naive GX, whole tables, {n_exp if n_exp is not None else '?'} expectations")):
+        r = res[key]
+        wall = f"{r['wall_s']:.1f}" if "wall_s" in r else "error"
+        peak = f"{r['peak_mib']:.0f}" if "peak_mib" in r else "-"
+        print(f"{label:<58} {wall:>8} {peak:>9} {str(loads[key]):>16}")
+    if "wall_s" in naive and "builtin_s" in naive:
+        print(f"    (b) = built-in expectations {naive['builtin_s']:.1f}s ({naive['builtin_n']}) + "
+              f"rule queries {naive['queries_s']:.1f}s ({naive['queries_n']}); "
+              f"{naive['errored']} errored, {naive['failed']} unsuccessful")
+    print(f"    imports (not in wall): ours {ours.get('import_s', 0):.1f}s, (a) {read.get('import_s', 0):.1f}s, "
+          f"(b) {naive.get('import_s', 0):.1f}s")
+
+    def verdict(ok: bool) -> str:
+        return "MET" if ok else "NOT MET"
+
+    print()
+    if "wall_s" in ours and "wall_s" in read:
+        x = ours["wall_s"] / read["wall_s"]
+        print(f"ours / (a) plain read = {x:.2f}x   (goal <= {GOAL_VS_READ:g}x): {verdict(x <= GOAL_VS_READ)}")
+    if "wall_s" in ours and "wall_s" in naive:
+        x = naive["wall_s"] / ours["wall_s"]
+        print(f"(b) naive GX / ours   = {x:.2f}x   (goal >= {GOAL_VS_NAIVE:g}x): {verdict(x >= GOAL_VS_NAIVE)}")
+    if "peak_mib" in ours:
+        print(f"ours peak RSS         = {ours['peak_mib']:.0f} MiB (goal <= 2 GiB): "
+              f"{verdict(ours['peak_mib'] <= GOAL_PEAK_MIB)}")
+    print(f"every rule found exactly its planted keys: {'yes' if exact else 'NO'}")
+    busy = load_start[0] >= 0.5 * (os.cpu_count() or 1)
+    print(f"load average (1, 5, 15 min) at start {load_start}, at end {load_end} (later figures include this "
+          f"bench's own work{' and the build' if meta.get('built_now') else ''})"
+          + ("\n  LOADED: the machine was already busy at start: the wall times are slower than on an idle machine"
+             if busy else ""))
+    print(f"data: {meta['days']} days x {meta['bills_per_day']} bills/day, seed {meta['seed']}; "
+          f"peak = the client process's max RSS (PostgreSQL's own memory not included)")
+
+
+def _n(v) -> str:
+    return f"{v:,}" if isinstance(v, int) else "-"
+
+
+# ------------------------------------------------------------------ the children: one phase each
+def child(phase: str, p: dict, result_file: Path) -> int:
+    try:
+        t0 = time.perf_counter()
+        fn = {"ours": phase_ours, "read": phase_read, "naive": phase_naive}[phase]
+        out = fn(p, t0)
+        out["peak_mib"] = peak_mib()
+        code = 0
+    except Exception as exc:  # noqa: BLE001 - one line for the parent, never a traceback
+        from tasks.masking import mask_text
+
+        msg = mask_text(f"{type(exc).__name__}: {exc}").replace(os.environ.get(PW_ENV) or "\0", "***")
+        out, code = {"error": " ".join(msg.split())[:500]}, 1
+    result_file.write_text(json.dumps(out, ensure_ascii=False), encoding="utf-8")
+    return code
+
+
+def _period(p: dict) -> tuple[date, date, datetime]:
+    return date.fromisoformat(p["start"]), date.fromisoformat(p["end"]), datetime.fromisoformat(p["now"])
+
+
+def _database(p: dict):
+    """The read-only session every check uses (tasks.database.connect), on the bench's database."""
+    from config.settings import DatabaseConfig
+    from tasks.database import connect
+
+    return connect(DatabaseConfig(dialect="postgresql", dsn=f"host=127.0.0.1 port={p['port']} dbname={p['database']}",
+                                  user=p["user"], password={"env": PW_ENV}, schema=p["canon"], connect_timeout_s=60))
+
+
+def phase_ours(p: dict, t0: float) -> dict:
+    from tasks.quality.gx_run import run_suites
+    from tasks.quality.results import summarise
+
+    import great_expectations  # noqa: F401 - imported here so that its import is not in the wall time
+
+    start, end, now = _period(p)
+    db = _database(p)
+    imported = time.perf_counter() - t0
+    try:
+        t1 = time.perf_counter()
+        run = run_suites(db, p["canon"], start, end, now, docs_dir=None)
+        wall = time.perf_counter() - t1
+        summaries = summarise(run)
+    finally:
+        db.close()
+    return {"wall_s": wall, "import_s": imported, "gx_seconds": run.seconds,
+            "rows": {SCOPE_RELATION[s]: n for s, n in run.checked.items() if s in SCOPE_RELATION},
+            "failing": {s.rule_id: [list(k) for k in s.failing] for s in summaries},
+            "errors": {s.rule_id: s.errors for s in summaries if s.errors}}
+
+
+def read_queries(canon: str, start: date, end: date) -> dict[str, str]:
+    period = f"issue_time >= DATE '{start}' AND issue_time < DATE '{end}'"
+    return {
+        "ebill_invoice": f"SELECT * FROM {canon}.ebill_invoice WHERE {period}",
+        "ebill_invoice_item": f"SELECT d.* FROM {canon}.ebill_invoice_item d JOIN {canon}.ebill_invoice i "
+                              f"ON i.bill_id = d.bill_id WHERE i.{period}",
+        "his_settlement": f"SELECT * FROM {canon}.his_settlement WHERE settle_time >= DATE '{start}' "
+                          f"AND settle_time < DATE '{end}'",
+        "ebill_stock": f"SELECT * FROM {canon}.ebill_stock",
+    }
+
+
+def phase_read(p: dict, t0: float) -> dict:
+    start, end, _ = _period(p)
+    db = _database(p)
+    imported = time.perf_counter() - t0
+    rows, size = {}, {}
+    try:
+        t1 = time.perf_counter()
+        conn = db.connection  # read-only session, autocommit
+        with conn.cursor() as cur:
+            for rel, query in read_queries(p["canon"], start, end).items():
+                n = b = 0
+                with cur.copy(f"COPY ({query}) TO STDOUT") as copy:
+                    for block in copy:  # discarded: only the reading is timed
+                        b += len(block)
+                        n += bytes(block).count(b"\n")  # text format: one line per row
+                rows[rel], size[rel] = n, b
+                print(f"   {rel}: {n:,} rows, {b / 2**20:.1f} MiB at {time.perf_counter() - t1:.1f}s", flush=True)
+        wall = time.perf_counter() - t1
+    finally:
+        db.close()
+    return {"wall_s": wall, "import_s": imported, "rows": rows, "bytes": size}
+
+
+def naive_expectations(gx, C, now: datetime) -> tuple[list[tuple[str, str, object]], dict[str, str]]:
+    """(rule, relation, expectation) of the built-ins a GX user would write, and what they leave out.
+
+    Rules absent here keep their UnexpectedRowsExpectation (they span relations or need arithmetic
+    across columns: DQ05-08, DQ11, DQ12, DQ16, DQ19, DQ21, DQ22)."""
+    E = gx.expectations
+    inv, item = "ebill_invoice", "ebill_invoice_item"
+    blue, red = C("bill_kind") == "B", C("bill_kind") == "R"
+    self_pay, inpatient = C("med_care_type") == "07", C("bus_type") == "01"
+    pays = ("fund_pay", "other_fund_pay", "account_pay", "self_cash_pay")
+    out: list[tuple[str, str, object]] = []
+
+    def add(rule: str, relation: str, make) -> None:
+        out.append((rule, relation, make))
+
+    for rule, col, regex in (("DQ01", "bill_code", r"^(1[1-5]|2[1-3]|3[1-7]|4[1-6]|5[0-4]|6[1-5])[0-9]{6}$"),
+                             ("DQ02", "bill_no", r"^[0-9]{10}$"), ("DQ03", "check_code", r"^[0-9a-z]{6}$")):
+        add(rule, inv, lambda col=col, regex=regex: E.ExpectColumnValuesToMatchRegex(column=col, regex=regex))
+        add(rule, inv, lambda col=col: E.ExpectColumnValuesToNotBeNull(column=col))
+    add("DQ04", inv, lambda: E.ExpectCompoundColumnsToBeUnique(column_list=["bill_code", "bill_no"]))
+    for col in ("total_amt", *pays):
+        add("DQ09", inv, lambda col=col: E.ExpectColumnValuesToBeBetween(column=col, min_value=0, row_condition=blue))
+    add("DQ09", inv, lambda: E.ExpectColumnValuesToBeBetween(column="total_amt", max_value=0, row_condition=red))
+    for col in pays[:3]:
+        add("DQ10", inv, lambda col=col: E.ExpectColumnValuesToBeBetween(column=col, min_value=0, max_value=0,
+                                                                          row_condition=self_pay))
+    add("DQ13", inv, lambda: E.ExpectColumnValuesToNotBeNull(column="bus_time"))
+    add("DQ13", inv, lambda: E.ExpectColumnPairValuesAToBeGreaterThanB(column_A="issue_time", column_B="bus_time",
+                                                                        or_equal=True))
+    add("DQ13", inv, lambda: E.ExpectColumnMaxToBeBetween(column="issue_time", max_value=now))
+    for col in ("hospital_no", "in_date", "out_date"):
+        add("DQ14", inv, lambda col=col: E.ExpectColumnValuesToNotBeNull(column=col, row_condition=inpatient))
+    add("DQ14", inv, lambda: E.ExpectColumnValuesToMatchRegex(column="hospital_no", regex=r"\S",
+                                                               row_condition=inpatient))
+    add("DQ14", inv, lambda: E.ExpectColumnPairValuesAToBeGreaterThanB(column_A="out_date", column_B="in_date",
+                                                                        or_equal=True, row_condition=inpatient))
+    add("DQ14", inv, lambda: E.ExpectColumnPairValuesAToBeGreaterThanB(column_A="issue_time", column_B="out_date",
+                                                                        or_equal=True, row_condition=inpatient))
+    for relation, col, values in ((inv, "bus_type", ["01", "02", "03", "04", "05", "06", "07", "08"]),
+                                  (inv, "med_care_type", ["01", "02", "03", "04", "05", "06", "07", "90", "99"]),
+                                  (inv, "payer_type", ["1", "2"]),
+                                  (item, "charge_code", [f"{n:02d}" for n in range(1, 15)])):
+        add("DQ15", relation, lambda col=col, values=values: E.ExpectColumnValuesToBeInSet(column=col,
+                                                                                           value_set=values))
+        add("DQ15", relation, lambda col=col: E.ExpectColumnValuesToNotBeNull(column=col))
+    add("DQ17", inv, lambda: E.ExpectColumnValuesToNotBeNull(column="sign_status"))
+    add("DQ17", inv, lambda: E.ExpectColumnValuesToBeInSet(column="sign_status", value_set=["1"]))
+    old = C("issue_time") < now - timedelta(hours=24)
+    add("DQ18", inv, lambda: E.ExpectColumnValuesToNotBeNull(column="upload_status", row_condition=old))
+    add("DQ18", inv, lambda: E.ExpectColumnValuesToBeInSet(column="upload_status", value_set=["1"], row_condition=old))
+    add("DQ20", inv, lambda: E.ExpectColumnValuesToMatchRegex(column="tel", regex=r"^1[0-9]{10}$"))
+    add("DQ20", inv, lambda: E.ExpectColumnValuesToMatchRegex(column="id_card_no", regex=r"^[0-9]{17}[0-9Xx]$"))
+    left_out = {"DQ13": "issue_time <= bus_time + 24 h", "DQ20": "the ID number's GB 11643 check digit"}
+    return out, left_out
+
+
+def phase_naive(p: dict, t0: float) -> dict:
+    from urllib.parse import quote
+
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.expectations.row_conditions import Column as C
+    from sqlalchemy import text
+
+    from tasks.database.base import CANONICAL_COLUMNS
+    from tasks.masking import mask_text
+    from tasks.quality.gx_run import _quiet_gx
+    from tasks.quality.suites import load_suites, render, rule_checks
+
+    start, end, now = _period(p)
+    password = os.environ.get(PW_ENV)
+    if not password:
+        raise RuntimeError(f"{PW_ENV} is not set (hint: eval \"$(.venv/bin/ebops sandbox env)\")")
+    imported = time.perf_counter() - t0
+    _quiet_gx()
+    warnings.simplefilter("ignore")
+    real_stdout = sys.stdout
+
+    def say(msg: str) -> None:  # GX's own prints ("should contain {batch}" per rule query) are dropped
+        print(msg, file=real_stdout, flush=True)
+
+    def clean(msg: str) -> str:
+        return " ".join(mask_text(str(msg)).replace(password, "***").replace(quote(password, safe=""), "***").split())
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        t1 = time.perf_counter()
+        ctx = gx.get_context(mode="ephemeral")
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)  # display only
+        url = (f"postgresql+psycopg://{quote(p['user'], safe='')}:{quote(password, safe='')}"
+               f"@127.0.0.1:{p['port']}/{p['database']}")
+        ds = ctx.data_sources.add_postgres(name="ebill_naive", connection_string=url)
+        assets = {rel: ds.add_table_asset(name=rel, table_name=rel, schema_name=p["canon"])
+                  for rel in CANONICAL_COLUMNS}
+        batches = {rel: a.add_batch_definition_whole_table("whole") for rel, a in assets.items()}
+        setup = time.perf_counter() - t1
+
+        builtins, left_out = naive_expectations(gx, C, now)
+        with_builtin = {rule for rule, _, _ in builtins}
+        kinds: dict[str, list[tuple[str, object]]] = {"builtin": [], "queries": []}
+        construct_errors = []
+        for rule, relation, make in builtins:
+            try:
+                kinds["builtin"].append((relation, make()))
+            except Exception as exc:  # noqa: BLE001 - the bench goes on without it
+                construct_errors.append(f"{rule}: {clean(f'{type(exc).__name__}: {exc}')[:300]}")
+        checks = rule_checks(load_suites())
+        for c in checks:
+            if c.rule_id not in with_builtin:
+                kinds["queries"].append((c.relation, gx.expectations.UnexpectedRowsExpectation(
+                    unexpected_rows_query=render(c.queries["postgresql"], "postgresql", p["canon"], start, end, now),
+                    description=c.check)))
+        say(f"   built-ins for {', '.join(sorted(with_builtin))}; rule queries (as ours) for "
+            f"{', '.join(sorted({c.rule_id for c in checks} - with_builtin))}")
+        for rule, what in left_out.items():
+            say(f"   left out (no built-in states it): {rule} {what}")
+        for e in construct_errors:
+            say(f"   could not build: {e}")
+
+        out = {"import_s": imported, "setup_s": setup, "errored": len(construct_errors), "failed": 0,
+               "expectations": sum(len(v) for v in kinds.values())}
+        for kind, exps in kinds.items():
+            t2 = time.perf_counter()
+            vds = []
+            for rel in CANONICAL_COLUMNS:
+                mine = [e for r, e in exps if r == rel]
+                if mine:
+                    suite = ctx.suites.add(gx.ExpectationSuite(name=f"{kind}_{rel}", expectations=mine))
+                    vds.append(ctx.validation_definitions.add(gx.ValidationDefinition(
+                        name=f"{kind}_{rel}", data=batches[rel], suite=suite)))
+            checkpoint = ctx.checkpoints.add(gx.Checkpoint(name=f"naive_{kind}", validation_definitions=vds))
+            try:
+                result = checkpoint.run()  # GX's default result format
+            except Exception as exc:  # noqa: BLE001 - timed all the same
+                say(f"   checkpoint {kind} raised: {clean(f'{type(exc).__name__}: {exc}')[:300]}")
+                out["errored"] += len(exps)
+                result = None
+            out[f"{kind}_s"] = time.perf_counter() - t2
+            out[f"{kind}_n"] = len(exps)
+            for vres in (result.run_results.values() if result is not None else ()):
+                for er in vres.results:
+                    cfg, info = er.expectation_config, er.exception_info or {}
+                    kw = cfg.kwargs
+                    target = kw.get("column") or kw.get("column_A") or kw.get("column_list") or cfg.description
+                    name = f"{cfg.type}({target})"
+                    raised = info.get("raised_exception") or any(
+                        isinstance(v, dict) and v.get("raised_exception") for v in info.values())
+                    if raised:
+                        msgs = [info.get("exception_message")] + [v.get("exception_message") for v in info.values()
+                                                                  if isinstance(v, dict)]
+                        out["errored"] += 1
+                        say(f"   ERRORED {name}: {clean(next((m for m in msgs if m), '?'))[:300]}")
+                    elif not er.success:
+                        out["failed"] += 1  # counts only: GX's default results carry sample values (phones)
+            say(f"   {kind}: {out[f'{kind}_n']} expectations in {out[f'{kind}_s']:.1f}s")
+        out["wall_s"] = setup + out["builtin_s"] + out["queries_s"]
+        engine = ds.get_engine()
+        with engine.connect() as conn:  # (not timed) what the whole-table batches held
+            out["rows"] = {rel: int(conn.execute(text(f"SELECT COUNT(*) FROM {p['canon']}.{rel}")).scalar())
+                           for rel in READ_RELATIONS}
+        engine.dispose()
+    say(f"   {out['expectations']} expectations ({out['builtin_n']} built-in, {out['queries_n']} rule queries): "
+        f"{out['failed']} unsuccessful, {out['errored']} errored")
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
