@@ -131,13 +131,15 @@ def run_suites(db: EbillDatabase, canon: str, start: date, end: date, now: datet
 
 def _validate(gx, ctx, ds, suites: dict, checks: list[RuleCheck], dialect: str, canon: str, start: date, end: date,
               now: datetime, docs_dir: Path | None):
+    from tasks.quality.gx_single_pass import ExpectEbillRuleHolds  # GX is imported only when a run needs it
+
     validations, by_suite = [], {}
     for name, data in suites.items():
         mine = [c for c in checks if c.suite == name]
         if not mine:
             continue
         asset = ds.add_table_asset(name=name, table_name=data["meta"]["relation"], schema_name=canon)
-        exps = [gx.expectations.UnexpectedRowsExpectation(
+        exps = [ExpectEbillRuleHolds(
             unexpected_rows_query=render(c.queries[dialect], dialect, canon, start, end, now),
             description=f"{c.rule_id} {c.title_zh}", meta={"rule_id": c.rule_id, "check": c.check,
                                                           "severity": c.severity, "key": list(c.key)})

@@ -1,0 +1,48 @@
+"""One query per rule instead of two: a GX expectation and metric that read the failing keys once.
+
+GX's UnexpectedRowsExpectation asks for two metrics, `SELECT COUNT(*) FROM (<rule>)` and the rule's
+first 200 rows, so every rule query runs twice; the count is then read from the rows again by
+the flow to list every key. A rule query returns only failing business keys (few rows, no payer
+data), so fetching all of them once gives both the count and the list: `ExpectEbillRuleHolds` is
+that expectation. It is an UnexpectedRowsExpectation (same query, same result shape, same Data
+Docs rendering); only the metric it depends on differs. The suites in expectations/ keep the
+standard type; the runner builds this subclass from them.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Tuple, Union
+
+from great_expectations.core.expectation_validation_result import ExpectationValidationResult
+from great_expectations.core.metric_domain_types import MetricDomainTypes
+from great_expectations.execution_engine import ExecutionEngine, SqlAlchemyExecutionEngine
+from great_expectations.expectations.core.unexpected_rows_expectation import UnexpectedRowsExpectation
+from great_expectations.expectations.metrics.metric_provider import metric_value
+from great_expectations.expectations.metrics.query_metrics.query_table.query_table import QueryTable
+
+
+class EbillRuleRows(QueryTable):
+    """Every row of the rule's query (its failing keys), in one execution."""
+    metric_name = "ebill_rule_rows.table"
+    value_keys = ("unexpected_rows_query",)
+    query_param_name: ClassVar[str] = "unexpected_rows_query"
+
+    @metric_value(engine=SqlAlchemyExecutionEngine)
+    def _sqlalchemy(cls, execution_engine: SqlAlchemyExecutionEngine, metric_domain_kwargs: dict,
+                    metric_value_kwargs: dict, metrics: dict[str, Any], runtime_configuration: dict) -> list[dict]:
+        batch_selectable, _, _ = execution_engine.get_compute_domain(metric_domain_kwargs,
+                                                                     domain_type=MetricDomainTypes.TABLE)
+        query = cls._get_substituted_batch_subquery_from_query_and_batch_selectable(
+            query=cls._get_query_from_metric_value_kwargs(metric_value_kwargs),
+            batch_selectable=batch_selectable, execution_engine=execution_engine)
+        return cls._get_sqlalchemy_records_from_substituted_batch_subquery(
+            substituted_batch_subquery=query, execution_engine=execution_engine, fetch_all=True)
+
+
+class ExpectEbillRuleHolds(UnexpectedRowsExpectation):
+    """No row breaks the rule: the rule's query (failing business keys) returns nothing."""
+    metric_dependencies: ClassVar[Tuple[str, ...]] = ("ebill_rule_rows.table",)
+
+    def _validate(self, metrics: dict, runtime_configuration: dict | None = None,
+                  execution_engine: ExecutionEngine | None = None) -> Union[ExpectationValidationResult, dict]:
+        rows = metrics["ebill_rule_rows.table"]
+        return {"success": not rows, "result": {"observed_value": len(rows), "details": {"unexpected_rows": rows}}}
