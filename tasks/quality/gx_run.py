@@ -8,11 +8,13 @@ renders Data Docs into a local folder that becomes part of the evidence bundle.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import shutil
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -91,53 +93,77 @@ def run_suites(db: EbillDatabase, canon: str, start: date, end: date, now: datet
     suites = load_suites()
     checks = [c for c in rule_checks(suites) if rules is None or c.rule_id in rules]
     scopes = sorted({c.scope for c in checks})
-    checked = {s: int(db.query(render(SCOPE_SQL[s], dialect, canon, start, end, now))[0]["n"]) for s in scopes}
-
-    ctx = _context(docs_dir)
+    names = [n for n in suites if any(c.suite == n for c in checks)]
+    lanes = [lane for lane in _lanes(names) if lane]
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        # The generic SQL source and the asset's schema_name are deliberate: the same code serves
-        # PostgreSQL and Oracle, and the schema is the site's, not the connection's.
+        # (GX warns that a generic SQL source and an asset's schema_name are not its preferred way;
+        # they are deliberate: one code path for PostgreSQL and Oracle, the schema is the site's.)
         warnings.simplefilter("ignore")
-        opened: list = []
-
-        def creator():
-            conn = db._connect()
-            opened.append(conn)
-            return conn
-
-        ds = ctx.data_sources.add_sql(
-            name="ebill", connection_string="oracle+oracledb://" if dialect == "oracle" else "postgresql+psycopg://",
-            kwargs={"creator": creator})
-        try:
-            result, by_suite = _validate(gx, ctx, ds, suites, checks, dialect, canon, start, end, now, docs_dir)
-        finally:
-            # Every session GX opened is closed now, not when GX's objects are collected: the
-            # read-only account has a connection limit, and a scratch copy cannot be dropped
-            # while a session is still connected to it.
-            ds.get_engine().dispose()
-            for conn in opened:
-                with contextlib.suppress(Exception):
-                    conn.close()
-    outcomes = []
-    for vres in result.run_results.values():
-        suite_name = vres.suite_name
-        for check, er in zip(by_suite[suite_name], vres.results):
-            outcomes.append(_outcome(db, check, er, dialect, canon, start, end, now))
-    if docs_dir is not None:
-        for sub in _DOCS_DROP:
-            shutil.rmtree(Path(docs_dir) / sub, ignore_errors=True)
-    return SuiteRun(outcomes, checked, docs_dir, round(time.monotonic() - started, 2), bool(result.success))
+        # Contexts are made here; each lane's checkpoint then runs on a thread of its own, with its
+        # own GX context, engine and database sessions (GX objects are not shared across threads).
+        prepared = [_prepare(gx, db, suites, lane, checks, dialect, canon, start, end, now) for lane in lanes]
+        with ThreadPoolExecutor(max_workers=len(prepared) or 1, thread_name_prefix="gx-lane") as pool:
+            running = [pool.submit(_run_lane, lane) for lane in prepared]
+            # the rows each scope judges, counted on this thread's own session meanwhile
+            checked = {s: int(db.query(render(SCOPE_SQL[s], dialect, canon, start, end, now))[0]["n"]) for s in scopes}
+            ran = [f.result() for f in running]
+        if docs_dir is not None:
+            _data_docs(gx, docs_dir, prepared, ran)
+    outcomes, success = [], True
+    for lane, result in zip(prepared, ran):
+        success = success and bool(result.success)
+        for vres in result.run_results.values():
+            for check, er in zip(lane.by_suite[vres.suite_name], vres.results):
+                outcomes.append(_outcome(db, check, er, dialect, canon, start, end, now))
+    return SuiteRun(outcomes, checked, docs_dir, round(time.monotonic() - started, 2), success)
 
 
-def _validate(gx, ctx, ds, suites: dict, checks: list[RuleCheck], dialect: str, canon: str, start: date, end: date,
-              now: datetime, docs_dir: Path | None):
+# Relative cost of each suite on a quarter of 1 M bills (bench/quality_bench.py), to balance the lanes.
+_SUITE_COST = {"ebill_invoice_header": 7.0, "ebill_invoice_items": 4.3, "ebill_red_bills": 3.8,
+               "ebill_stock": 2.7, "ebill_reconciliation": 1.3}
+LANES = 2  # suites validated at once, each lane on its own session: the database does the work
+
+
+def _lanes(names: list[str]) -> list[list[str]]:
+    """Suites dealt to LANES lanes, the costliest first to the least loaded lane."""
+    lanes: list[list[str]] = [[] for _ in range(LANES)]
+    load = [0.0] * LANES
+    for name in sorted(names, key=lambda n: -_SUITE_COST.get(n, 1.0)):
+        i = load.index(min(load))
+        lanes[i].append(name)
+        load[i] += _SUITE_COST.get(name, 1.0)
+    return lanes
+
+
+@dataclass
+class _Lane:
+    ctx: object
+    datasource: object
+    checkpoint: object
+    suites: list
+    by_suite: dict[str, list[RuleCheck]]
+    opened: list
+
+
+def _prepare(gx, db: EbillDatabase, suites: dict, lane: list[str], checks: list[RuleCheck], dialect: str,
+             canon: str, start: date, end: date, now: datetime) -> _Lane:
     from tasks.quality.gx_single_pass import ExpectEbillRuleHolds  # GX is imported only when a run needs it
 
-    validations, by_suite = [], {}
-    for name, data in suites.items():
+    ctx = _context(None)
+    opened: list = []
+
+    def creator():
+        conn = db._connect()
+        opened.append(conn)
+        return conn
+
+    ds = ctx.data_sources.add_sql(
+        name="ebill", connection_string="oracle+oracledb://" if dialect == "oracle" else "postgresql+psycopg://",
+        kwargs={"creator": creator})
+    validations, by_suite, made = [], {}, []
+    for name in lane:
         mine = [c for c in checks if c.suite == name]
-        if not mine:
-            continue
+        data = suites[name]
         asset = ds.add_table_asset(name=name, table_name=data["meta"]["relation"], schema_name=canon)
         exps = [ExpectEbillRuleHolds(
             unexpected_rows_query=render(c.queries[dialect], dialect, canon, start, end, now),
@@ -145,15 +171,44 @@ def _validate(gx, ctx, ds, suites: dict, checks: list[RuleCheck], dialect: str, 
                                                           "severity": c.severity, "key": list(c.key)})
             for c in mine]
         suite = ctx.suites.add(gx.ExpectationSuite(name=name, expectations=exps, meta=data["meta"]))
+        made.append(suite)
         validations.append(ctx.validation_definitions.add(gx.ValidationDefinition(
             name=name, data=asset.add_batch_definition_whole_table("whole"), suite=suite)))
         by_suite[name] = mine
-    actions = [gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["evidence"])] if docs_dir else []
     checkpoint = ctx.checkpoints.add(gx.Checkpoint(
-        name=f"invoice_quality_{start:%Y%m%d}", validation_definitions=validations, actions=actions,
+        name=f"invoice_quality_{start:%Y%m%d}_{'_'.join(lane)}", validation_definitions=validations,
         # COMPLETE is safe: every query selects business keys only, never a payer's data
         result_format={"result_format": "COMPLETE"}))
-    return checkpoint.run(), by_suite
+    return _Lane(ctx, ds, checkpoint, made, by_suite, opened)
+
+
+def _run_lane(lane: _Lane):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return lane.checkpoint.run()
+    finally:
+        # Every session GX opened is closed now, not when GX's objects are collected: the
+        # read-only account has a connection limit, and a scratch copy cannot be dropped
+        # while a session is still connected to it.
+        lane.datasource.get_engine().dispose()
+        for conn in lane.opened:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+def _data_docs(gx, docs_dir: Path, lanes: list[_Lane], results: list) -> None:
+    """One Data Docs site for the whole run: every lane's suites and validation results, rendered once."""
+    ctx = _context(docs_dir)
+    for lane, result in zip(lanes, results):
+        for suite in lane.suites:
+            ctx.suites.add(gx.ExpectationSuite(name=suite.name, expectations=[copy.copy(e) for e in suite.expectations],
+                                               meta=suite.meta))
+        for key, vres in result.run_results.items():
+            ctx.validation_results_store.set(key, vres)
+    ctx.build_data_docs(site_names=["evidence"])
+    for sub in _DOCS_DROP:
+        shutil.rmtree(Path(docs_dir) / sub, ignore_errors=True)
 
 
 def _outcome(db: EbillDatabase, check: RuleCheck, er, dialect: str, canon: str, start: date, end: date,
