@@ -154,7 +154,7 @@ def main() -> int:
     stamp = time.strftime("%Y%m%d%H%M%S")
     scratch = f"ebops_verify_bench_{stamp}"
     dump = root / f"bench-{stamp}.dump"
-    prod_dsn = postgres.admin_conninfo(state, creds)
+    prod_dsn = postgres.admin_conninfo(state, creds, state["database"])
     copy_dsn = postgres.admin_conninfo(state, creds, scratch)
     schema = state["vendor_schema"]
     fig: dict = {"load_avg_at_start": [round(x, 2) for x in load], "nproc": os.cpu_count(), "chunk_rows": args.chunk_rows}

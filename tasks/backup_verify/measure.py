@@ -31,6 +31,10 @@ class Measurement:
     seconds: float
     scope: dict[str, str] = field(default_factory=dict)  # per table, what was compared (Chinese)
 
+    def methods(self) -> dict[str, str]:
+        """The fingerprint method of each table, for measuring the other side alike."""
+        return {t: f.method for t, f in self.prints.items()}
+
     def key_shifts(self) -> dict[str, int]:
         """The key-range chunking of each table, for measuring the other side alike."""
         return {t: f.key_shift for t, f in self.prints.items() if f.key_shift is not None}
@@ -67,9 +71,10 @@ def plan_key_shifts(fetch: Fetch, dialect: str, schema: str, shapes: dict[str, f
 
 def measure(fetch: Fetch, dialect: str, schema: str, *, as_of: fp.AsOf | None, chunk_rows: int,
             mutable_columns: dict[str, list[str]] | None = None,
-            key_shifts: dict[str, int] | None = None) -> Measurement:
-    """One side. `key_shifts`: the other side's chunking (Measurement.key_shifts()), so that both
-    are cut alike; None when this side is measured first (chosen from its own count and key range)."""
+            key_shifts: dict[str, int] | None = None, methods: dict[str, str] | None = None) -> Measurement:
+    """One side. `key_shifts` and `methods`: the other side's chunking and hash method
+    (Measurement.key_shifts(), .methods()), so that both are measured alike; None when this side is
+    measured first (chosen from its own count and key range, and what its server can hash)."""
     began = time.monotonic()
     if dialect == "postgresql":
         # Row text depends on DateStyle, TimeZone, float digits...: the scratch database does not
@@ -79,11 +84,17 @@ def measure(fetch: Fetch, dialect: str, schema: str, *, as_of: fp.AsOf | None, c
     mutable = {k.lower(): v for k, v in (mutable_columns or {}).items()}
     if key_shifts is None:
         key_shifts, _ = plan_key_shifts(fetch, dialect, schema, shapes, as_of, chunk_rows)
+    if methods is None:
+        has = fetch(fp.Statement(fp.PG_HAS_RECORD_HASH_SQL)) if dialect == "postgresql" else []
+        record_hash = bool(has and has[0]["ok"])  # PostgreSQL 14+; not openGauss/KingbaseES of older lineage
+        methods = {name: "hash" if record_hash and fp.hash_method_fits(
+            shape, hashed_columns(shape, mutable.get(name.lower(), []))) else "sum" for name, shape in shapes.items()}
     prints = {}
     for name, shape in shapes.items():
         shift = key_shifts.get(name) if fp.integer_key(dialect, shape) is not None else None
         q = fp.fingerprint_statement(dialect, schema, shape, chunk_rows=chunk_rows, as_of=as_of,
-                                     columns=hashed_columns(shape, mutable.get(name.lower(), [])), key_shift=shift)
+                                     columns=hashed_columns(shape, mutable.get(name.lower(), [])), key_shift=shift,
+                                     method=methods.get(name, "sum"))
         prints[name] = fp.fingerprint_from_rows(q, fetch(q))
     counts = fp.row_counts_from_rows(fetch(fp.row_counts_statement(dialect, schema, shapes, as_of)))
     inventory = fp.inventory_from_rows(fetch(fp.inventory_statement(dialect, schema)))

@@ -90,14 +90,16 @@ def verify_copy(run: Run, copy_side: Side, source_side: Side) -> list[CheckResul
             # cut like production when it was measured first (in the backup's snapshot)
             restored = measure.measure(fetch, d, schema, as_of=as_of, chunk_rows=cfg.chunk_rows,
                                        mutable_columns=run.mutable(),
-                                       key_shifts=run.source.key_shifts() if run.source is not None else None)
+                                       key_shifts=run.source.key_shifts() if run.source is not None else None,
+                                       methods=run.source.methods() if run.source is not None else None)
             copy_rows = measure.sample_bills(fetch, d, schema, cfg.sample_bills, as_of)
         src_rows = run.source_sample
         if run.source is None or src_rows is None:   # someone else's backup: production now, within the cut-off
             with source_side() as (fetch, schema):
                 if run.source is None:
                     run.source = measure.measure(fetch, d, schema, as_of=as_of, chunk_rows=cfg.chunk_rows,
-                                                 mutable_columns=run.mutable(), key_shifts=restored.key_shifts())
+                                                 mutable_columns=run.mutable(), key_shifts=restored.key_shifts(),
+                                                 methods=restored.methods())
                 if src_rows is None:
                     keys = [{"id": k[0], measure.BILL_TIME: k[1]} for k in copy_rows]
                     src_rows = measure.sample_bills(fetch, d, schema, 0, as_of, keys=keys)

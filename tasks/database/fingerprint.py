@@ -13,7 +13,7 @@ and compared chunk by chunk (tasks/database/fingerprint_compare.py), so that a d
 by table and chunk, not only "the dumps differ".
 
 Fingerprints are comparable between two databases of the same dialect (same row text rules), never
-across dialects. Two methods:
+across dialects. Three methods:
 
 - "sum" (both dialects, the default): the chunk's value is the exact SUM of the first 60 bits of each
   row's MD5. Oracle has no ordered aggregate of unbounded length without a grant: LISTAGG stops at
@@ -22,6 +22,12 @@ across dialects. Two methods:
   by primary-key rank and every row's text contains its key, so a changed, missing, extra or moved
   row still changes its chunk's sum (the chance that a change leaves a 60-bit sum equal is ~2^-60).
 - "ordered" (PostgreSQL only): MD5 of the ordered concatenation of the row MD5s (string_agg).
+- "hash" (PostgreSQL 14+): the SUM of each row's 64-bit hash_record_extended(ROW(...), 0), computed
+  by each column type's own hash function (the ones hash partitioning relies on, stable across
+  releases) without writing the row as text: about 2.5x cheaper than "sum" and cheaper than a COPY
+  of the table. Equal values hash alike (1.0 and 1.00, 'a' and 'a ' in char(n)), as they compare.
+  Chosen per table when the server has the function and every column's type has a hash function;
+  the side measured first decides, the other side is given the same choice.
 
 Names are never pasted unchecked: every schema, table and column name is matched against the
 dialect's plain-identifier pattern and then double-quoted, exactly as the catalog spells it
@@ -37,7 +43,18 @@ from datetime import datetime
 from typing import Iterable, Mapping
 
 DIALECTS = ("postgresql", "oracle")
-METHODS = {"postgresql": ("sum", "ordered"), "oracle": ("sum",)}
+METHODS = {"postgresql": ("sum", "ordered", "hash"), "oracle": ("sum",)}
+# format_type() spellings whose types have an extended hash function (for the "hash" method)
+_PG_HASHABLE = re.compile(r"^(smallint|integer|bigint|numeric|real|double precision|boolean|text|bytea|uuid|jsonb|"
+                          r"date|interval|character|character varying|bpchar|varchar|"
+                          r"time(stamp)?( ?\(\d+\))?( with(out)? time zone)?)(\(\d+(,\d+)?\))?$")
+PG_HAS_RECORD_HASH_SQL = "SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'hash_record_extended') AS ok"
+
+
+def hash_method_fits(shape: "TableShape", columns: "Iterable[str] | None" = None) -> bool:
+    """Whether every hashed column of the table has a type hash_record_extended can hash."""
+    names = set(columns) if columns is not None else {c.name for c in shape.columns}
+    return all(_PG_HASHABLE.match(c.data_type) for c in shape.columns if c.name in names)
 DEFAULT_CHUNK_ROWS = 10_000
 
 _NAME = {
@@ -396,7 +413,7 @@ class TableFingerprint:
 def _hash_text(method: str, value) -> str:
     # Sums come back as decimal text; shown as 24 hex digits, never as a long run of digits that
     # the masking of ID numbers (tasks/masking.py) would take for one.
-    return format(int(str(value)), "024x") if method == "sum" else str(value)
+    return format(int(str(value)), "024x") if method in ("sum", "hash") else str(value)
 
 
 def fingerprint_from_rows(query: "FingerprintQuery", rows: Iterable[dict]) -> TableFingerprint:
@@ -439,8 +456,10 @@ def fingerprint_statement(dialect: str, schema: str, shape: TableShape, *, metho
     chosen = [shape.column(c) for c in columns] if columns is not None else list(shape.columns)
     if not chosen:
         raise ValueError(f"table {shape.name}: no column to hash")
-    if key_shift is not None and (method != "sum" or integer_key(dialect, shape) is None or not 0 <= int(key_shift) <= 62):
-        raise ValueError(f"table {shape.name}: key-range chunks need the sum method, an integer first key "
+    if method == "hash" and not hash_method_fits(shape, [c.name for c in chosen]):
+        raise ValueError(f"table {shape.name}: a column type has no hash function; use the sum method")
+    if key_shift is not None and (method == "ordered" or integer_key(dialect, shape) is None or not 0 <= int(key_shift) <= 62):
+        raise ValueError(f"table {shape.name}: key-range chunks need the sum or hash method, an integer first key "
                          f"and 0 <= key_shift <= 62")
     params: dict = {}
     source = _source(dialect, schema, shape.name, as_of, params)

@@ -45,7 +45,8 @@ def _col(dialect: str, c: Column) -> str:
 
 def _postgres(source: str, columns: list[Column], key: list[Column], method: str, chunk_rows: int,
               key_shift: int | None = None) -> str:
-    row_hash = f"md5(ROW({', '.join(_col('postgresql', c) for c in columns)})::text)"
+    row = f"ROW({', '.join(_col('postgresql', c) for c in columns)})"
+    row_hash = f"md5({row}::text)"
     order = ", ".join(_col("postgresql", c) for c in key) or row_hash  # no key: rank by the row itself
     if key:
         k = _col("postgresql", key[0])
@@ -59,6 +60,8 @@ def _postgres(source: str, columns: list[Column], key: list[Column], method: str
         chunk = f"{_col('postgresql', key[0])}::bigint >> {key_shift}"
     if method == "ordered":
         agg, rn = "md5(string_agg(h, '' ORDER BY rn))", f",\n           {rank} AS rn"
+    elif method == "hash":  # each type's own hash of the row, no text (SUM of bigint is numeric: exact)
+        row_hash, agg, rn = f"hash_record_extended({row}, 0)", "SUM(h)::text", ""
     else:
         agg, rn = f"SUM({_PG_ROW_BITS.format(h='h')})::text", ""
     return f"""

@@ -189,7 +189,8 @@ class Measurer:
     def who(fetch) -> str:  # the account of the connection the stub was handed
         return fetch(fp.Statement("SELECT USER AS who FROM dual"))[0]["who"]
 
-    def measure(self, fetch, dialect, schema, *, as_of, chunk_rows, mutable_columns=None, key_shifts=None):
+    def measure(self, fetch, dialect, schema, *, as_of, chunk_rows, mutable_columns=None, key_shifts=None,
+                methods=None):
         assert (dialect, chunk_rows) == ("oracle", 1000)
         # the copy is cut like production: the first side's chunking is handed to the second
         self.shifts = getattr(self, "shifts", []) + [key_shifts]

@@ -71,11 +71,14 @@ def test_compare_names_the_key_range_and_refuses_different_chunking():
 class _Fetch:
     """Answers measure()'s statements from the PostgreSQL catalog rows; records what was asked."""
 
-    def __init__(self):
+    def __init__(self, record_hash: bool = True):
         self.sql: list[str] = []
+        self.record_hash = record_hash
 
     def __call__(self, st: fp.Statement) -> list[dict]:
         self.sql.append(st.sql)
+        if "pg_proc" in st.sql:
+            return [{"ok": self.record_hash}]
         if "pg_attribute" in st.sql:
             from tests.unit.test_fingerprint_sql import PG_COLUMN_ROWS
             return [r for r in PG_COLUMN_ROWS if r["table_name"] == "t_ebill_main"]
@@ -94,7 +97,26 @@ def test_the_first_side_chooses_the_chunking_and_the_second_is_given_it():
     first = _Fetch()
     m = measure.measure(first, "postgresql", "ebill", as_of=None, chunk_rows=10_000)
     assert m.key_shifts() == {"t_ebill_main": 13} and any("MIN(" in s for s in first.sql)
-    second = _Fetch()
-    m2 = measure.measure(second, "postgresql", "ebill", as_of=None, chunk_rows=10_000, key_shifts={"t_ebill_main": 9})
+    assert m.methods() == {"t_ebill_main": "hash"} and any("hash_record_extended(ROW(" in s for s in first.sql)
+    second = _Fetch(record_hash=False)  # told the first side's choices, it neither plans nor asks
+    m2 = measure.measure(second, "postgresql", "ebill", as_of=None, chunk_rows=10_000, key_shifts={"t_ebill_main": 9},
+                         methods={"t_ebill_main": "hash"})
     assert m2.prints["t_ebill_main"].key_shift == 9 and not any("MIN(" in s and " lo" in s for s in second.sql)
+    assert m2.methods() == {"t_ebill_main": "hash"} and not any("pg_proc" in s for s in second.sql)
     assert m2.to_json()["fingerprints"]["t_ebill_main"]["key_shift"] == 9
+    # a server without hash_record_extended (openGauss, KingbaseES, PostgreSQL < 14): md5 of the row text
+    old = measure.measure(_Fetch(record_hash=False), "postgresql", "ebill", as_of=None, chunk_rows=10_000)
+    assert old.methods() == {"t_ebill_main": "sum"}
+
+
+def test_hash_method_sql_and_the_types_it_refuses():
+    shape = SHAPES["postgresql"]["t_ebill_main"]
+    q = fp.fingerprint_statement("postgresql", "ebill", shape, method="hash", key_shift=13)
+    assert "hash_record_extended(ROW(t.\"id\", t.\"ivc_datetime\", t.\"payer\", t.\"total_amt\"), 0)" in q.sql
+    assert "md5" not in q.sql
+    sqlglot.parse_one(q.sql, read="postgres")
+    assert fp.hash_method_fits(shape) and fp.hash_method_fits(SHAPES["postgresql"]["t_uuid_keyed"])
+    point = fp.TableShape("t_geo", (fp.Column("id", "bigint"), fp.Column("at", "point")), ("id",))
+    assert not fp.hash_method_fits(point) and fp.hash_method_fits(point, ["id"])
+    with pytest.raises(ValueError, match="no hash function"):
+        fp.fingerprint_statement("postgresql", "ebill", point, method="hash")
