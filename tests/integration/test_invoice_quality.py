@@ -14,6 +14,7 @@ from flows.common import VerdictFailed
 from flows.invoice_quality import QualityParams, invoice_quality
 from sandbox import manager, postgres, quality_db
 from sandbox.generator import local_now
+from tasks.alerts import compose_message, findings_for
 from tasks.database import connect
 from tasks.evidence_store import open_store
 from tasks.quality.gx_run import run_suites
@@ -130,7 +131,8 @@ def test_a_settlement_at_midnight_is_not_a_missing_bill(sandbox, sites_dir, dq_d
         assert found["DQ19"].checked > 0
 
 
-def test_flow_stores_report_csv_and_data_docs_without_personal_data(prefect_harness, sandbox, sites_dir, dq_databases):
+def test_flow_stores_report_csv_and_data_docs_without_personal_data(prefect_harness, sandbox, sites_dir, dq_databases,
+                                                                   caplog, capsys):
     spec = dq_databases["ebill_dq_a"]
     sites_dir("dq", edit=lambda d: d["database"].update(dsn=d["database"]["dsn"].replace("dbname=ebill", "dbname=ebill_dq_a")))
     now = spec["now"]
@@ -154,11 +156,17 @@ def test_flow_stores_report_csv_and_data_docs_without_personal_data(prefect_harn
         rows = conn.execute("SELECT payer, payer_id_card, payer_tel FROM ebill.t_ebill_main WHERE payer_type = '1'").fetchall()
     people = {r[0] for r in rows if r[0]}
     numbers = {v for r in rows for v in r[1:] if v}
-    leaks = []
+    # ... nor in the run's log and output, nor in the alert a robot would receive
+    alert = compose_message(load_site("dq"), findings_for(outcome.results), title="票据数据质量检查",
+                            report_url=None, evidence_prefix=outcome.bundle.prefix, limit_bytes=1 << 20)
+    said = caplog.text + "\n".join(capsys.readouterr()) + alert
+    assert "DQ06" in alert
+    digits = re.compile(r"(?<![0-9A-Za-z])[0-9]{11}[0-9Xx]{0,7}(?![0-9A-Za-z])")
+    leaks = [("log/alert", v) for v in people if v in said] + [("log/alert", v) for v in set(digits.findall(said)) & numbers]
     for n in names:
         if n.endswith((".css", ".png", ".ico", ".gif", ".otf", ".svg")):
             continue
         text = store.get(outcome.bundle.prefix + n).decode("utf-8", "replace")
         leaks += [(n, v) for v in people if v in text]
-        leaks += [(n, v) for v in set(re.findall(r"(?<![0-9A-Za-z])[0-9]{11}[0-9Xx]{0,7}(?![0-9A-Za-z])", text)) & numbers]
+        leaks += [(n, v) for v in set(digits.findall(text)) & numbers]
     assert not leaks, leaks[:5]
