@@ -100,15 +100,27 @@ def _run_inspection(site: str, kind: str) -> int:
     return _run_flow(inspection, "inspection", site=site, kind=kind)
 
 
-def _run_precheck(site: str, holiday: str | None = None, backup: str = "run", engineer: str = "") -> int:
-    from flows.holiday_precheck import PrecheckParams, holiday_precheck
+def _run_form(flow_fn, label: str, make_params) -> int:
+    """A flow whose parameters are a form (pydantic): a bad value is a one-line error, not a traceback."""
+    from pydantic import ValidationError
 
     try:
-        params = PrecheckParams(site=site, holiday_first_day=holiday, fresh_backup=backup, engineer=engineer)
+        params = make_params()
+    except ValidationError as exc:
+        for e in exc.errors():  # one line a field, without pydantic's links
+            err.print(f"[red]bad parameter[/] {'.'.join(str(x) for x in e['loc']) or 'form'}: {e['msg']}")
+        return 2
     except ValueError as exc:
         err.print(f"[red]bad parameter:[/] {exc}")
         return 2
-    return _run_flow(holiday_precheck, "pre-holiday check", params=params)
+    return _run_flow(flow_fn, label, params=params)
+
+
+def _run_precheck(site: str, holiday: str | None = None, backup: str = "run", engineer: str = "") -> int:
+    from flows.holiday_precheck import PrecheckParams, holiday_precheck
+
+    return _run_form(holiday_precheck, "pre-holiday check", lambda: PrecheckParams(
+        site=site, holiday_first_day=holiday, fresh_backup=backup, engineer=engineer))
 
 
 @app.command()
@@ -131,13 +143,9 @@ def _run_quality(site: str, start: str | None = None, end: str | None = None, ru
                  engineer: str = "") -> int:
     from flows.invoice_quality import QualityParams, invoice_quality
 
-    try:
-        params = QualityParams(site=site, start=start, end=end, engineer=engineer,
-                               rules=[r.strip().upper() for r in rules.split(",")] if rules else None)
-    except ValueError as exc:
-        err.print(f"[red]bad parameter:[/] {exc}")
-        return 2
-    return _run_flow(invoice_quality, "invoice quality check", params=params)
+    return _run_form(invoice_quality, "invoice quality check", lambda: QualityParams(
+        site=site, start=start, end=end, engineer=engineer,
+        rules=[r.strip().upper() for r in rules.split(",")] if rules else None))
 
 
 @app.command()

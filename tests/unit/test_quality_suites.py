@@ -109,3 +109,14 @@ def test_parameters_default_to_yesterday_and_name_bad_input():
                        ({"start": date(2026, 2, 1), "end": date(2026, 1, 1)}, "before start")):
         with pytest.raises(ValueError, match=field):
             QualityParams(**bad)
+
+
+@pytest.mark.parametrize("args, field", [(["--rules", "DQ99"], "rules"), (["--start", "2026-13-01"], "start"),
+                                         (["--end", "2026-01-01"], "end is set but start is not")])
+def test_the_command_line_names_a_bad_parameter_without_a_traceback(args, field):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    res = CliRunner().invoke(app, ["quality", "demo", *args])
+    assert res.exit_code == 2 and field in res.output and "Traceback" not in res.output, res.output
