@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
 import io
 import json
 import os
@@ -47,7 +46,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from datetime import date, datetime, timedelta
 from pathlib import Path
 

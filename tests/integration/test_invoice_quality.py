@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from config.settings import load_site
-from flows.common import VerdictFailed
 from flows.invoice_quality import QualityParams, invoice_quality
 from sandbox import manager, postgres, quality_db
 from sandbox.generator import local_now
