@@ -101,12 +101,19 @@ def run_suites(db: EbillDatabase, canon: str, start: date, end: date, now: datet
         warnings.simplefilter("ignore")
         # Contexts are made here; each lane's checkpoint then runs on a thread of its own, with its
         # own GX context, engine and database sessions (GX objects are not shared across threads).
-        prepared = [_prepare(gx, db, suites, lane, checks, dialect, canon, start, end, now) for lane in lanes]
-        with ThreadPoolExecutor(max_workers=len(prepared) or 1, thread_name_prefix="gx-lane") as pool:
-            running = [pool.submit(_run_lane, lane) for lane in prepared]
-            # the rows each scope judges, counted on this thread's own session meanwhile
-            checked = {s: int(db.query(render(SCOPE_SQL[s], dialect, canon, start, end, now))[0]["n"]) for s in scopes}
-            ran = [f.result() for f in running]
+        prepared: list[_Lane] = []
+        try:
+            for lane in lanes:
+                prepared.append(_prepare(gx, db, suites, lane, checks, dialect, canon, start, end, now))
+            with ThreadPoolExecutor(max_workers=len(prepared) or 1, thread_name_prefix="gx-lane") as pool:
+                running = [pool.submit(_run_lane, lane) for lane in prepared]
+                # the rows each scope judges, counted on this thread's own session meanwhile
+                checked = {s: int(db.query(render(SCOPE_SQL[s], dialect, canon, start, end, now))[0]["n"])
+                           for s in scopes}
+                ran = [f.result() for f in running]
+        finally:
+            for lane in prepared:  # also when a later lane could not be prepared (a view missing)
+                _close(lane.datasource, lane.opened)
         if docs_dir is not None:
             _data_docs(gx, docs_dir, prepared, ran)
     outcomes, success = [], True
@@ -147,8 +154,6 @@ class _Lane:
 
 def _prepare(gx, db: EbillDatabase, suites: dict, lane: list[str], checks: list[RuleCheck], dialect: str,
              canon: str, start: date, end: date, now: datetime) -> _Lane:
-    from tasks.quality.gx_single_pass import ExpectEbillRuleHolds  # GX is imported only when a run needs it
-
     ctx = _context(None)
     opened: list = []
 
@@ -160,6 +165,17 @@ def _prepare(gx, db: EbillDatabase, suites: dict, lane: list[str], checks: list[
     ds = ctx.data_sources.add_sql(
         name="ebill", connection_string="oracle+oracledb://" if dialect == "oracle" else "postgresql+psycopg://",
         kwargs={"creator": creator})
+    try:
+        return _fill_lane(gx, ctx, ds, opened, suites, lane, checks, dialect, canon, start, end, now)
+    except BaseException:
+        _close(ds, opened)  # GX tested each table's connection while adding it
+        raise
+
+
+def _fill_lane(gx, ctx, ds, opened: list, suites: dict, lane: list[str], checks: list[RuleCheck], dialect: str,
+               canon: str, start: date, end: date, now: datetime) -> _Lane:
+    from tasks.quality.gx_single_pass import ExpectEbillRuleHolds  # GX is imported only when a run needs it
+
     validations, by_suite, made = [], {}, []
     for name in lane:
         mine = [c for c in checks if c.suite == name]
@@ -188,13 +204,17 @@ def _run_lane(lane: _Lane):
             warnings.simplefilter("ignore")
             return lane.checkpoint.run()
     finally:
-        # Every session GX opened is closed now, not when GX's objects are collected: the
-        # read-only account has a connection limit, and a scratch copy cannot be dropped
-        # while a session is still connected to it.
-        lane.datasource.get_engine().dispose()
-        for conn in lane.opened:
-            with contextlib.suppress(Exception):
-                conn.close()
+        _close(lane.datasource, lane.opened)
+
+
+def _close(datasource, opened: list) -> None:
+    """Every session GX opened, closed now, not when GX's objects are collected: the read-only
+    account has a connection limit, and a scratch copy cannot be dropped while one is connected."""
+    with contextlib.suppress(Exception):
+        datasource.get_engine().dispose()
+    for conn in opened:
+        with contextlib.suppress(Exception):
+            conn.close()
 
 
 def _data_docs(gx, docs_dir: Path, lanes: list[_Lane], results: list) -> None:

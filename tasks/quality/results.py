@@ -1,7 +1,9 @@
 """From what the suites found to the run's records: one CheckResult per rule DQ01-DQ22, CSVs of
 failing business keys, and the rows of the Chinese report.
 
-A rule checked on no rows (an empty period) is SKIPPED, not OK: nothing was looked at. A rule
+A rule checked on no rows of an empty period (no bill issued at all) is SKIPPED, not OK: nothing
+was looked at, and a day without bills usually means the feed stopped. In a period with bills, a
+rule whose own rows are absent (no red bill that day) is OK and says so. A rule
 whose query failed is ERROR with the (masked) reason, and the other rules still report.
 """
 from __future__ import annotations
@@ -30,6 +32,7 @@ class RuleSummary:
     checked_text: str
     failing: list[tuple]
     errors: list[str]
+    period_empty: bool = False  # no bill at all in the period
 
     @property
     def status(self) -> Status:
@@ -37,7 +40,7 @@ class RuleSummary:
             return Status.ERROR
         if self.failing:
             return Status.FAIL if self.severity == "error" else Status.WARN
-        return Status.OK if self.checked else Status.SKIPPED
+        return Status.SKIPPED if not self.checked and self.period_empty else Status.OK
 
     def csv_name(self) -> str:
         return f"failing_keys/{self.rule_id}.csv"
@@ -59,7 +62,8 @@ def summarise(run: SuiteRun) -> list[RuleSummary]:
         text = "、".join(f"{run.checked.get(s, 0)} {SCOPE_ZH.get(s, s)}" for s in scopes)
         failing = sorted({k for o in outs for k in o.failing})
         out.append(RuleSummary(rule, first.title_zh, first.severity, first.key, checked, text, failing,
-                               [f"{o.check.check}: {o.error}" for o in outs if o.error]))
+                               [f"{o.check.check}: {o.error}" for o in outs if o.error],
+                               period_empty=first.scope != "stock" and not run.checked.get("invoice")))
     return out
 
 
@@ -88,6 +92,8 @@ def to_results(site: str, summaries: list[RuleSummary], started_at: datetime, fi
             reason = f"{len(s.failing)} 条不符合（{'+'.join(s.key)}）：{shown}{more}"
         elif status is Status.SKIPPED:
             reason = f"{period_text} 无可检查的数据"
+        elif not s.checked:
+            reason = f"{period_text} 无此规则适用的数据（{s.checked_text}），无需检查"
         else:
             reason = f"全部符合（检查 {s.checked_text}）"
         results.append(CheckResult(

@@ -124,6 +124,9 @@ def test_backup_missing_a_table_fails_at_the_inventory(prefect_harness, sites_di
     assert by_check(outcome, "backup_validate")[0].status is Status.OK  # a readable archive...
     inventory = by_check(outcome, "restore_inventory")[0]
     assert inventory.status is Status.FAIL and "t_his_settle" in inventory.reason  # ...that lacks a table
+    # the quality suites cannot run on a copy whose views lost their table: said, and the copy is still dropped
+    [dq] = [r for r in outcome.results if "数据质量规则" in r.title]
+    assert dq.status is Status.ERROR and "his_settlement" in dq.reason
     assert scratch_databases(admin) == []
 
 

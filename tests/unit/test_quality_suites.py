@@ -101,6 +101,14 @@ def test_empty_period_is_skipped_not_passed():
     assert {s for r, s in by.items() if r != "DQ21"} == {Status.SKIPPED}
 
 
+def test_a_day_without_red_bills_is_not_a_skipped_check():
+    run = _run({}, {"invoice": 40, "blue": 40, "red": 0, "item": 200, "settlement": 40, "stock": 5})
+    summaries = {s.rule_id: s for s in summarise(run)}
+    assert summaries["DQ11"].status is Status.OK and summaries["DQ12"].status is Status.OK
+    [dq11] = [r for r in to_results("demo", [summaries["DQ11"]], NOW, NOW, "2026-11-26")]
+    assert "无此规则适用的数据（0 张红票）" in dq11.reason
+
+
 def test_parameters_default_to_yesterday_and_name_bad_input():
     assert quality_period(QualityParams(), date(2026, 11, 27)) == (date(2026, 11, 26), date(2026, 11, 27))
     p = QualityParams(start=date(2026, 10, 1), end=date(2026, 10, 31))
