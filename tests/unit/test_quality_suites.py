@@ -75,7 +75,7 @@ def test_a_broken_suite_file_is_named(tmp_path):
 
 def _run(found: dict[str, list[tuple]], checked: dict[str, int], error_on: str | None = None) -> SuiteRun:
     outs = [CheckOutcome(c, failing=found.get(c.check, []), error="boom" if c.check == error_on else None) for c in CHECKS]
-    return SuiteRun(outs, checked, None, 0.1, True)
+    return SuiteRun(outs, checked, 0.1)
 
 
 def test_summary_statuses_and_csv():
