@@ -212,25 +212,37 @@ def _set_up(root: Path, state: dict, creds: dict[str, str], user, seed: int, day
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(VENDOR_OWNER), sql.Literal(admin_pw)))
         conn.execute(f"CREATE DATABASE {DATABASE} OWNER {VENDOR_OWNER} ENCODING 'UTF8' TEMPLATE template0")
         conn.execute(f"ALTER DATABASE {DATABASE} SET timezone TO 'Asia/Shanghai'")
-    vendor_sql = VENDOR_SQL.read_text(encoding="utf-8")
-    tables_sql, index_sql = vendor_sql.split(INDEX_MARK, 1)
-    end_date = local_now().date()
-    with psycopg.connect(admin_conninfo(state, creds), autocommit=True) as conn:
+    generated = fill_database(state, creds, DATABASE, seed=seed, days=days, bills_per_day=bills_per_day,
+                              defects=defects, manifest_path=Path(state["manifest"]))
+    generated.pop("manifest", None)  # it is in its own file; the state stays small
+    return generated
+
+
+def fill_database(state: dict, creds: dict[str, str], dbname: str, *, seed: int, days: int, bills_per_day: int,
+                  defects: dict[str, int] | None = None, end_date=None, now=None,
+                  manifest_path: Path | None = None) -> dict:
+    """An empty database made e-bill database: the vendor's tables and yearly partitions, generated
+    bills, the indexes, the canonical views and the read-only account, as a DBA would set them up.
+    Returns generate()'s counts and manifest."""
+    tables_sql, index_sql = VENDOR_SQL.read_text(encoding="utf-8").split(INDEX_MARK, 1)
+    end_date = end_date or (now.date() if now else local_now().date())
+    dsn = admin_conninfo(state, creds, dbname)
+    with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"SET ROLE {VENDOR_OWNER}")
         conn.execute(tables_sql)
         conn.execute("RESET ROLE")
         for year in years_covered(days, end_date) + [end_date.year + 1]:
             add_year(conn, year, Path(state["tablespaces"]))
-    generated = generate(admin_conninfo(state, creds), seed=seed, days=days, bills_per_day=bills_per_day,
-                         end_date=end_date, defects=defects, manifest_path=Path(state["manifest"]))
-    with psycopg.connect(admin_conninfo(state, creds), autocommit=True) as conn:
+    generated = generate(dsn, seed=seed, days=days, bills_per_day=bills_per_day, end_date=end_date, now=now,
+                         defects=defects, manifest_path=manifest_path)
+    with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"SET ROLE {VENDOR_OWNER}")
         conn.execute(f"SET search_path = {VENDOR_SCHEMA}; " + INDEX_MARK + index_sql)
         conn.execute("RESET ROLE")
         conn.execute("ANALYZE")
-    run_psql(state, creds, SQL_DIR / "01_canonical_views.sql", vendor_schema=VENDOR_SCHEMA, canon_schema=CANON_SCHEMA)
-    run_psql(state, creds, SQL_DIR / "02_readonly_account.sql", canon_schema=CANON_SCHEMA, ro_user=RO_USER)
-    generated.pop("manifest", None)  # it is in its own file; the state stays small
+    db_state = {**state, "database": dbname}
+    run_psql(db_state, creds, SQL_DIR / "01_canonical_views.sql", vendor_schema=VENDOR_SCHEMA, canon_schema=CANON_SCHEMA)
+    run_psql(db_state, creds, SQL_DIR / "02_readonly_account.sql", canon_schema=CANON_SCHEMA, ro_user=RO_USER)
     return generated
 
 

@@ -14,7 +14,6 @@ import psycopg
 from psycopg import sql
 
 from sandbox import postgres
-from sandbox.generator import generate, years_covered
 
 
 def build(state: dict, creds: dict[str, str], name: str, *, seed: int, days: int, bills_per_day: int,
@@ -28,28 +27,8 @@ def build(state: dict, creds: dict[str, str], name: str, *, seed: int, days: int
         conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0").format(
             sql.Identifier(name), sql.Identifier(postgres.VENDOR_OWNER)))
         conn.execute(sql.SQL("ALTER DATABASE {} SET timezone TO 'Asia/Shanghai'").format(sql.Identifier(name)))
-    tables_sql, index_sql = postgres.VENDOR_SQL.read_text(encoding="utf-8").split(postgres.INDEX_MARK, 1)
-    end = end_date or (now.date() if now else postgres.local_now().date())
-    dsn = postgres.admin_conninfo(state, creds, name)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"SET ROLE {postgres.VENDOR_OWNER}")
-        conn.execute(tables_sql)
-        conn.execute("RESET ROLE")
-        for year in years_covered(days, end) + [end.year + 1]:
-            postgres.add_year(conn, year, Path(state["tablespaces"]))
-    generated = generate(dsn, seed=seed, days=days, bills_per_day=bills_per_day, end_date=end, now=now,
-                         defects=defects, manifest_path=manifest_path)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"SET ROLE {postgres.VENDOR_OWNER}")
-        conn.execute(f"SET search_path = {postgres.VENDOR_SCHEMA}; " + postgres.INDEX_MARK + index_sql)
-        conn.execute("RESET ROLE")
-        conn.execute("ANALYZE")
-    db_state = {**state, "database": name}
-    postgres.run_psql(db_state, creds, postgres.SQL_DIR / "01_canonical_views.sql",
-                      vendor_schema=postgres.VENDOR_SCHEMA, canon_schema=postgres.CANON_SCHEMA)
-    postgres.run_psql(db_state, creds, postgres.SQL_DIR / "02_readonly_account.sql",
-                      canon_schema=postgres.CANON_SCHEMA, ro_user=postgres.RO_USER)
-    return generated
+    return postgres.fill_database(state, creds, name, seed=seed, days=days, bills_per_day=bills_per_day,
+                                  defects=defects, end_date=end_date, now=now, manifest_path=manifest_path)
 
 
 def drop(state: dict, creds: dict[str, str], name: str) -> None:
