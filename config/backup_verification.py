@@ -27,6 +27,12 @@ class VerifyDatabase(_Strict):
     user: str
     password: SecretRef
     connect_timeout_s: int = Field(default=30, ge=1, le=600)
+    # Generous: one fingerprint statement reads a whole table. A lock another session holds is
+    # what must not stall the verification, hence the separate, short lock deadline.
+    statement_timeout_s: int = Field(default=3600, ge=1, le=86400, description=(
+        "deadline of each query of the verification (PostgreSQL statement_timeout, Oracle call_timeout)"))
+    lock_timeout_s: int = Field(default=60, ge=1, le=3600, description=(
+        "PostgreSQL: longest wait for a lock held by another session (lock_timeout)"))
 
     _no_password_in_dsn = field_validator("dsn")(refuse_password_in_dsn)
 
@@ -78,9 +84,9 @@ class BackupVerificationConfig(_Strict):
     sample_bills: int = Field(default=20, ge=0, le=1000, description="bills re-read from both sides, field by field")
     chunk_rows: int = Field(default=10_000, ge=100, le=10_000_000)
     restore_jobs: int = Field(default=2, ge=1, le=16, description="pg_restore --jobs")
-    rpo_max_hours: float = Field(default=26, gt=0, description="newest bill in the backup at most this much older "
+    rpo_max_hours: float = Field(default=26, gt=0, le=24 * 366, description="newest bill in the backup at most this much older "
                                                                "than the backup (a nightly job plus slack)")
-    rto_max_minutes: float = Field(default=240, gt=0, description="restore must finish within this (the tender's "
+    rto_max_minutes: float = Field(default=240, gt=0, le=7 * 24 * 60, description="restore must finish within this (the tender's "
                                                                   "recovery time objective)")
     approved_by: str | None = Field(
         default=None, description="standing approval to create and drop scratch databases on the verification "

@@ -77,7 +77,7 @@ def _hint(field: str, err: dict, data: dict) -> tuple[str, str]:
     if etype == "string_pattern_mismatch":
         pattern = (err.get("ctx") or {}).get("pattern", "")
         return (f"value {err.get('input')!r} has the wrong form", f"must match {pattern}")
-    if etype in ("greater_than_equal", "less_than_equal"):
+    if etype in ("greater_than_equal", "less_than_equal", "greater_than", "less_than", "finite_number"):
         return (msg, f"got {err.get('input')!r}")
     return (msg.removeprefix("Value error, "), "")
 
@@ -101,6 +101,64 @@ def problems_from_validation(exc: ValidationError, path: Path, data: dict) -> li
     return out
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping names one key twice: YAML would silently keep the last value only."""
+
+    def __init__(self, key: Any, first_line: int, node: yaml.Node):
+        self.key, self.first_line = key, first_line
+        super().__init__("while reading a mapping", None,
+                         f"duplicate key `{key}` (first at line {first_line})", node.start_mark)
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (a pasted block overriding an
+    earlier `thresholds:` without a word)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *anchor` merges are allowed to be overridden
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    seen = key in first
+                except TypeError:
+                    continue  # an unhashable key: the base class says what is wrong with it
+                if seen:
+                    raise DuplicateKeyError(key, first[key], key_node)
+                first[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> tuple[Any, list[ConfigProblem]]:
+    """A YAML file's content, or the problems that stop it being read: unreadable, not UTF-8
+    (with the byte's offset and line), not YAML, a duplicate key (with its line)."""
+    where = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, [ConfigProblem(where, "", f"cannot read the file: {exc.strerror or exc}",
+                                    "check that it exists and is readable by this user")]
+    try:
+        text = raw.decode("utf-8-sig")  # a BOM from a Windows editor is harmless
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        return None, [ConfigProblem(where, f"line {line}", f"not UTF-8: byte 0x{raw[exc.start]:02x} at offset "
+                                    f"{exc.start}", "save the file as UTF-8 (an editor may have written GBK/GB18030)")]
+    try:
+        return yaml.load(text, Loader=UniqueKeyLoader), []
+    except DuplicateKeyError as exc:
+        line = exc.problem_mark.line + 1
+        return None, [ConfigProblem(where, str(exc.key), f"duplicate key `{exc.key}` at line {line} (first at line "
+                                    f"{exc.first_line})", "give each key once: YAML would silently keep only the last")]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        return None, [ConfigProblem(where, f"line {mark.line + 1}" if mark else "",
+                                    f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
+                                    "check indentation and quoting")]
+
+
 def substitute(data: dict, path: Path) -> tuple[dict, list[ConfigProblem]]:
     """Fill `${name}` placeholders from the file named by `variables_from`."""
     problems: list[ConfigProblem] = []
@@ -112,7 +170,11 @@ def substitute(data: dict, path: Path) -> tuple[dict, list[ConfigProblem]]:
             problems.append(ConfigProblem(str(path), "variables_from", f"{vpath} does not exist",
                                           "for the demo site: run `ebops sandbox up` first"))
             return data, problems
-        variables = yaml.safe_load(vpath.read_text(encoding="utf-8")) or {}
+        variables, unreadable = read_yaml(vpath)
+        if unreadable:
+            return data, unreadable
+        if not isinstance(variables, dict):
+            variables = {}
 
     def fill(value: Any, where: str) -> Any:
         if isinstance(value, dict):

@@ -16,7 +16,6 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from config.backup_verification import BackupVerificationConfig
@@ -44,7 +43,13 @@ class DatabaseConfig(_Strict):
     password: SecretRef
     schema_name: str | None = Field(default=None, alias="schema", description="where the canonical views live")
     connect_timeout_s: int = Field(default=10, ge=1, le=300)
-
+    statement_timeout_s: int = Field(default=60, ge=1, le=3600, description=(
+        "deadline of each query of the checks, and of any wait for a lock in every session "
+        "(PostgreSQL statement_timeout and lock_timeout, Oracle call_timeout): a query blocked by "
+        "another session's lock gives ERROR instead of stalling the run"))
+    quality_statement_timeout_s: int = Field(default=900, ge=1, le=86400, description=(
+        "deadline of each data-quality query (they scan a whole period); lock waits are still cut "
+        "at statement_timeout_s"))
 
     _no_password_in_dsn = field_validator("dsn")(refuse_password_in_dsn)
 
@@ -124,29 +129,35 @@ class EvidenceStoreConfig(_Strict):
 
 # ---------------------------------------------------------------- thresholds (duties.md defaults)
 class Thresholds(_Strict):
-    disk_warn_pct: float = 80
-    disk_fail_pct: float = 90
-    tablespace_warn_pct: float = 80
-    tablespace_fail_pct: float = 90
-    backup_max_age_hours: float = 26
-    interface_success_warn_pct: float = 99.5
-    interface_success_fail_pct: float = 98
-    interface_latency_warn_ms: float = 500
-    interface_window_minutes: int = 60
-    backlog_hours: float = 24
-    delivery_success_warn_pct: float = 99
-    stock_min_days: float = 7
-    cert_warn_days: int = 60
-    cert_fail_days: int = 15
-    calendar_months_ahead: int = 12
+    # Bounds on every number: a percentage outside 0-100 or a negative age is a typo, never a wish,
+    # and silently accepted it turns a check into one that can never (or always) fire.
+    disk_warn_pct: float = Field(default=80, ge=0, le=100)
+    disk_fail_pct: float = Field(default=90, ge=0, le=100)
+    tablespace_warn_pct: float = Field(default=80, ge=0, le=100)
+    tablespace_fail_pct: float = Field(default=90, ge=0, le=100)
+    backup_max_age_hours: float = Field(default=26, gt=0, le=24 * 366)
+    interface_success_warn_pct: float = Field(default=99.5, ge=0, le=100)
+    interface_success_fail_pct: float = Field(default=98, ge=0, le=100)
+    interface_latency_warn_ms: float = Field(default=500, gt=0, le=600_000)
+    interface_window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    backlog_hours: float = Field(default=24, gt=0, le=24 * 366)
+    delivery_success_warn_pct: float = Field(default=99, ge=0, le=100)
+    stock_min_days: float = Field(default=7, ge=0, le=366)
+    cert_warn_days: int = Field(default=60, ge=0, le=3660)
+    cert_fail_days: int = Field(default=15, ge=0, le=3660)
+    calendar_months_ahead: int = Field(default=12, ge=1, le=36)
 
     @model_validator(mode="after")
     def _warn_before_fail(self) -> "Thresholds":
+        # warn strictly before fail: with equal values the WARN stage could never be seen
         for name in ("disk", "tablespace"):
-            if getattr(self, f"{name}_warn_pct") > getattr(self, f"{name}_fail_pct"):
-                raise ValueError(f"{name}_warn_pct must not exceed {name}_fail_pct")
-        if self.cert_warn_days < self.cert_fail_days:
-            raise ValueError("cert_warn_days must be at least cert_fail_days")
+            if getattr(self, f"{name}_warn_pct") >= getattr(self, f"{name}_fail_pct"):
+                raise ValueError(f"{name}_warn_pct must be below {name}_fail_pct")
+        if self.interface_success_warn_pct <= self.interface_success_fail_pct:
+            raise ValueError("interface_success_warn_pct must be above interface_success_fail_pct "
+                             "(a success rate warns before it fails)")
+        if self.cert_warn_days <= self.cert_fail_days:
+            raise ValueError("cert_warn_days must be more than cert_fail_days")
         return self
 
 
@@ -245,7 +256,7 @@ class Site(_Strict):
         return [h for h in self.hosts if h.role == role]
 
 
-from config.problems import ConfigProblem, SiteConfigError, problems_from_validation, substitute  # noqa: E402
+from config.problems import ConfigProblem, SiteConfigError, problems_from_validation, read_yaml, substitute  # noqa: E402
 
 
 def load_site(name_or_path: str | Path) -> Site:
@@ -256,13 +267,9 @@ def load_site(name_or_path: str | Path) -> Site:
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in sites_dir().glob("*.yaml"))) or "none"
         raise SiteConfigError([ConfigProblem(str(path), "", "site file not found", f"known sites: {known}")])
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else ""
-        raise SiteConfigError([ConfigProblem(str(path), where, f"not valid YAML: {getattr(exc, 'problem', exc)}",
-                                             "check indentation and quoting")]) from None
+    data, unreadable = read_yaml(path)
+    if unreadable:
+        raise SiteConfigError(unreadable)
     if not isinstance(data, dict):
         raise SiteConfigError([ConfigProblem(str(path), "", "the file must be a mapping of settings", "see config/sites/example-oracle.yaml")])
     data, problems = substitute(data, path)
@@ -286,4 +293,7 @@ def check_sites(names: list[str] | None = None) -> dict[str, list[ConfigProblem]
             out[str(p)] = []
         except SiteConfigError as exc:
             out[str(p)] = exc.problems
+        except Exception as exc:  # noqa: BLE001 - one file that breaks the checker must not hide the others
+            out[str(p)] = [ConfigProblem(str(p), "", f"could not be checked: {type(exc).__name__}: {exc}",
+                                         "fix what the message names; if unclear, report it with the file")]
     return out
