@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from config.settings import DatabaseConfig, resolve_secret
+from tasks.database.deadline import Deadline
 from tasks.masking import mask_row
 
 # The canonical relations, column for column in the reference schema's order, with the PostgreSQL
@@ -172,6 +173,10 @@ class DatabaseError(RuntimeError):
     """A database could not be reached or a query failed; the message names the site's DSN, never the password."""
 
 
+class QueryDeadlineExceeded(DatabaseError):
+    """A query was cut by the session's deadline (statement_timeout, lock_timeout, call_timeout)."""
+
+
 class EbillDatabase(ABC):
     """A read-only session on one hospital's e-bill database."""
 
@@ -182,6 +187,14 @@ class EbillDatabase(ABC):
             raise ValueError(f"database.dialect is {cfg.dialect!r}, this class reads {self.dialect!r}")
         self.cfg = cfg
         self._conn: Any = None
+        # Every session this object opens (its own and those GX opens through _connect) carries it.
+        self.deadline = Deadline(cfg.statement_timeout_s, cfg.statement_timeout_s)
+
+    def allow_long_queries(self, statement_s: int) -> None:
+        """Queries of sessions opened from now on may run statement_s (a data-quality rule scans a
+        whole period); a wait for another session's lock is still cut at the site's deadline."""
+        self.close()  # an open session would keep the old deadline
+        self.deadline = Deadline(statement_s, self.cfg.statement_timeout_s)
 
     # -- connection lifecycle
     def _password(self) -> str:

@@ -6,9 +6,10 @@ import re
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from tasks.database.base import (DatabaseError, EbillDatabase, FinanceBacklog, InterfaceStats, StockLevel,
-                                 TablespaceUsage, finance_backlog_from_rows, interface_stats_from_rows,
+from tasks.database.base import (DatabaseError, EbillDatabase, FinanceBacklog, InterfaceStats, QueryDeadlineExceeded,
+                                 StockLevel, TablespaceUsage, finance_backlog_from_rows, interface_stats_from_rows,
                                  stock_levels_from_rows)
+from tasks.database.deadline import deadline_message, oracle_timed_out
 from tasks.masking import mask_text
 
 # Each session's transactions are read-only: SET TRANSACTION must open every transaction, so it is
@@ -135,6 +136,7 @@ class OracleEbillDatabase(EbillDatabase):
                 f"(hint: dsn is host:port/service_name; the account is created by config/sql/oracle/02_readonly_account.sql)"
             ) from None
         conn.outputtypehandler = _decimal_numbers
+        conn.call_timeout = self.deadline.oracle_call_timeout_ms  # per round trip: no query may stall the run
         if schema:
             with conn.cursor() as cur:
                 cur.execute(f"ALTER SESSION SET CURRENT_SCHEMA = {schema}")
@@ -153,6 +155,8 @@ class OracleEbillDatabase(EbillDatabase):
                 columns = [d[0].lower() for d in cur.description]
                 return columns, cur.fetchall()
         except oracledb.Error as exc:
+            if oracle_timed_out(exc):
+                raise QueryDeadlineExceeded(deadline_message(sql, self.deadline, "statement", dialect="oracle")) from None
             raise DatabaseError(f"query failed on {self.cfg.dsn}: {mask_text(str(exc)).strip()}") from None
         finally:
             try:

@@ -7,9 +7,10 @@ import psycopg
 
 from datetime import datetime, timedelta
 
-from tasks.database.base import (DatabaseError, EbillDatabase, FinanceBacklog, InterfaceStats, StockLevel,
-                                 TablespaceUsage, finance_backlog_from_rows, interface_stats_from_rows,
+from tasks.database.base import (DatabaseError, EbillDatabase, FinanceBacklog, InterfaceStats, QueryDeadlineExceeded,
+                                 StockLevel, TablespaceUsage, finance_backlog_from_rows, interface_stats_from_rows,
                                  stock_levels_from_rows)
+from tasks.database.deadline import deadline_message, pg_blocking_locks, pg_connect, pg_timed_out
 from tasks.database.params import to_pyformat
 from tasks.masking import mask_text
 
@@ -108,8 +109,9 @@ class PostgresEbillDatabase(EbillDatabase):
         try:
             # autocommit: every statement is its own (read-only) transaction, so a check never
             # leaves an idle transaction holding back vacuum on the hospital's database
-            return psycopg.connect(
+            return pg_connect(
                 self.cfg.dsn,
+                self.deadline,
                 user=self.cfg.user,
                 password=self._password(),
                 connect_timeout=self.cfg.connect_timeout_s,
@@ -134,6 +136,10 @@ class PostgresEbillDatabase(EbillDatabase):
                     return [], []
                 return [d.name.lower() for d in cur.description], cur.fetchall()
         except psycopg.Error as exc:
+            kind = pg_timed_out(exc)
+            if kind:
+                locks = pg_blocking_locks(self.connection)
+                raise QueryDeadlineExceeded(deadline_message(sql, self.deadline, kind, locks)) from None
             raise DatabaseError(f"query failed on {self.cfg.dsn}: {mask_text(str(exc)).strip()}") from None
 
     def tablespace_usage(self) -> list[TablespaceUsage]:

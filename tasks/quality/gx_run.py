@@ -87,6 +87,9 @@ def run_suites(db: EbillDatabase, canon: str, start: date, end: date, now: datet
 
     _quiet_gx()
     started = time.monotonic()
+    # Every session of the run (the lanes' and the scope counts') may scan a whole period, up to the
+    # site's quality deadline; a wait for another session's lock is still cut at its statement deadline.
+    db.allow_long_queries(db.cfg.quality_statement_timeout_s)
     dialect = db.dialect
     suites = load_suites()
     checks = [c for c in rule_checks(suites) if rules is None or c.rule_id in rules]

@@ -1,0 +1,138 @@
+"""A query blocked by another session's lock ends at the site's deadline as an ERROR that names the
+relation, the deadline and the lock; the checks that do not need the locked table are unaffected.
+
+The locks are taken on a database of our own on the sandbox's server (built like the demo's, see
+sandbox/quality_db.py), never on the demo database other tests read at the same time.
+"""
+from __future__ import annotations
+
+import os
+import time
+from datetime import date, timedelta
+
+import psycopg
+import pytest
+
+from config.settings import Site, load_site
+from sandbox import manager, postgres, quality_db
+from sandbox.generator import local_now
+from tasks.database import connect
+from tasks.database.base import QueryDeadlineExceeded
+from tasks.ebill_checks import bill_stock, finance_backlog, interface_calls
+from tasks.results import Status
+
+pytestmark = pytest.mark.sandbox
+DEADLINE_S = 3
+SLACK_S = 10  # connecting to a loaded 2-core sandbox, and Python's own start of the check
+LOG_TABLE = "t_interface_log"  # the vendor table under the canonical view ebill_call_log
+BILL_TABLE = "t_ebill_main"  # under ebill_invoice
+
+
+@pytest.fixture(scope="module")
+def locked_db(sandbox):
+    """A small e-bill database of this module's own; its name, the server's state and credentials."""
+    name = f"ebill_deadline_{os.getpid()}"
+    creds = manager.credentials()
+    state = sandbox["state"]["postgres"]
+    quality_db.build(state, creds, name, seed=5, days=3, bills_per_day=10, now=local_now().replace(microsecond=0))
+    try:
+        yield {"name": name, "state": state, "creds": creds}
+    finally:
+        quality_db.drop(state, creds, name)
+
+
+@pytest.fixture()
+def site(sites_dir, locked_db) -> Site:
+    demo = load_site("demo")
+    database = demo.database.model_copy(update={
+        "dsn": demo.database.dsn.replace("dbname=ebill", f"dbname={locked_db['name']}"),
+        "statement_timeout_s": DEADLINE_S, "connect_timeout_s": 60})
+    return demo.model_copy(update={"database": database})
+
+
+class held_lock:
+    """LOCK TABLE ... IN ACCESS EXCLUSIVE MODE in an open transaction, released on exit."""
+
+    def __init__(self, locked_db: dict, table: str):
+        self.conninfo = postgres.admin_conninfo(locked_db["state"], locked_db["creds"], locked_db["name"])
+        self.table = table
+
+    def __enter__(self):
+        self.conn = psycopg.connect(self.conninfo)
+        self.conn.execute(f"LOCK TABLE {postgres.VENDOR_SCHEMA}.{self.table} IN ACCESS EXCLUSIVE MODE")
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.conn.rollback()
+        finally:
+            self.conn.close()
+
+
+def timed(fn, *args):
+    began = time.monotonic()
+    out = fn(*args)
+    return out, time.monotonic() - began
+
+
+def test_a_locked_table_gives_error_at_the_deadline_and_other_checks_go_on(site, locked_db):
+    with held_lock(locked_db, LOG_TABLE):
+        [rec], seconds = timed(interface_calls.fn, site)
+        backlog = finance_backlog.fn(site)
+        stock = bill_stock.fn(site)
+    print(f"interface_calls under a held lock: {rec.status.value} after {seconds:.1f} s (deadline {DEADLINE_S} s)")
+    assert rec.status == Status.ERROR and rec.check == "interface_calls", rec
+    assert "QueryDeadlineExceeded" in rec.reason and f"{DEADLINE_S} s" in rec.reason, rec.reason
+    assert "ebill_call_log" in rec.reason and f"{postgres.VENDOR_SCHEMA}.{LOG_TABLE} (AccessExclusiveLock" in rec.reason
+    assert "pg_locks" in rec.reason and "database.statement_timeout_s" in rec.reason
+    assert seconds < DEADLINE_S + SLACK_S
+    for r in backlog + stock:  # these read other tables: measured, whatever their verdict
+        assert r.status != Status.ERROR, r.reason
+    # released: the same check measures again
+    assert all(r.status != Status.ERROR for r in interface_calls.fn(site))
+
+
+def test_a_long_query_is_cut_at_the_statement_deadline(site):
+    with connect(site.database) as db:
+        began = time.monotonic()
+        with pytest.raises(QueryDeadlineExceeded, match=r"did not finish within 3 s \(statement_timeout\)"):
+            db.query("SELECT pg_sleep(30) FROM ebill_place")
+        assert time.monotonic() - began < DEADLINE_S + SLACK_S
+        assert db.query("SELECT COUNT(*) AS n FROM ebill_place")[0]["n"] > 0  # the session is still usable
+
+
+def test_long_queries_still_wait_for_a_lock_only_until_the_site_deadline(site, locked_db):
+    """The data-quality sessions may run long queries, but a lock wait is cut at the site's deadline."""
+    db = connect(site.database)
+    db.allow_long_queries(120)
+    try:
+        assert db.query("SELECT current_setting('statement_timeout') AS s")[0]["s"] == "2min"
+        with held_lock(locked_db, BILL_TABLE):
+            began = time.monotonic()
+            with pytest.raises(QueryDeadlineExceeded, match=r"waited more than 3 s for a lock \(lock_timeout\)") as exc:
+                db.query("SELECT COUNT(*) AS n FROM ebill_invoice")
+            seconds = time.monotonic() - began
+        assert f"{postgres.VENDOR_SCHEMA}.{BILL_TABLE}" in str(exc.value) and seconds < DEADLINE_S + SLACK_S
+    finally:
+        db.close()
+
+
+def test_quality_rules_under_a_lock_end_at_the_deadline(site, locked_db):
+    from tasks.quality.gx_run import run_suites
+
+    today = date.today()
+    db = connect(site.database)
+    try:
+        with held_lock(locked_db, BILL_TABLE):
+            began = time.monotonic()
+            try:
+                run = run_suites(db, "ebill_canon", today - timedelta(days=1), today, local_now(), rules=["DQ01"])
+                errors = [o.error for o in run.outcomes if o.error]
+            except Exception as exc:  # noqa: BLE001 - either way: an error, not a hang
+                errors = [str(exc)]
+            seconds = time.monotonic() - began
+    finally:
+        db.close()
+    print(f"one quality rule under a held lock: {seconds:.1f} s, {errors}")
+    assert errors and any("lock timeout" in e or "deadline" in e for e in errors), errors
+    assert seconds < DEADLINE_S + 60  # GX's own start on a loaded machine, not the lock
