@@ -124,3 +124,58 @@ def test_bad_oracle_schema_name_is_refused_before_connecting(monkeypatch):
 ])
 def test_named_parameters_become_pyformat(sql, expected):
     assert to_pyformat(sql) == expected
+
+
+# ---------------------------------------------------------------- the per-query deadline (issue 19.2)
+class SlowOracleCursor(FakeOracleCursor):
+    """Stands in for Oracle where a query on ebill_call_log outlasts the connection's call_timeout:
+    python-oracledb thin mode then raises DPY-4024 (the message below is its wording)."""
+
+    def execute(self, sql, params=None):
+        if "ebill_call_log" in sql:
+            import oracledb
+
+            raise oracledb.DatabaseError(f"DPY-4024: call timeout of {self.conn.call_timeout} ms exceeded")
+        super().execute(sql, params)
+
+
+class SlowOracleConnection(FakeOracleConnection):
+    call_timeout = 0  # python-oracledb's default: no limit
+
+    def cursor(self):
+        return SlowOracleCursor(self)
+
+
+def test_oracle_sessions_carry_the_site_deadline_and_a_timeout_names_relation_and_deadline(monkeypatch):
+    import oracledb
+
+    from tasks.database.base import QueryDeadlineExceeded
+
+    fake = SlowOracleConnection()
+    monkeypatch.setattr(oracledb, "connect", lambda **kw: fake)  # the fake stands in for the server
+    monkeypatch.setenv("UNUSED", "x")
+    cfg = oracle_cfg().model_copy(update={"statement_timeout_s": 7})
+    db = connect(cfg)
+    assert db.connection is fake and fake.call_timeout == 7000
+    assert fake.sent[0][0] == "ALTER SESSION SET CURRENT_SCHEMA = EBOPS"
+    with pytest.raises(QueryDeadlineExceeded) as exc:
+        from datetime import datetime
+        db.interface_stats(datetime(2026, 12, 1, 8), datetime(2026, 12, 1, 12))
+    msg = str(exc.value)
+    assert "ebill_call_log" in msg and "within 7 s" in msg and "V$SESSION.BLOCKING_SESSION" in msg
+    assert "database.statement_timeout_s" in msg
+    assert db.tablespace_usage()  # the session goes on with the next query
+    db.allow_long_queries(900)
+    assert db._conn is None and fake.closed  # reopened with the longer deadline on next use
+    fake.closed = False
+    assert db.connection is fake and fake.call_timeout == 900_000
+
+
+def test_relations_read_by_a_query():
+    from tasks.database.deadline import relations_read
+
+    assert relations_read("SELECT 1 FROM ebill_invoice i JOIN ebill_invoice_item d ON d.bill_id = i.bill_id "
+                          "WHERE EXISTS (SELECT 1 FROM ebill_invoice x) AND y IN (SELECT z FROM dual)") == [
+        "ebill_invoice", "ebill_invoice_item"]
+    assert relations_read('SELECT COUNT(*) FROM "ebill"."t_ebill_main" AS OF SCN :scn') == ['"ebill"."t_ebill_main"']
+    assert relations_read("SELECT current_setting('server_version') AS version") == []
