@@ -54,6 +54,7 @@ def connect(db: VerifyDatabase) -> Any:
         raise ConnectionError(f"cannot connect to Oracle ({db.dsn}) as {db.user}: {mask_text(str(exc)).strip()} "
                               f"(hint: config/sql/oracle/03_verify_account.sql creates the account)") from None
     conn.outputtypehandler = _decimal_numbers  # NUMBER as Decimal: the sample compares exact values
+    conn.call_timeout = db.statement_timeout_s * 1000  # per round trip: a generous bound, never none
     return conn
 
 

@@ -20,6 +20,7 @@ from psycopg.conninfo import conninfo_to_dict
 from config.backup_verification import BackupVerificationConfig, VerifyDatabase
 from config.settings import resolve_secret
 from tasks.backup_verify.locate import BackupFile
+from tasks.database.deadline import Deadline, pg_connect
 from tasks.hosts import CommandResult, HostSession
 
 SCRATCH_MARK = "ebill-ops scratch copy"   # COMMENT ON DATABASE: only marked databases are ever dropped
@@ -40,9 +41,13 @@ class TocSummary:
 
 
 def connect(db: VerifyDatabase, dbname: str | None = None, *, autocommit: bool = True) -> psycopg.Connection:
+    """A session with the verification's deadlines: a generous one per statement (a fingerprint reads a
+    whole table) and a short one for waiting on another session's lock. pg_dump and pg_restore on the
+    host are not bound by these: each is one long command, bounded by command_timeout_s over SSH."""
     kwargs = {"dbname": dbname} if dbname else {}
-    return psycopg.connect(db.dsn, user=db.user, password=resolve_secret(db.password), autocommit=autocommit,
-                           connect_timeout=db.connect_timeout_s, application_name="ebill-ops backup-verify", **kwargs)
+    return pg_connect(db.dsn, Deadline(db.statement_timeout_s, db.lock_timeout_s), user=db.user,
+                      password=resolve_secret(db.password), autocommit=autocommit,
+                      connect_timeout=db.connect_timeout_s, application_name="ebill-ops backup-verify", **kwargs)
 
 
 def _target(db: VerifyDatabase, dbname: str | None = None) -> tuple[str, str, str]:

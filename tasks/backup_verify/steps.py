@@ -20,6 +20,8 @@ from config.settings import BackupConfig
 from tasks.backup_verify import locate, measure, pg_steps
 from tasks.backup_verify.locate import BackupFile
 from tasks.database import fingerprint as fp
+from tasks.database.base import QueryDeadlineExceeded
+from tasks.database.deadline import deadline_message, pg_timed_out
 from tasks.database.params import to_pyformat
 from tasks.hosts import HostSession
 from tasks.results import CheckResult, Status, error_result, utcnow
@@ -64,7 +66,15 @@ class Run:
 
 def fetcher(conn: psycopg.Connection):
     def fetch(st: fp.Statement) -> list[dict]:
-        cur = conn.execute(to_pyformat(st.sql), st.params)
+        try:
+            cur = conn.execute(to_pyformat(st.sql), st.params)
+        except psycopg.Error as exc:
+            kind, deadline = pg_timed_out(exc), getattr(conn, "deadline", None)
+            if kind and deadline:  # name the table and the deadline, not just "canceling statement"
+                raise QueryDeadlineExceeded(deadline_message(
+                    st.sql, deadline, kind, setting="backup_verification.source/scratch.statement_timeout_s or "
+                    "lock_timeout_s")) from None
+            raise
         names = [d.name.lower() for d in cur.description]
         return [dict(zip(names, r)) for r in cur.fetchall()]
     return fetch

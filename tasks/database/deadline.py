@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
+
 # What the query reads, as written after FROM / JOIN (schema-qualified or not, quoted or not).
 _RELATION = re.compile(r'\b(?:FROM|JOIN)\s+((?:"[^"]+"|[A-Za-z_][\w$#]*)(?:\s*\.\s*(?:"[^"]+"|[A-Za-z_][\w$#]*))?)',
                        re.IGNORECASE)
@@ -64,24 +66,28 @@ def relations_read(sql: str) -> list[str]:
     return out
 
 
-def pg_connect(conninfo: str, deadline: Deadline, *, options: str = "", **kwargs: Any):
+class DeadlineConnection(psycopg.Connection):
+    """A psycopg connection that remembers its deadline, so that an error can name it."""
+    deadline: Deadline | None = None
+
+
+def pg_connect(conninfo: str, deadline: Deadline, *, options: str = "", **kwargs: Any) -> DeadlineConnection:
     """psycopg.connect with the deadline in the startup options. A server of the family that does
     not know lock_timeout refuses the connection naming it; it is then opened with the statement
     deadline alone (which bounds lock waits too)."""
-    import psycopg
-
     try:
-        return psycopg.connect(conninfo, options=f"{options} {deadline.pg_options()}".strip(), **kwargs)
+        conn = DeadlineConnection.connect(conninfo, options=f"{options} {deadline.pg_options()}".strip(), **kwargs)
     except psycopg.OperationalError as exc:
         if "lock_timeout" not in str(exc):
             raise
-        return psycopg.connect(conninfo, options=f"{options} {deadline.pg_options(lock=False)}".strip(), **kwargs)
+        conn = DeadlineConnection.connect(conninfo, options=f"{options} {deadline.pg_options(lock=False)}".strip(),
+                                          **kwargs)
+    conn.deadline = deadline
+    return conn
 
 
 def pg_timed_out(exc: BaseException) -> str | None:
     """'statement' or 'lock' when a psycopg error is the deadline cutting a query, else None."""
-    import psycopg
-
     if isinstance(exc, psycopg.errors.LockNotAvailable):
         return "lock"
     if isinstance(exc, psycopg.errors.QueryCanceled):

@@ -136,3 +136,23 @@ def test_quality_rules_under_a_lock_end_at_the_deadline(site, locked_db):
     print(f"one quality rule under a held lock: {seconds:.1f} s, {errors}")
     assert errors and any("lock timeout" in e or "deadline" in e for e in errors), errors
     assert seconds < DEADLINE_S + 60  # GX's own start on a loaded machine, not the lock
+
+
+def test_backup_verification_sessions_carry_their_deadlines(sites_dir, locked_db):
+    """Generous per statement, short for a lock wait; a table locked by another session is named."""
+    from tasks.backup_verify import pg_steps
+    from tasks.backup_verify.steps import fetcher
+    from tasks.database import fingerprint as fp
+
+    source = load_site("demo").backup_verification.source
+    with pg_steps.connect(source) as conn:  # the shipped defaults
+        assert [conn.execute(f"SHOW {s}").fetchone()[0] for s in ("statement_timeout", "lock_timeout")] == ["1h", "1min"]
+    short = source.model_copy(update={"dsn": source.dsn.replace("dbname=ebill", f"dbname={locked_db['name']}"),
+                                      "lock_timeout_s": DEADLINE_S})
+    with held_lock(locked_db, BILL_TABLE), pg_steps.connect(short, autocommit=False) as conn:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        began = time.monotonic()
+        with pytest.raises(QueryDeadlineExceeded, match=r"waited more than 3 s for a lock") as exc:
+            fetcher(conn)(fp.Statement(f"SELECT COUNT(*) AS n FROM {postgres.VENDOR_SCHEMA}.{BILL_TABLE}"))
+        assert f"{postgres.VENDOR_SCHEMA}.{BILL_TABLE}" in str(exc.value) and time.monotonic() - began < DEADLINE_S + SLACK_S
+        conn.rollback()

@@ -179,3 +179,17 @@ def test_relations_read_by_a_query():
         "ebill_invoice", "ebill_invoice_item"]
     assert relations_read('SELECT COUNT(*) FROM "ebill"."t_ebill_main" AS OF SCN :scn') == ['"ebill"."t_ebill_main"']
     assert relations_read("SELECT current_setting('server_version') AS version") == []
+
+
+def test_backup_verification_oracle_sessions_carry_a_call_timeout(monkeypatch):
+    import oracledb
+
+    from config.backup_verification import VerifyDatabase
+    from tasks.backup_verify import oracle_tasks
+
+    fake = SlowOracleConnection()
+    monkeypatch.setattr(oracledb, "connect", lambda **kw: fake)  # the fake stands in for the server
+    monkeypatch.setenv("UNUSED", "x")
+    db = VerifyDatabase.model_validate({"dsn": "db1:1521/EBILL", "user": "EBOPS_VERIFY", "password": {"env": "UNUSED"},
+                                        "statement_timeout_s": 1800})
+    assert oracle_tasks.connect(db).call_timeout == 1_800_000
