@@ -156,3 +156,25 @@ def test_backup_verification_sessions_carry_their_deadlines(sites_dir, locked_db
             fetcher(conn)(fp.Statement(f"SELECT COUNT(*) AS n FROM {postgres.VENDOR_SCHEMA}.{BILL_TABLE}"))
         assert f"{postgres.VENDOR_SCHEMA}.{BILL_TABLE}" in str(exc.value) and time.monotonic() - began < DEADLINE_S + SLACK_S
         conn.rollback()
+
+
+def test_a_database_that_is_down_is_an_error_with_a_hint_not_a_hang(sites_dir, unused_port, tmp_path):
+    """The inspection's database checks and the quality run, pointed at a closed port."""
+    from tasks.database_checks import tablespace_usage
+    from tasks.hosts import HostPool
+    from tasks.quality.checks import validate_invoices
+
+    name = sites_dir("downdb", edit=lambda d: d["database"].update(
+        dsn=f"host=127.0.0.1 port={unused_port} dbname=ebill", connect_timeout_s=3))
+    down = load_site(name)
+    began = time.monotonic()
+    with HostPool() as pool:
+        records = tablespace_usage.fn(down, pool) + interface_calls.fn(down)
+    today = date.today()
+    quality = validate_invoices.fn(down.site, down.database, today - timedelta(days=1), today, local_now(), tmp_path)
+    records += quality.results
+    seconds = time.monotonic() - began
+    assert [r.status for r in records] == [Status.ERROR] * 3, records
+    for r in records:
+        assert str(unused_port) in r.reason and "hint:" in r.reason, r.reason
+    assert seconds < 60, seconds  # each gives up at once (connection refused), not after a stall
