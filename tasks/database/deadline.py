@@ -24,6 +24,7 @@ import psycopg
 # What the query reads, as written after FROM / JOIN (schema-qualified or not, quoted or not).
 _RELATION = re.compile(r'\b(?:FROM|JOIN)\s+((?:"[^"]+"|[A-Za-z_][\w$#]*)(?:\s*\.\s*(?:"[^"]+"|[A-Za-z_][\w$#]*))?)',
                        re.IGNORECASE)
+_IN_FUNCTION = re.compile(r"\b(?:EXTRACT|SUBSTRING|TRIM|OVERLAY|POSITION)\s*\([^()]*$", re.IGNORECASE)
 _NOT_RELATIONS = {"dual", "lateral", "unnest", "generate_series"}
 
 # Locks other sessions hold that a reader (AccessShareLock) must wait for, in this database.
@@ -60,6 +61,8 @@ def relations_read(sql: str) -> list[str]:
     """The relations a query names after FROM/JOIN, in order, once each."""
     out: list[str] = []
     for m in _RELATION.finditer(sql):
+        if _IN_FUNCTION.search(sql, 0, m.start()):
+            continue  # EXTRACT(YEAR FROM col), SUBSTRING(x FROM 2): a column, not a relation
         name = re.sub(r"\s+", "", m.group(1))
         if name.strip('"').lower() not in _NOT_RELATIONS and name not in out:
             out.append(name)

@@ -179,6 +179,8 @@ def test_relations_read_by_a_query():
         "ebill_invoice", "ebill_invoice_item"]
     assert relations_read('SELECT COUNT(*) FROM "ebill"."t_ebill_main" AS OF SCN :scn') == ['"ebill"."t_ebill_main"']
     assert relations_read("SELECT current_setting('server_version') AS version") == []
+    assert relations_read("SELECT EXTRACT(YEAR FROM i.issue_time), TRIM(BOTH FROM i.tel) FROM ebill_invoice i "
+                          "JOIN ebill_place p ON p.place_code = i.place_code") == ["ebill_invoice", "ebill_place"]
 
 
 def test_backup_verification_oracle_sessions_carry_a_call_timeout(monkeypatch):
