@@ -26,7 +26,7 @@ import psycopg
 import pytest
 
 from config.settings import load_site
-from sandbox import manager, postgres, scenarios_backup
+from sandbox import manager, postgres, scenarios_backup, server_tree
 from tasks.backup_verify import pg_steps
 from tasks.database import connect
 from tasks.hosts import HostSession
@@ -139,3 +139,17 @@ def test_dump_taken_by_the_backup_verification_is_private(private_sandbox):
         src.rollback()
     assert res.exit_code == 0, res.stderr
     assert _mode(Path(dest)) == 0o600 and Path(dest).stat().st_size > 0
+
+
+def test_a_server_tree_whose_sandbox_is_gone_is_removed_and_no_other(tmp_path):
+    base = server_tree.trees_base()
+    gone, young = (Path(tempfile.mkdtemp(prefix="sbx-", dir=base)) for _ in range(2))
+    (gone / server_tree.OWNER_FILE).write_text(str(tmp_path / "deleted-sandbox") + "\n")
+    (young / server_tree.OWNER_FILE).write_text(str(tmp_path) + "\n")  # its sandbox exists: maybe still being made
+    try:
+        server_tree._remove_orphans(base)
+        assert not gone.exists() and young.exists()
+    finally:
+        shutil.rmtree(gone, ignore_errors=True)
+        shutil.rmtree(young, ignore_errors=True)
+    assert stat.S_IMODE(base.stat().st_mode) == 0o711 and base.stat().st_uid == os.geteuid()
