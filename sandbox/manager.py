@@ -76,10 +76,12 @@ def up(days: int = 400, bills_per_day: int = 60, seed: int = 20261126) -> dict:
     (base / "logs").mkdir(exist_ok=True)
     creds = credentials()
     state = read_state()
-    running = status()
-    if not all(running.values()):
-        postgres.db1_tree(base)  # before the trees: as root, db1 lives outside (see sandbox/postgres.py)
+    if not all(status().values()):
+        # before the trees: as root, db1 lives outside (sandbox/server_tree.py); a db1 made in place
+        # by an older version is retired then, its server stopped: so the status is read after
+        postgres.db1_tree(base)
         host_trees.build(base, datetime.now(timezone.utc))
+    running = status()
     for name, mod in COMPONENTS.items():
         if running.get(name):
             continue
