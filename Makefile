@@ -54,4 +54,5 @@ lock:
 
 clean:
 	-$(BIN)/ebops sandbox down
+	-$(BIN)/python -c "from sandbox import postgres; postgres.discard('.sandbox')"  # as root: db1's tree in /tmp
 	rm -rf $(VENV) .sandbox .ebops

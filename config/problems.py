@@ -6,6 +6,7 @@ field path as written in the file and a hint about what to write instead.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ import yaml
 from pydantic import ValidationError
 
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# variables_from may name an environment variable, with a default: ${env:NAME} or ${env:NAME:-default}
+_ENV_RE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECRET_FIELDS = {"password", "access_key", "secret_key", "key", "key_passphrase", "url"}
 
 
@@ -165,10 +168,17 @@ def substitute(data: dict, path: Path) -> tuple[dict, list[ConfigProblem]]:
     variables: dict[str, Any] = {}
     ref = data.get("variables_from")
     if ref:
+        ref, unset = _expand_env(str(ref))
+        if unset:
+            problems.append(ConfigProblem(str(path), "variables_from", f"environment variable {unset} is not set",
+                                          f"set it, or write ${{env:{unset}:-default}}"))
+            return data, problems
         vpath = (path.parent / ref).resolve()
         if not vpath.exists():
+            sandbox_dir = os.environ.get("EBOPS_SANDBOX_DIR")
             problems.append(ConfigProblem(str(path), "variables_from", f"{vpath} does not exist",
-                                          "for the demo site: run `ebops sandbox up` first"))
+                                          "for the demo site: run `ebops sandbox up` first" + (
+                                              f" (with EBOPS_SANDBOX_DIR={sandbox_dir}, as now)" if sandbox_dir else "")))
             return data, problems
         variables, unreadable = read_yaml(vpath)
         if unreadable:
@@ -193,3 +203,19 @@ def substitute(data: dict, path: Path) -> tuple[dict, list[ConfigProblem]]:
         return _VAR_RE.sub(lambda m: str(variables.get(m.group(1), m.group(0))), value)
 
     return fill(data, ""), problems
+
+
+def _expand_env(ref: str) -> tuple[str, str | None]:
+    """`${env:NAME}` / `${env:NAME:-default}` in variables_from filled from the environment (the
+    demo site follows EBOPS_SANDBOX_DIR so); returns (value, the first unset name without default)."""
+    unset: list[str] = []
+
+    def one(m: re.Match) -> str:
+        value = os.environ.get(m.group(1)) or m.group(2)
+        if value is None:
+            unset.append(m.group(1))
+            return m.group(0)
+        return value
+
+    out = _ENV_RE.sub(one, ref)
+    return out, (unset[0] if unset else None)

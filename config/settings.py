@@ -7,7 +7,8 @@ password is refused, not just discouraged.
 
 `${name}` placeholders are filled from the YAML file named by `variables_from` (relative to the
 site file). The sandbox writes such a file with its free ports and paths; a real site can use one
-for values that differ between its environments.
+for values that differ between its environments. `variables_from` itself may name environment
+variables, `${env:NAME}` or `${env:NAME:-default}` (the demo site follows EBOPS_SANDBOX_DIR so).
 """
 from __future__ import annotations
 

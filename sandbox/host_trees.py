@@ -182,6 +182,7 @@ def build(root: Path, now: datetime) -> dict[str, Path]:
     for d in (db1 / "u01", db1 / "log", db1 / "backup", app1 / "opt" / "ebill" / "conf",
               app1 / "opt" / "ebill" / "lib", app1 / "logs", files1 / "data" / "layout"):
         d.mkdir(parents=True, exist_ok=True)
+    (db1 / "backup").chmod(0o700)  # the sandbox's own folder of dumps with personal data
 
     backup_log = db1 / "backup" / "backup.log"
     if not backup_log.exists():
@@ -207,7 +208,9 @@ def build(root: Path, now: datetime) -> dict[str, Path]:
 BACKUP_SCRIPT = """#!/bin/sh
 # The hospital's backup job (sandbox copy): pg_dump -Fc of the e-bill database into this folder,
 # one START/END line pair in backup.log. The password comes from ~/.pgpass, as on a real DB host.
+# The dump holds every payer's personal data: readable by its owner only (0600).
 set -u
+umask 077
 dir={backup_dir}
 log="$dir/backup.log"
 now() {{ TZ=Asia/Shanghai date +%Y-%m-%dT%H:%M:%S%:z; }}

