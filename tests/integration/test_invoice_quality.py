@@ -2,6 +2,8 @@
 clean data, robust to malformed rows and to the period's edges; the flow under the Prefect harness."""
 from __future__ import annotations
 
+import csv
+import io
 import re
 from datetime import date, datetime, timedelta
 
@@ -17,7 +19,7 @@ from tasks.alerts import compose_message, findings_for
 from tasks.database import connect
 from tasks.evidence_store import open_store
 from tasks.quality.gx_run import run_suites
-from tasks.quality.results import summarise
+from tasks.quality.results import keys_csv, summarise
 from tasks.quality.standing import STATE_FILE, load_standing
 from tasks.quality.suites import RULE_IDS
 from tasks.results import Status
@@ -149,6 +151,24 @@ def test_malformed_rows_are_reported_not_a_crash(sandbox, sites_dir, dq_database
     # DQ21: the day's finding if a bill of that day came from the segment, else a standing one
     used = _planted_segments_touched(sandbox, db, [seg], when.date(), when.date() + timedelta(days=1))
     assert tuple(seg) in (found["DQ21"].failing if used else found["DQ21"].standing)
+
+
+def test_a_formula_planted_in_a_key_reaches_the_csv_as_text(sandbox, sites_dir, dq_databases):
+    """A business number holding a spreadsheet formula is written to failing_keys/ with a leading
+    quote (Excel shows it as text); a negative number stays a number."""
+    db = "ebill_dq_b"
+    day = dq_databases[db]["now"].date() - timedelta(days=30)
+    formula, number = '=HYPERLINK("http://evil.example/x","点击")', "-12.50"
+    with _admin(sandbox, db) as conn:
+        ids = [r[0] for r in conn.execute(
+            "SELECT id FROM ebill.t_ebill_main WHERE red_flag = '0' AND bill_state = '1' AND ivc_datetime::date = %s "
+            "ORDER BY id LIMIT 2", (day,)).fetchall()]
+        for bid, bus in zip(ids, (formula, number)):  # now bills without a settlement: DQ19 names their bus_no
+            conn.execute("UPDATE ebill.t_ebill_main SET bus_no = %s WHERE id = %s", (bus, bid))
+    dq19 = _validate(db, day, day + timedelta(days=1), dq_databases[db]["now"], rules=["DQ19"])["DQ19"]
+    assert {(formula,), (number,)} <= set(dq19.failing)
+    cells = {row[0] for row in csv.reader(io.StringIO(keys_csv(dq19)))}
+    assert "'" + formula in cells and number in cells and formula not in cells
 
 
 def test_a_settlement_at_midnight_is_not_a_missing_bill(sandbox, sites_dir, dq_databases):
