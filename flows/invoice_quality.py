@@ -6,7 +6,10 @@ MZ 一.4/一.6 (数据检查、对账); the rules are docs/ebill-reference-schem
      an SQL query returning only the failing rows' business keys; rules that pair rows across time
      (reconciliation, red/blue bills) look past the period's edges;
   3. per rule: rows checked, rows failing, failing keys (bounded in the report, complete as CSV);
-  4. the Chinese 数据质量检查报告, result.json, the CSVs and GX Data Docs into the evidence bundle;
+     DQ21 judges the stock segments the period's bills used; other broken segments are standing
+     findings, counted by the first run that sees them and listed with that day afterwards;
+  4. the Chinese 数据质量检查报告, result.json, the CSVs and GX Data Docs into the evidence bundle,
+     then the standing findings remembered (only once they are stored);
   5. alerts; then a failed rule (or one that could not run) fails the Prefect run.
 """
 from __future__ import annotations
