@@ -125,6 +125,9 @@ class EvidenceStoreConfig(_Strict):
     secret_key: SecretRef
     retention: Retention = Field(default_factory=Retention)
     outbox: str = Field(default=".ebops/outbox", description="local folder where bundles wait while the store is down")
+    # A presigned link carries the access key id and works for anyone who has it until it expires:
+    # the links a run prints, puts into its Prefect artifact and sends to the group robots live hours.
+    link_hours: int = Field(default=12, ge=1, le=168, description="lifetime of the report links a run hands out, hours")
 
 
 

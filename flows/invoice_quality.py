@@ -6,7 +6,10 @@ MZ 一.4/一.6 (数据检查、对账); the rules are docs/ebill-reference-schem
      an SQL query returning only the failing rows' business keys; rules that pair rows across time
      (reconciliation, red/blue bills) look past the period's edges;
   3. per rule: rows checked, rows failing, failing keys (bounded in the report, complete as CSV);
-  4. the Chinese 数据质量检查报告, result.json, the CSVs and GX Data Docs into the evidence bundle;
+     DQ21 judges the stock segments the period's bills used; other broken segments are standing
+     findings, counted by the first run that sees them and listed with that day afterwards;
+  4. the Chinese 数据质量检查报告, result.json, the CSVs and GX Data Docs into the evidence bundle,
+     then the standing findings remembered (only once they are stored);
   5. alerts; then a failed rule (or one that could not run) fails the Prefect run.
 """
 from __future__ import annotations
@@ -20,9 +23,10 @@ from prefect import flow
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from config.settings import load_site
-from flows.common import RunOutcome, finish, store_evidence
+from flows.common import RunOutcome, finish, state_dir, store_evidence
 from tasks.alerts import send_alerts
 from tasks.quality.checks import validate_invoices
+from tasks.quality.standing import STATE_FILE, load_standing, save_standing
 from tasks.quality.suites import RULE_IDS
 from tasks.results import utcnow
 
@@ -72,13 +76,17 @@ def invoice_quality(params: QualityParams = QualityParams()) -> RunOutcome:
     started = utcnow()
     now = started.astimezone(ZoneInfo(site.timezone)).replace(tzinfo=None)  # the views hold local time
     start, end = quality_period(params, now.date())
+    standing_file = state_dir(site) / STATE_FILE
     with tempfile.TemporaryDirectory(prefix="ebops-quality-") as work:
-        found = validate_invoices(site.site, site.database, start, end, now, Path(work), params.rules)
+        found = validate_invoices(site.site, site.database, start, end, now, Path(work), params.rules,
+                                  load_standing(standing_file))
     label = start.isoformat() if end - start == timedelta(days=1) else f"{start.isoformat()}_{(end - timedelta(days=1)).isoformat()}"
     bundle = store_evidence(site, "invoice_quality", period=label, form="invoice_quality", title="票据数据质量检查报告",
                             kind_zh="每日数据质量检查" if params.start is None else "指定期间数据质量检查",
                             results=found.results, started_at=started, engineer=params.engineer,
-                            extra_files=found.files, context={"noun": "检查", **found.context})
+                            extra_files=found.files, context=found.context)
+    if found.standing is not None:  # only now that the findings are stored: see tasks/quality/standing.py
+        save_standing(standing_file, found.standing)
     send_alerts(site, found.results, title="票据数据质量检查", report_url=bundle.report_url, evidence_prefix=bundle.prefix)
     return finish(site, "invoice_quality", found.results, bundle)
 

@@ -249,7 +249,7 @@ class BundleWriter:
             return StoredBundle(self.prefix, link.manifest_sha256, "outbox", None, error)
         url = None
         if REPORT in self._files:
-            url = store.presigned(self.prefix + REPORT, timedelta(days=7))
+            url = store.presigned(self.prefix + REPORT, timedelta(hours=self.store_cfg.link_hours))
         return StoredBundle(self.prefix, link.manifest_sha256, "store", url)
 
     def _previous(self, store: Store | None) -> ChainLink | None:

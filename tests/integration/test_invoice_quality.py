@@ -2,6 +2,8 @@
 clean data, robust to malformed rows and to the period's edges; the flow under the Prefect harness."""
 from __future__ import annotations
 
+import csv
+import io
 import re
 from datetime import date, datetime, timedelta
 
@@ -9,6 +11,7 @@ import psycopg
 import pytest
 
 from config.settings import load_site
+from flows.common import state_dir
 from flows.invoice_quality import QualityParams, invoice_quality
 from sandbox import manager, postgres, quality_db
 from sandbox.generator import local_now
@@ -16,7 +19,8 @@ from tasks.alerts import compose_message, findings_for
 from tasks.database import connect
 from tasks.evidence_store import open_store
 from tasks.quality.gx_run import run_suites
-from tasks.quality.results import summarise
+from tasks.quality.results import keys_csv, summarise
+from tasks.quality.standing import STATE_FILE, load_standing
 from tasks.quality.suites import RULE_IDS
 from tasks.results import Status
 
@@ -76,6 +80,45 @@ def test_every_rule_finds_exactly_the_planted_defects(sites_dir, dq_databases, d
         if got != expected:
             wrong[rule] = {"missed": sorted(expected - got), "false_alarms": sorted(got - expected)}
     assert not wrong, wrong
+    # the whole generated period used every segment a defect was planted on: none is left standing
+    assert {r: s.standing for r, s in found.items() if s.standing} == {}
+
+
+def _planted_segments_touched(sandbox, database: str, keys: list, first: date, end: date) -> set[tuple]:
+    """Which planted segments a bill issued in [first, end) was taken from, read from the vendor's
+    own tables (not through the rule's SQL)."""
+    with _admin(sandbox, database) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT k.bill_batch_code, k.start_no FROM ebill.t_bill_stock k JOIN ebill.t_ebill_main m "
+            "ON m.bill_batch_code = k.bill_batch_code AND m.bill_number BETWEEN k.start_no AND k.end_no "
+            "WHERE m.ivc_datetime >= %s AND m.ivc_datetime < %s", (first, end)).fetchall()
+    return {tuple(r) for r in rows} & {tuple(k) for k in keys}
+
+
+def _last_use(sandbox, database: str, keys: list) -> date:
+    with _admin(sandbox, database) as conn:
+        return conn.execute(
+            "SELECT max(m.ivc_datetime)::date FROM ebill.t_bill_stock k JOIN ebill.t_ebill_main m "
+            "ON m.bill_batch_code = k.bill_batch_code AND m.bill_number BETWEEN k.start_no AND k.end_no "
+            "WHERE (k.bill_batch_code, k.start_no) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+            ([k[0] for k in keys], [k[1] for k in keys])).fetchone()[0]
+
+
+def test_a_days_dq21_judges_only_the_segments_its_bills_used(sandbox, sites_dir, dq_databases):
+    """One day: the planted stock defects whose segments that day's bills used are the day's
+    findings; the others are standing findings, exactly."""
+    spec = dq_databases["ebill_dq_a"]
+    planted = spec["manifest"]["rules"]["DQ21"]
+    day = _last_use(sandbox, "ebill_dq_a", planted)
+    touched = _planted_segments_touched(sandbox, "ebill_dq_a", planted, day, day + timedelta(days=1))
+    assert touched  # the day the last planted segment was used
+    dq21 = _validate("ebill_dq_a", day, day + timedelta(days=1), spec["now"], rules=["DQ21"])["DQ21"]
+    assert not dq21.errors, dq21.errors
+    assert set(dq21.failing) == touched
+    assert set(dq21.standing) == {tuple(k) for k in planted} - touched
+    with _admin(sandbox, "ebill_dq_a") as conn:
+        segments = conn.execute("SELECT count(*) FROM ebill.t_bill_stock").fetchone()[0]
+    assert 0 < dq21.checked < segments  # the segments that day's bills used, not the whole stock
 
 
 def test_clean_data_pass_and_an_empty_period_is_skipped(sites_dir):
@@ -84,7 +127,7 @@ def test_clean_data_pass_and_an_empty_period_is_skipped(sites_dir):
     assert {r: s.status for r, s in found.items() if s.status is not Status.OK} == {}
     assert found["DQ19"].checked > 0
     empty = _validate("ebill", date(2001, 1, 1), date(2001, 1, 2), now)
-    assert {s.status for r, s in empty.items() if r != "DQ21"} == {Status.SKIPPED}
+    assert {s.status for s in empty.values()} == {Status.SKIPPED}  # DQ21 too: no bill used a segment
 
 
 def test_malformed_rows_are_reported_not_a_crash(sandbox, sites_dir, dq_databases):
@@ -105,7 +148,27 @@ def test_malformed_rows_are_reported_not_a_crash(sandbox, sites_dir, dq_database
     for rule in ("DQ03", "DQ06", "DQ07", "DQ15", "DQ20"):
         assert key in found[rule].failing, rule
     assert (bus,) in found["DQ19"].failing  # the settlement's amount no longer matches
-    assert tuple(seg) in found["DQ21"].failing
+    # DQ21: the day's finding if a bill of that day came from the segment, else a standing one
+    used = _planted_segments_touched(sandbox, db, [seg], when.date(), when.date() + timedelta(days=1))
+    assert tuple(seg) in (found["DQ21"].failing if used else found["DQ21"].standing)
+
+
+def test_a_formula_planted_in_a_key_reaches_the_csv_as_text(sandbox, sites_dir, dq_databases):
+    """A business number holding a spreadsheet formula is written to failing_keys/ with a leading
+    quote (Excel shows it as text); a negative number stays a number."""
+    db = "ebill_dq_b"
+    day = dq_databases[db]["now"].date() - timedelta(days=30)
+    formula, number = '=HYPERLINK("http://evil.example/x","点击")', "-12.50"
+    with _admin(sandbox, db) as conn:
+        ids = [r[0] for r in conn.execute(
+            "SELECT id FROM ebill.t_ebill_main WHERE red_flag = '0' AND bill_state = '1' AND ivc_datetime::date = %s "
+            "ORDER BY id LIMIT 2", (day,)).fetchall()]
+        for bid, bus in zip(ids, (formula, number)):  # now bills without a settlement: DQ19 names their bus_no
+            conn.execute("UPDATE ebill.t_ebill_main SET bus_no = %s WHERE id = %s", (bus, bid))
+    dq19 = _validate(db, day, day + timedelta(days=1), dq_databases[db]["now"], rules=["DQ19"])["DQ19"]
+    assert {(formula,), (number,)} <= set(dq19.failing)
+    cells = {row[0] for row in csv.reader(io.StringIO(keys_csv(dq19)))}
+    assert "'" + formula in cells and number in cells and formula not in cells
 
 
 def test_a_settlement_at_midnight_is_not_a_missing_bill(sandbox, sites_dir, dq_databases):
@@ -168,3 +231,42 @@ def test_flow_stores_report_csv_and_data_docs_without_personal_data(prefect_harn
         leaks += [(n, v) for v in people if v in text]
         leaks += [(n, v) for v in set(digits.findall(text)) & numbers]
     assert not leaks, leaks[:5]
+
+
+def test_a_standing_stock_defect_fails_one_daily_report_then_is_tracked(prefect_harness, sandbox, sites_dir,
+                                                                       dq_databases, tmp_path):
+    """Old broken segments no bill of the day used: the first daily report counts them (FAIL), the
+    next one lists them with the day they were first seen and passes on its clean bills."""
+    spec = dq_databases["ebill_dq_a"]
+    planted = {tuple(k) for k in spec["manifest"]["rules"]["DQ21"]}
+    day = next(d for d in (spec["now"].date() - timedelta(days=n) for n in range(1, 60))
+               if not _planted_segments_touched(sandbox, "ebill_dq_a", planted, d, d + timedelta(days=1)))
+
+    def edit(d: dict) -> None:
+        d["database"].update(dsn=d["database"]["dsn"].replace("dbname=ebill", "dbname=ebill_dq_a"))
+        d["state_dir"] = str(tmp_path / "state")  # a worker that has not seen this database yet
+
+    sites_dir("dq", edit=edit)
+    site = load_site("dq")
+    params = QualityParams(site="dq", start=day, rules=["DQ21"])
+    first = invoice_quality(params=params, return_state=True)
+    assert first.is_failed()
+    [dq21] = first.result(raise_on_failure=False).outcome.results
+    assert dq21.status is Status.FAIL and dq21.value == len(planted), dq21.reason
+    known = load_standing(state_dir(site) / STATE_FILE)
+    assert set(known["DQ21"]) == {"/".join(k) for k in planted}
+    since = set(known["DQ21"].values())
+
+    second = invoice_quality(params=params, return_state=True)
+    assert second.is_completed(), second
+    outcome = second.result()
+    [dq21] = outcome.results
+    assert dq21.status is Status.OK and dq21.value == 0, dq21.reason
+    assert load_standing(state_dir(site) / STATE_FILE) == known  # still open, still first seen then
+    store = open_store(site.evidence)
+    report = store.get(outcome.bundle.prefix + "report.md").decode("utf-8")
+    assert "长期存在的问题" in report and report.count("仍未消除，不计入本期结论") == len(planted)
+    assert all(d in report for d in since) and "只判断本期开具的票据所用的号段" in report
+    rows = store.get(outcome.bundle.prefix + "failing_keys/DQ21_standing.csv").decode("utf-8").splitlines()
+    assert rows[0] == "bill_code,start_no,open_since"
+    assert {tuple(r.split(",")[:2]) for r in rows[1:]} == planted

@@ -1,0 +1,136 @@
+"""Each duty's report form speaks of its own duty: an inspection's labels (巡检类型, 巡检周期, 巡检结论 …)
+only in the inspection forms, the quality check's and the restore verification's own labels in
+theirs, and the quality report in Chinese throughout (no English scope or column names)."""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import pytest
+
+from flows.common import report_rows, suggestions
+from tasks.quality.gx_run import CheckOutcome, SuiteRun
+from tasks.quality.results import checked_zh, report_rules, summarise, to_results
+from tasks.quality.standing import track_standing
+from tasks.quality.suites import load_suites, rule_checks
+from tasks.reports import FORM_LABELS, render_both
+from tasks.results import CheckResult, Status
+
+NOW = datetime(2026, 11, 27, 6, 0, 5)
+INSPECTION_ONLY = ("巡检类型", "巡检周期", "巡检时间", "巡检方式", "巡检结论", "巡检结果汇总", "巡检明细", "巡检项目",
+                   "本次巡检")
+QUALITY_ONLY = ("检查类型", "检查期间", "检查方式", "检查结论", "检查结果汇总", "规则检查明细", "检查规则",
+                "数据截至", "检查范围")
+VERIFICATION_ONLY = ("验证类型", "验证时间", "验证方式", "验证结论", "验证明细")
+# what each form must not show (the other duties' words)
+FOREIGN = {
+    "inspection": QUALITY_ONLY + VERIFICATION_ONLY,
+    "holiday_precheck": QUALITY_ONLY + VERIFICATION_ONLY + ("巡检周期",),  # its dates are the holiday's rows
+    "backup_verification": INSPECTION_ONLY + QUALITY_ONLY,
+    "invoice_quality": INSPECTION_ONLY + VERIFICATION_ONLY + ("检查周期",),
+}
+OWN = {
+    "inspection": ("巡检类型", "巡检周期", "巡检结论", "巡检明细"),
+    "holiday_precheck": ("巡检类型", "巡检结论", "节假日", "值班"),
+    "backup_verification": ("验证类型", "验证时间", "验证结论", "验证步骤"),
+    "invoice_quality": ("检查类型", "检查期间", "检查结论", "检查范围", "规则检查明细", "长期存在的问题"),
+}
+ENGLISH_SCOPE = re.compile(r"\b(invoices?|blue|red|items?|settlements?|stock|segments?|bill_code|bill_no|bus_no|"
+                           r"start_no|scope)\b", re.IGNORECASE)
+
+
+def _base(form: str, title: str, kind_zh: str, period: str, results: list[CheckResult]) -> dict:
+    v = max((r.status for r in results), key=lambda s: s.rank)
+    return dict(hospital="测试医院", title=title, kind_zh=kind_zh, period=period, timezone="Asia/Shanghai",
+                started_local="2026-11-27 06:00:05", finished_local="2026-11-27 06:01:10", flow_run_id="r1",
+                verdict=v.value, verdict_zh=v.label_zh, engineer="张工",
+                summary=[{"status": v.value, "label": v.label_zh, "count": len(results)}],
+                results=report_rows(results, "Asia/Shanghai"), suggestions=suggestions(results),
+                evidence_prefix=f"demo/{form}/2026/20261127T060005Z_r1/")
+
+
+def _result(check: str, title: str, status: Status = Status.OK, **kw) -> CheckResult:
+    return CheckResult(check=check, title=title, site="demo", status=status, started_at=NOW, finished_at=NOW, **kw)
+
+
+def _quality_context() -> dict:
+    checks = rule_checks(load_suites())
+    old, today = ("44010126", "0000000001"), ("44010126", "0000004001")
+    found = {"DQ06": [("44010126", "0000000042")], "DQ19_settlements": [("MZ1",)], "DQ21": [today],
+             "DQ21_standing": [old]}
+    run = SuiteRun([CheckOutcome(c, failing=found.get(c.check, [])) for c in checks],
+                   {"invoice": 23940, "blue": 23500, "red": 440, "item": 134000, "settlement": 24000,
+                    "stock_period": 12, "stock": 310}, 1.0)
+    summaries = summarise(run)
+    _, standing = track_standing(summaries, {"DQ21": {"44010126/0000000009": "2026-11-01"}}, "2026-11-26")
+    results = to_results("demo", summaries, NOW, NOW, "2026-11-26")
+    ctx = _base("invoice_quality", "票据数据质量检查报告", "每日数据质量检查", "2026-11-26", results)
+    return {**ctx, "period_zh": "2026-11-26", "as_of": "2026-11-27 06:00:05", "checked": run.checked,
+            "checked_zh": checked_zh(run.checked), "rules": report_rules(summaries), "standing": standing,
+            "stock_note": "DQ21（库存号段）只判断本期开具的票据所用的号段", "data_docs": "data_docs/index.html"}
+
+
+def _contexts() -> dict[str, dict]:
+    disk = _result("disk_usage", "服务器磁盘使用率", Status.WARN, host="db1", target="/u01", value=85.0, unit="%")
+    holiday = {"holiday": {"name": "元旦", "first_day": "2027-01-01", "last_day": "2027-01-03", "days_off": 3,
+                           "official": False, "source": "模板"},
+               "roster": [{"date_from": "2027-01-01", "date_to": "2027-01-03", "engineer": "张工", "role": "维保",
+                           "phone": None}], "roster_gaps": []}
+    steps = [_result("backup_locate", "定位备份", target="/backups/x.dump"),
+             _result("restore_count", "比对校验：行数", Status.FAIL, target="t_ebill_main", reason="少 1 行")]
+    verification = {"backup": {"host": "db1", "path": "/backups/x.dump", "size_mib": 12.5, "sha256": "ab" * 32,
+                               "taken_local": "2026-11-27 02:00:00", "time_source": "备份日志"},
+                    "scratch": "ebops_verify_20261127", "scratch_kind_zh": "临时库", "database_zh": "PostgreSQL",
+                    "scope_zh": "全表比较", "passed": False, "conclusion_zh": "不通过（NOT PASSED）",
+                    "steps": [{"name": "定位备份", "started": "02:00:00", "finished": "02:00:01", "seconds": 1.0,
+                               "items": 1, "status": "OK", "status_zh": "正常"}],
+                    "quality_suite_zh": "发票数据质量套件已在恢复库上运行"}
+    return {
+        "inspection": _base("inspection", "巡检报告", "月度巡检", "2026-11", [disk]),
+        "holiday_precheck": {**_base("holiday_precheck", "节前巡检报告", "节前巡检", "2027-01-01~2027-01-03", [disk]),
+                             **holiday},
+        "backup_verification": {**_base("backup_verification", "备份恢复验证记录", "季度备份恢复验证", "2026-Q4", steps),
+                                **verification},
+        "invoice_quality": _quality_context(),
+    }
+
+
+def _text(page: str, ctx: dict) -> str:
+    """What a reader sees: no markup, no style sheet, no evidence paths (they name the duty in English)."""
+    page = re.sub(r"<style.*?</style>", "", page, flags=re.S)
+    page = re.sub(r"<[^>]+>", " ", page)
+    page = page.replace(ctx["evidence_prefix"], " ")
+    return re.sub(r"(failing_keys|data_docs)/[\w./-]+", " ", page)
+
+
+@pytest.mark.parametrize("form", sorted(FORM_LABELS))
+def test_each_form_has_its_own_labels_and_none_of_the_others(form):
+    ctx = _contexts()[form]
+    for name, page in render_both(form, **ctx).items():
+        text = _text(page, ctx)
+        assert "built-in method" not in text, (form, name)  # a dict key read as a method ({{ s.items }})
+        assert [w for w in OWN[form] if w not in text] == [], (form, name)
+        assert [w for w in FOREIGN[form] if w in text] == [], (form, name)
+
+
+@pytest.mark.parametrize("form", ["invoice_quality", "backup_verification"])
+def test_the_conclusion_row_appears_once(form):
+    word = {"invoice_quality": "检查结论", "backup_verification": "验证结论"}[form]
+    ctx = _contexts()[form]
+    for name, page in render_both(form, **ctx).items():
+        assert _text(page, ctx).count(word) == 1, (form, name)
+
+
+def test_the_quality_report_names_scopes_and_keys_in_chinese():
+    ctx = _contexts()["invoice_quality"]
+    for name, page in render_both("invoice_quality", **ctx).items():
+        text = _text(page, ctx)
+        # the raw output behind each record stays machine-readable; the report's words do not
+        text = re.sub(r"checked=[^<\n|]*", " ", text)
+        assert ENGLISH_SCOPE.findall(text) == [], (name, ENGLISH_SCOPE.findall(text)[:5])
+        assert "23940 张票据（其中蓝票 23500 张、红票 440 张）" in text, name
+        assert "本期开票使用的号段 12 个（库存共 310 个号段）" in text, name
+        assert "（票据代码+票据号码）" in text, name
+        # the standing stock finding: new once, the earlier one gone, with the day first seen
+        assert "44010126/0000000001" in text and "首次发现，计入本次结论" in text, name
+        assert "2026-11-01" in text and "已消除" in text, name
