@@ -8,7 +8,8 @@ Sources, per year, first match wins:
 1. config/holidays/<year>.yaml (directory: $EBOPS_HOLIDAYS_DIR) — lets a site enter a year the
    package does not know yet, or correct one; see config/holidays/README.md.
 2. the `chinesecalendar` package (official arrangements; 1.11.0 knows 2004–2026).
-A year in neither raises CalendarGap. A file with `status: template` (State Council notice not yet
+A year in neither raises CalendarGap (plannable_holidays ends its window there instead: a schedule
+looking a year ahead meets next year every December, before its notice is out). A file with `status: template` (State Council notice not yet
 published) may be used to *sketch* a schedule (long_holidays), but is_workday and friends refuse it
 and coverage() reports it, so an inspection never runs on a guessed calendar without a warning.
 """
