@@ -8,6 +8,7 @@ and a form for manual runs, as does `prefect deployment run 'holiday-precheck/ho
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import signal
 import sys
@@ -91,7 +92,9 @@ def serve_until_signal(deps: list) -> str:
 
     previous = {s: signal.signal(s, lambda signum, _frame: received.append(signum))
                 for s in (signal.SIGTERM, signal.SIGINT)}
-    thread = threading.Thread(target=run, name="ebops-serve", daemon=True)
+    # The caller's Prefect settings context (its API URL) does not cross into a new thread by
+    # itself: without the copy the runner would poll a temporary server of its own.
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(run,), name="ebops-serve", daemon=True)
     try:
         thread.start()
         while thread.is_alive() and not received:

@@ -14,8 +14,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from tasks.calendar import HolidayFileError
 from flows.local_server import ServerFailed, free_port, port_open, start_server, stop_group, wait_healthy
+from tasks.calendar import HolidayFileError
 
 err = Console(stderr=True)
 
