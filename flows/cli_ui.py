@@ -38,6 +38,11 @@ def ui(sites: list[str] = typer.Argument(None, help="sites to serve (default: de
     if port and port_open(port):
         err.print(f"[red]ui:[/] port {port} on 127.0.0.1 is in use (hint: another --port, or 0 for a free one)")
         raise typer.Exit(2)
+    try:   # before any server starts: a site file that does not load is one line, nothing to stop
+        deps = [d for s in (sites or ["demo"]) for d in deployments(s)]
+    except HolidayFileError as exc:
+        err.print(f"[red]holiday calendar:[/] {exc}")
+        raise typer.Exit(2) from None
     port = port or (free_port() if port_open(4200) else 4200)
     home = Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect"))
     home.mkdir(parents=True, exist_ok=True)
@@ -45,12 +50,11 @@ def ui(sites: list[str] = typer.Argument(None, help="sites to serve (default: de
     api = f"http://127.0.0.1:{port}/api"
     # Until serving begins a stop signal unwinds through `finally`, so the server is stopped too.
     previous = {s: signal.signal(s, _stop_while_starting) for s in (signal.SIGTERM, signal.SIGINT)}
-    proc = start_server(port, log)
-    stopped_by = "end"
+    proc, stopped_by = None, "end"
     try:
+        proc = start_server(port, log)
         typer.echo(f"starting Prefect server (pid {proc.pid}), log {log} ...")
         wait_healthy(api, proc, log)
-        deps = [d for s in (sites or ["demo"]) for d in deployments(s)]
         os.environ["PREFECT_API_URL"] = api   # for flow runs the runner starts as subprocesses
         with temporary_settings({PREFECT_API_URL: api}):
             typer.echo(f"Prefect UI: http://127.0.0.1:{port}  — serving {len(deps)} deployments; Ctrl-C to stop")
@@ -60,13 +64,11 @@ def ui(sites: list[str] = typer.Argument(None, help="sites to serve (default: de
     except ServerFailed as exc:
         err.print(f"[red]ui:[/] {exc}")
         raise typer.Exit(1) from None
-    except HolidayFileError as exc:
-        err.print(f"[red]holiday calendar:[/] {exc}")
-        raise typer.Exit(2) from None
     finally:
         for s in previous:   # a second Ctrl-C must not cut the server's stop short
             signal.signal(s, signal.SIG_IGN)
-        stop_group(proc.pid)   # the server we started (and its process group), by its PID
+        if proc is not None:
+            stop_group(proc.pid)   # the server we started (and its process group), by its PID
         for s, h in previous.items():
             signal.signal(s, h)
     typer.echo(f"ebops ui: stopped ({stopped_by}); Prefect server pid {proc.pid} stopped, port {port} closed")
