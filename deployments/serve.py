@@ -4,6 +4,7 @@ Schedules are in Asia/Shanghai (the hospitals' time), whatever the worker machin
 (deployments/schedules.py). `python -m deployments.serve [SITE ...]` serves them (`make ui` starts
 a local Prefect server first); the Prefect UI then shows each deployment with its next run times
 and a form for manual runs, as does `prefect deployment run 'holiday-precheck/holiday-precheck-demo'`.
+SIGTERM (a service manager) and SIGINT (Ctrl-C) stop serving cleanly (serve_until_signal).
 """
 from __future__ import annotations
 
