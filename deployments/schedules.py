@@ -5,7 +5,8 @@ before each holiday of three days or more, and both the holidays and the workday
 some Saturdays workdays) come from the State Council's calendar (tasks/calendar.py). The dates
 are computed when the deployments are served and given to Prefect as an RRULE set of RDATEs,
 so the UI lists the coming pre-holiday runs like any other schedule. A holiday whose year the
-calendar does not cover officially yet is left out, with a warning, rather than guessed.
+calendar does not cover officially yet is left out, with a warning, rather than guessed; a year
+no calendar covers at all (next year's notice comes out in November) ends the planning window there.
 """
 from __future__ import annotations
 
@@ -33,9 +34,16 @@ class PlannedPrecheck:
 
 def planned_prechecks(today: date, workdays_before: int = 2, days_ahead: int = 400,
                       at: time = PRECHECK_AT) -> tuple[list[PlannedPrecheck], list[str]]:
-    """Pre-holiday runs from today on, and why some holidays could not be planned."""
+    """Pre-holiday runs from today on, and why some holidays could not be planned.
+
+    The window ends early, with a note, at the first year no calendar covers: serving the other
+    deployments must never depend on next year's notice having been entered.
+    """
     runs, notes = [], []
-    for h in calendar.long_holidays(today, today + timedelta(days=days_ahead)):
+    holidays, until, gap = calendar.plannable_holidays(today, today + timedelta(days=days_ahead))
+    if gap is not None:
+        notes.append(f"planned only up to {until}: {gap}" if until >= today else f"nothing planned: {gap}")
+    for h in holidays:
         try:
             day = calendar.workdays_before(h.first_day, workdays_before) if workdays_before else h.first_day
         except calendar.CalendarGap as exc:

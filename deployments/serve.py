@@ -4,15 +4,20 @@ Schedules are in Asia/Shanghai (the hospitals' time), whatever the worker machin
 (deployments/schedules.py). `python -m deployments.serve [SITE ...]` serves them (`make ui` starts
 a local Prefect server first); the Prefect UI then shows each deployment with its next run times
 and a form for manual runs, as does `prefect deployment run 'holiday-precheck/holiday-precheck-demo'`.
+SIGTERM (a service manager) and SIGINT (Ctrl-C) stop serving cleanly (serve_until_signal).
 """
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
+import signal
 import sys
+import threading
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from prefect import serve
+from prefect.runner import Runner
 
 from config.settings import load_site
 from deployments import schedules
@@ -60,10 +65,64 @@ def deployments(site: str, today=None):
     ]
 
 
+STOP_TIMEOUT_S = 30
+
+
+def serve_until_signal(deps: list) -> str:
+    """Serve the deployments until SIGTERM or SIGINT; return the signal's name once serving stopped.
+
+    Not prefect.serve(): its SIGTERM handler calls the runner's async stop() from a signal handler
+    ("coroutine 'Runner.astop' was never awaited") and the process goes on serving, so a service
+    manager could only SIGKILL it. Here the runner's loop runs in a thread, and the main thread,
+    which receives the signals, stops it with astop() on that loop.
+    """
+    runner = Runner(pause_on_shutdown=True)
+    for d in deps:
+        runner.add_deployment(d)
+    box: dict = {}
+    received: list[int] = []   # appended by the handler: no lock taken inside a signal handler
+
+    def run() -> None:
+        async def start() -> None:
+            box["loop"] = asyncio.get_running_loop()
+            await runner.start()
+        try:
+            asyncio.run(start())
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            box["error"] = exc
+
+    previous = {s: signal.signal(s, lambda signum, _frame: received.append(signum))
+                for s in (signal.SIGTERM, signal.SIGINT)}
+    # The caller's Prefect settings context (its API URL) does not cross into a new thread by
+    # itself: without the copy the runner would poll a temporary server of its own.
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(run,), name="ebops-serve", daemon=True)
+    try:
+        thread.start()
+        while thread.is_alive() and not received:
+            thread.join(timeout=0.5)   # wakes for a signal too: the handler runs between joins
+        if not received:   # the runner ended by itself
+            if "error" in box:
+                raise box["error"]
+            return "end"
+        log.info("%s received: stopping the served deployments", signal.Signals(received[0]).name)
+        loop = box.get("loop")
+        if loop is not None and runner.started:
+            try:
+                asyncio.run_coroutine_threadsafe(runner.astop(), loop).result(timeout=STOP_TIMEOUT_S)
+            except Exception as exc:  # noqa: BLE001 - stopping goes on: the process is ending anyway
+                log.warning("runner did not stop cleanly: %s", exc)
+        thread.join(timeout=STOP_TIMEOUT_S)
+        return signal.Signals(received[0]).name
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
 def main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.INFO)
     sites = argv or ["demo"]
-    serve(*[d for s in sites for d in deployments(s)])
+    stopped_by = serve_until_signal([d for s in sites for d in deployments(s)])
+    print(f"serving stopped ({stopped_by})")
 
 
 if __name__ == "__main__":

@@ -167,9 +167,15 @@ def schedule(site: str = typer.Argument("demo", help="site name")) -> None:
     from config.settings import load_site
     from deployments import schedules
 
+    from tasks.calendar import HolidayFileError
+
     cfg = load_site(site)
     today = datetime.now(ZoneInfo(cfg.timezone)).date()
-    runs, notes = schedules.planned_prechecks(today, cfg.precheck_workdays_before)
+    try:
+        runs, notes = schedules.planned_prechecks(today, cfg.precheck_workdays_before)
+    except HolidayFileError as exc:   # a broken config/holidays/<year>.yaml: bad input, one line
+        err.print(f"[red]holiday calendar:[/] {exc}")
+        raise typer.Exit(2) from None
     table = Table(title=f"{site}: pre-holiday checks ({cfg.precheck_workdays_before} workdays before, {schedules.TZ})")
     for col in ("holiday", "days off", "runs at", "calendar"):
         table.add_column(col)

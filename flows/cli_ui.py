@@ -1,59 +1,74 @@
 """`ebops ui`: a local Prefect server on 127.0.0.1 serving every deployment of the named sites.
 
-The server is a child process started here and stopped by its PID when serving ends (Ctrl-C),
-so nothing is left running. The UI then shows each deployment, its next run times (the pre-holiday
-check's come from the holiday calendar) and a form for manual runs.
+The server is a child process started here and stopped by its PID when serving ends, on Ctrl-C
+(SIGINT) or a service manager's SIGTERM alike, so nothing is left running. The UI then shows each
+deployment, its next run times (the pre-holiday check's come from the holiday calendar) and a
+form for manual runs.
 """
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
+import signal
 from pathlib import Path
 
-import httpx
 import typer
+from rich.console import Console
 
-from sandbox.ports import free_port, port_open, stop_pid
+from flows.local_server import ServerFailed, free_port, port_open, start_server, stop_group, wait_healthy
+from tasks.calendar import HolidayFileError
 
-STARTUP_TIMEOUT_S = 900  # the first start migrates the server's SQLite database: minutes on 2 cores
+err = Console(stderr=True)
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"prefect server exited with {proc.returncode}; see {log}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)  # polling a server's readiness, with a deadline
-    raise RuntimeError(f"prefect server not healthy after {STARTUP_TIMEOUT_S} s; see {log}")
+class _Stopped(Exception):
+    """A stop signal while the server was still starting."""
+
+
+def _stop_while_starting(signum: int, _frame) -> None:
+    raise _Stopped(signal.Signals(signum).name)
 
 
 def ui(sites: list[str] = typer.Argument(None, help="sites to serve (default: demo)"),
        port: int = typer.Option(0, help="UI port on 127.0.0.1 (0 = 4200 if free, else any free port)")) -> None:
-    """Start a local Prefect server and serve every deployment; Ctrl-C stops both."""
-    from deployments.serve import main as serve_main
+    """Start a local Prefect server and serve every deployment; Ctrl-C or SIGTERM stops both."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    from deployments.serve import deployments, serve_until_signal
+
+    if port and port_open(port):
+        err.print(f"[red]ui:[/] port {port} on 127.0.0.1 is in use (hint: another --port, or 0 for a free one)")
+        raise typer.Exit(2)
+    try:   # before any server starts: a site file that does not load is one line, nothing to stop
+        deps = [d for s in (sites or ["demo"]) for d in deployments(s)]
+    except HolidayFileError as exc:
+        err.print(f"[red]holiday calendar:[/] {exc}")
+        raise typer.Exit(2) from None
     port = port or (free_port() if port_open(4200) else 4200)
     home = Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect"))
     home.mkdir(parents=True, exist_ok=True)
     log = home / "ebops-ui-server.log"
-    env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                 "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
     api = f"http://127.0.0.1:{port}/api"
+    # Until serving begins a stop signal unwinds through `finally`, so the server is stopped too.
+    previous = {s: signal.signal(s, _stop_while_starting) for s in (signal.SIGTERM, signal.SIGINT)}
+    proc, stopped_by = None, "end"
     try:
+        proc = start_server(port, log)
         typer.echo(f"starting Prefect server (pid {proc.pid}), log {log} ...")
-        _wait_healthy(api, proc, log)
-        os.environ["PREFECT_API_URL"] = api
-        typer.echo(f"Prefect UI: http://127.0.0.1:{port}  — serving deployments; Ctrl-C to stop")
-        serve_main(sites or ["demo"])
+        wait_healthy(api, proc, log)
+        os.environ["PREFECT_API_URL"] = api   # for flow runs the runner starts as subprocesses
+        with temporary_settings({PREFECT_API_URL: api}):
+            typer.echo(f"Prefect UI: http://127.0.0.1:{port}  — serving {len(deps)} deployments; Ctrl-C to stop")
+            stopped_by = serve_until_signal(deps)
+    except _Stopped as exc:
+        stopped_by = str(exc)
+    except ServerFailed as exc:
+        err.print(f"[red]ui:[/] {exc}")
+        raise typer.Exit(1) from None
     finally:
-        stop_pid(proc.pid, timeout=30)  # the server we started, by its PID
+        for s in previous:   # a second Ctrl-C must not cut the server's stop short
+            signal.signal(s, signal.SIG_IGN)
+        if proc is not None:
+            stop_group(proc.pid)   # the server we started (and its process group), by its PID
+        for s, h in previous.items():
+            signal.signal(s, h)
+    typer.echo(f"ebops ui: stopped ({stopped_by}); Prefect server pid {proc.pid} stopped, port {port} closed")

@@ -8,7 +8,8 @@ Sources, per year, first match wins:
 1. config/holidays/<year>.yaml (directory: $EBOPS_HOLIDAYS_DIR) — lets a site enter a year the
    package does not know yet, or correct one; see config/holidays/README.md.
 2. the `chinesecalendar` package (official arrangements; 1.11.0 knows 2004–2026).
-A year in neither raises CalendarGap. A file with `status: template` (State Council notice not yet
+A year in neither raises CalendarGap (plannable_holidays ends its window there instead: a schedule
+looking a year ahead meets next year every December, before its notice is out). A file with `status: template` (State Council notice not yet
 published) may be used to *sketch* a schedule (long_holidays), but is_workday and friends refuse it
 and coverage() reports it, so an inspection never runs on a guessed calendar without a warning.
 """
@@ -143,9 +144,12 @@ def _gap(year: int, override: _Override | None) -> CalendarGap:
                        f"as {year}.yaml with status: official (see config/holidays/README.md)")
 
 
-def _day(d: date, allow_template: bool) -> tuple[bool, str | None, bool]:
-    """(day off?, holiday name if an official holiday day, from an official source?)"""
-    overrides = _overrides()
+def _day(d: date, allow_template: bool, overrides: dict[int, _Override] | None = None) -> tuple[bool, str | None, bool]:
+    """(day off?, holiday name if an official holiday day, from an official source?)
+
+    `overrides`: the files as read once by a caller that scans many days (a year of schedule).
+    """
+    overrides = _overrides() if overrides is None else overrides
     for year in (d.year, d.year + 1):   # next year's notice may list late-December days
         ov = overrides.get(year)
         if ov is not None and (d in ov.holidays or d in ov.workdays):
@@ -201,19 +205,28 @@ def coverage(start: date, months: int = 12) -> tuple[bool, list[int], str]:
     return True, [], f"{start} 至 {end} 均有官方节假日安排"
 
 
-def _runs(start: date, end: date, min_days: int) -> Iterator[Holiday]:
+def _runs(start: date, end: date, min_days: int, horizon: date | None = None) -> Iterator[Holiday]:
+    """Long holidays beginning in [start, end]; with a horizon, a run reaching past it is left out
+    (its length is unknown) instead of raising CalendarGap for the day after."""
+    files = _overrides()   # one snapshot for the whole scan: re-globbing per day was most of its cost
     d = start
-    if _day(d, True)[0] and _day(d - _ONE, True)[0]:
-        while _day(d, True)[0]:   # a run already under way began before the window: not ours
+    try:
+        under_way = _day(d, True, files)[0] and _day(d - _ONE, True, files)[0]
+    except CalendarGap:   # the day before lies in a year nobody covers: nothing can be under way from it
+        under_way = False
+    if under_way:
+        while _day(d, True, files)[0]:   # a run already under way began before the window: not ours
             d += _ONE
     while d <= end:
-        off, _, _ = _day(d, True)
+        off, _, _ = _day(d, True, files)
         if not off:
             d += _ONE
             continue
         first, names, official = d, [], True
         while True:   # follow the run past `end` to its true last day
-            off, name, from_official = _day(d, True)
+            if horizon is not None and d > horizon:
+                return
+            off, name, from_official = _day(d, True, files)
             if not off:
                 break
             official = official and from_official
@@ -233,6 +246,37 @@ def long_holidays(start: date, end: date, min_days: int = 3) -> list[Holiday]:
     a year with no data at all raises CalendarGap.
     """
     return list(_runs(start, end, min_days))
+
+
+def _has_data(year: int) -> bool:
+    """Can the days of this year be looked up at all (an official or a template file, or the package)?"""
+    return year in _overrides() or _package_covers(year)
+
+
+def known_until(start: date, end: date) -> tuple[date, CalendarGap | None]:
+    """The last day of [start, end] before the first year no calendar covers, and that year's gap.
+
+    (end, None) when every year is known; a day before start when start's own year is unknown.
+    """
+    for year in range(start.year, end.year + 1):
+        if not _has_data(year):
+            return date(year, 1, 1) - _ONE, _gap(year, None)
+    return end, None
+
+
+def plannable_holidays(start: date, end: date, min_days: int = 3) -> tuple[list[Holiday], date, CalendarGap | None]:
+    """long_holidays for planning: the window ends at the first year no calendar covers, never raises for it.
+
+    Returns the holidays, the last day looked at and the gap that ended the window early (None if
+    it reached `end`). A holiday that runs into the unknown year is left out: its length is unknown.
+    The State Council publishes a year's arrangement only in the November before, so a schedule
+    looking ~13 months ahead meets such a year every December: it is expected, not an error.
+    """
+    until, gap = known_until(start, end)
+    if until < start:
+        return [], until, gap
+    reach, _ = known_until(start, until + timedelta(days=31))   # a run is at most ~9 days: follow it that far
+    return list(_runs(start, until, min_days, horizon=reach)), until, gap
 
 
 def next_long_holiday(after: date, min_days: int = 3) -> Holiday | None:
