@@ -40,18 +40,26 @@ class NoSuchHoliday(ValueError):
 
 
 def pick_holiday(today: date, first_day: date | None) -> calendar.Holiday:
-    """The holiday the check is for: the one beginning on first_day, or the next long one."""
+    """The holiday the check is for: the one beginning on first_day, or the next long one.
+
+    Looks only as far as the calendar reaches: from each autumn on, the next holiday may lie in a
+    year whose State Council notice is not entered yet, which is a message with a hint, not a crash.
+    """
+    coming, _, gap = calendar.plannable_holidays(today + timedelta(days=1), today + timedelta(days=400))
     if first_day is None:
-        h = calendar.next_long_holiday(today)
-        if h is None:
-            raise NoSuchHoliday(f"no holiday of 3 days or more begins within 400 days after {today}")
-        return h
-    for h in calendar.long_holidays(first_day - timedelta(days=1), first_day + timedelta(days=1)):
-        if h.first_day == first_day:
-            return h
-    coming = ", ".join(f"{h.name} {h.first_day}" for h in calendar.long_holidays(today, today + timedelta(days=370)))
+        if coming:
+            return coming[0]
+        raise NoSuchHoliday(f"no holiday of 3 days or more is known after {today}"
+                            + (f": {gap}; or give the holiday's first day" if gap else ""))
+    try:
+        for h in calendar.long_holidays(first_day - timedelta(days=1), first_day + timedelta(days=1)):
+            if h.first_day == first_day:
+                return h
+    except calendar.CalendarGap as exc:
+        raise NoSuchHoliday(f"holiday_first_day {first_day}: {exc}") from None
+    names = ", ".join(f"{h.name} {h.first_day}" for h in coming if h.first_day <= today + timedelta(days=370))
     raise NoSuchHoliday(f"holiday_first_day {first_day}: no holiday of 3 days or more begins that day "
-                        f"(hint: the coming ones are {coming or 'none known'})")
+                        f"(hint: the coming ones are {names or 'none known'})")
 
 
 def roster_for(site: Site, h: calendar.Holiday) -> tuple[list[DutyEntry], list[date]]:

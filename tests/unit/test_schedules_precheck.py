@@ -2,7 +2,7 @@
 and the pieces of the pre-holiday flow that need no servers (holiday choice, duty roster)."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, timedelta, datetime
 
 import pytest
 
@@ -115,3 +115,23 @@ def test_backup_verification_runs_on_each_quarters_first_workday_at_two():
     ahead, notes = schedules.planned_verifications(date(2026, 11, 26), quarters_ahead=2)
     assert [r.date() for r in ahead] == [date(2027, 1, 4), date(2027, 4, 1)]
     assert any("2027-01" in n and "not official" in n for n in notes)
+
+
+def test_pick_holiday_never_crashes_on_any_day_of_2026_2027():
+    """From each autumn on the next holiday may lie in a year no calendar covers (2028 here): the
+    pre-holiday check then says so with a hint (NoSuchHoliday, a one-line error), never CalendarGap."""
+    from tasks import calendar
+
+    day, picked, refused = date(2026, 1, 1), 0, []
+    while day <= date(2027, 12, 31):
+        try:
+            h = pick_holiday(day, None)
+            assert h.first_day > day
+            picked += 1
+        except NoSuchHoliday as exc:
+            assert "2028" in str(exc) and "hint" in str(exc)
+            refused.append(day)
+        except calendar.CalendarGap as exc:  # pragma: no cover - the bug this test guards against
+            pytest.fail(f"pick_holiday({day}) raised CalendarGap: {exc}")
+        day += timedelta(days=1)
+    assert picked > 600 and all(d >= date(2027, 9, 1) for d in refused)
