@@ -18,7 +18,7 @@ so "the host is unreachable" reads the same in every check.
 | command_timeout | a command on a server did not finish within its timeout |
 | command_failed | a command on a server failed (non-zero exit, unparsable output) |
 | database_unreachable | the database refused or did not answer the connection |
-| query_timeout | a query was cancelled by its statement timeout (e.g. blocked by a lock) |
+| query_timeout | a query was cancelled by its statement or lock timeout (e.g. blocked by a lock) |
 | database_error | any other database error |
 | file_missing | a file the check reads does not exist on the server |
 | file_unreadable | a file the check reads exists but cannot be read |
@@ -183,6 +183,7 @@ _BY_EXCEPTION = {
     "DfFailed": Code.COMMAND_FAILED,
     "HostError": Code.COMMAND_FAILED,
     "QueryCanceled": Code.QUERY_TIMEOUT,
+    "LockNotAvailable": Code.QUERY_TIMEOUT,  # lock_timeout: blocked by a lock, as a statement timeout
     "OperationalError": Code.DATABASE_UNREACHABLE,
     "DatabaseError": Code.DATABASE_ERROR,
     "BackupNotFound": Code.BACKUP_NOT_FOUND,
@@ -198,9 +199,18 @@ _BY_EXCEPTION = {
 }
 
 
-def code_for_exception(exc: BaseException) -> Code:
+def code_for_exception(exc: BaseException, _depth: int = 0) -> Code:
     """The ERROR code for what stopped a measurement. A database error whose cause is a statement
-    timeout is a query_timeout, not just any database error."""
+    timeout is a query_timeout, not just any database error; an exception of a library's own
+    (Great Expectations wrapping a driver error) is classified by its cause."""
+    code = _own_code(exc)
+    inner_exc = exc.__cause__ or exc.__context__
+    if code is Code.CHECK_ERROR and inner_exc is not None and inner_exc is not exc and _depth < 5:
+        return code_for_exception(inner_exc, _depth + 1)
+    return code
+
+
+def _own_code(exc: BaseException) -> Code:
     for klass in type(exc).__mro__:
         code = _BY_EXCEPTION.get(klass.__name__)
         # the drivers' error is kept as the cause, or as the context of a `raise … from None`

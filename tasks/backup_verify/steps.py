@@ -48,8 +48,8 @@ class Run:
                            host=kw.pop("host", self.cfg.host), status=status, reason=reason, started_at=started,
                            finished_at=kw.pop("finished_at", utcnow()), **kw)
 
-    def skipped(self, step: str, title: str, why: str) -> CheckResult:
-        return self.record(step, title, Status.SKIPPED, why, utcnow(), code=Code.EARLIER_STEP_FAILED)
+    def skipped(self, step: str, title: str, why: str, code: Code = Code.EARLIER_STEP_FAILED) -> CheckResult:
+        return self.record(step, title, Status.SKIPPED, why, utcnow(), code=code)
 
     def as_of(self) -> fp.AsOf | None:
         """Our own backup: its snapshot, all rows. Someone else's: only rows issued before it."""

@@ -35,6 +35,20 @@ def _raised_from_none(inner: BaseException) -> DatabaseError:
         return exc
 
 
+class TestConnectionError(Exception):  # a library's own error (Great Expectations names one so)
+    __test__ = False
+
+
+def _wrapped(inner: BaseException) -> Exception:
+    try:
+        try:
+            raise inner
+        except psycopg.Error as exc:
+            raise TestConnectionError("Attempt to connect to table failed") from exc
+    except TestConnectionError as exc:
+        return exc
+
+
 @pytest.mark.parametrize("exc,code", [
     (HostUnreachable("cannot reach app1"), Code.HOST_UNREACHABLE),
     (AuthenticationRefused("app1 refused the key"), Code.AUTH_REFUSED),
@@ -48,6 +62,9 @@ def _raised_from_none(inner: BaseException) -> DatabaseError:
     (LogUnreadable("日志文件不可读（权限不足）：/a.log"), Code.FILE_UNREADABLE),
     (BackupNotFound("no backup"), Code.BACKUP_NOT_FOUND),
     (ConnectionRefusedError(111, "Connection refused"), Code.HOST_UNREACHABLE),
+    (_raised_from_none(psycopg.errors.LockNotAvailable("lock timeout")), Code.QUERY_TIMEOUT),
+    (_wrapped(psycopg.errors.UndefinedTable("relation ebill_canon.his_settlement does not exist")),
+     Code.DATABASE_ERROR),
     (KeyError("anything else"), Code.CHECK_ERROR),
 ])
 def test_error_records_are_classified_from_the_exception(exc, code):
