@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
 import time
+import uuid
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -144,3 +147,34 @@ def test_disk_over_threshold_fails_the_run_after_storing_evidence(prefect_harnes
     assert disk and all((r.status, r.code) == (Status.FAIL, Code.DISK_USAGE_HIGH) for r in disk)
     report = _bundle_file(name, outcome.bundle.prefix, "report.md").decode("utf-8")
     assert "【异常】服务器磁盘使用率" in report
+
+
+def test_a_log_read_that_hangs_is_an_error_within_its_timeout_and_the_run_goes_on(prefect_harness, sites_dir, sandbox):
+    # A FIFO given as app1's log path: reading it blocks for ever (no writer ever comes).
+    fifo = Path(sandbox["root"]) / "hosts" / "app1" / "logs" / f"hang-{uuid.uuid4().hex[:8]}.log"
+    os.mkfifo(fifo)
+    timeout = 5
+
+    def hanging_log(data):
+        app1 = next(h for h in data["hosts"] if h["name"] == "app1")
+        app1["logs"].insert(0, dict(app1["logs"][0], path=str(fifo)))
+        app1["command_timeout_s"] = timeout
+
+    try:
+        name = sites_dir("demo-fifo", hanging_log)
+        began = time.monotonic()
+        state = inspection(site=name, return_state=True)
+        elapsed = time.monotonic() - began
+    finally:
+        fifo.unlink()
+    assert state.is_failed()
+    outcome = state.result(raise_on_failure=False).outcome
+    [hung] = [r for r in outcome.results if r.target == str(fifo)]
+    assert (hung.check, hung.status, hung.code) == ("log_errors", Status.ERROR, Code.COMMAND_TIMEOUT), hung.reason
+    # the only ERROR: app1's other log, its disk and certificate, and every other item were inspected
+    assert [r for r in outcome.results if r.status == Status.ERROR] == [hung]
+    assert CATALOGUE <= {r.check for r in outcome.results}
+    app1_log = [r for r in outcome.results if r.check == "log_errors" and r.host == "app1" and r is not hung]
+    assert app1_log and all(r.status != Status.ERROR for r in app1_log)
+    assert elapsed < 300, elapsed  # one command timeout, not a hang (the rest is the run on a loaded machine)
+    assert outcome.bundle.location == "store"
