@@ -131,6 +131,7 @@ def test_unreachable_host_gives_error_run_fails_and_evidence_is_kept(prefect_har
     # Every other host was still inspected.
     assert any(r.host == "db1" and r.status == Status.OK for r in outcome.results)
     assert outcome.verdict == Status.ERROR
+    assert all(r.code for r in outcome.results), [(r.check, r.status) for r in outcome.results if not r.code]
     stored = [b.prefix for b in list_bundles(load_site(name).evidence, site=name, duty="inspection")]
     assert outcome.bundle.prefix in stored
 
@@ -176,5 +177,6 @@ def test_a_log_read_that_hangs_is_an_error_within_its_timeout_and_the_run_goes_o
     assert CATALOGUE <= {r.check for r in outcome.results}
     app1_log = [r for r in outcome.results if r.check == "log_errors" and r.host == "app1" and r is not hung]
     assert app1_log and all(r.status != Status.ERROR for r in app1_log)
+    assert all(r.code for r in outcome.results), [(r.check, r.status) for r in outcome.results if not r.code]
     assert elapsed < 300, elapsed  # one command timeout, not a hang (the rest is the run on a loaded machine)
     assert outcome.bundle.location == "store"
