@@ -6,17 +6,19 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import asyncssh
 import pytest
 
-from config.settings import CertificateFile, HostConfig, LogFile, Thresholds, load_site
+from config.settings import BackupConfig, CertificateFile, HostConfig, LogFile, Thresholds, load_site
+from sandbox import host_trees
 from sandbox import scenarios_hosts as sc
 from sandbox.host_trees import app_log_line
 from tasks.cert_checks import certificate_files, tls_endpoints
 from tasks.health_checks import ebill_functions
-from tasks.host_checks import disk_usage
+from tasks.host_checks import disk_usage, last_backup
 from tasks.hosts import HostPool
 from tasks.log_checks import log_errors, position_key
 from tasks.reason_codes import Code
@@ -282,3 +284,48 @@ def test_a_hanging_log_read_errors_within_its_timeout_and_the_other_logs_are_rea
     assert (fine.status, fine.code) == (Status.OK, Code.OK), fine.reason
     assert set(pos) == {position_key("app1", path)}  # the hung log keeps no position: it is read again next time
     assert elapsed < timeout + 60, elapsed  # one timeout, not a hang (the rest is the loaded sandbox's SSH)
+
+
+# ---------------------------------------------------------------- the last backup, each finding by its code
+@pytest.fixture()
+def backup_dir(root):
+    """A backup folder and job log of this test only, on db1 (the sandbox's own is left alone)."""
+    rel = f"backup-test-{uuid.uuid4().hex[:8]}"
+    folder = sc.host_path(root, "db1", rel)
+    folder.mkdir(parents=True)
+    yield folder
+    for f in folder.iterdir():
+        f.unlink()
+    folder.rmdir()
+
+
+def _backup(folder: Path, name: str, size: int, status: str, finished, logged_size: int | None = None,
+            write: bool = True) -> None:
+    if write:
+        (folder / name).write_bytes(b"\0" * size)
+    host_trees.append_backup_log(folder / "backup.log", finished - timedelta(minutes=3), finished, status, name,
+                                 size if logged_size is None else logged_size)
+
+
+def test_last_backup_findings_carry_their_codes(site, pool, backup_dir):
+    now = utcnow()
+    db1 = site.host("db1").model_copy(update={"backup": BackupConfig(
+        directory=str(backup_dir), log=str(backup_dir / "backup.log"), pattern="ebill_*.dump")})
+
+    def judge(at=None):
+        [rec, space] = last_backup.fn("demo", db1, pool, TH, now=at)
+        assert space.check == "backup_space"
+        assert space.code == (Code.OK if space.status is Status.OK else Code.BACKUP_SPACE_HIGH)
+        return rec.status, rec.code
+
+    (backup_dir / "backup.log").write_text("")
+    assert judge() == (Status.FAIL, Code.BACKUP_LOG_EMPTY)
+    _backup(backup_dir, "ebill_1.dump", 100, "SUCCESS", now - timedelta(hours=2))
+    assert judge() == (Status.OK, Code.OK)
+    assert judge(now + timedelta(hours=30)) == (Status.FAIL, Code.BACKUP_TOO_OLD)
+    _backup(backup_dir, "ebill_2.dump", 100, "SUCCESS", now - timedelta(hours=1), logged_size=123)
+    assert judge() == (Status.FAIL, Code.BACKUP_SIZE_MISMATCH)
+    _backup(backup_dir, "ebill_3.dump", 100, "SUCCESS", now - timedelta(minutes=30), write=False)
+    assert judge() == (Status.FAIL, Code.BACKUP_FILE_MISSING)
+    _backup(backup_dir, "ebill_4.dump", 0, "FAILED", now - timedelta(minutes=10))
+    assert judge() == (Status.FAIL, Code.BACKUP_JOB_FAILED)  # the first of its findings: the job failed
