@@ -63,10 +63,13 @@ def test_inspection_of_healthy_sandbox_passes_and_stores_evidence(prefect_harnes
     # The only item a healthy sandbox may WARN on: the holiday calendar, while a year of the next
     # 12 months is only a template (config/holidays/2027.yaml until the State Council's notice is
     # entered). Then it must say exactly that, by code; once the notice is in, it must be OK too.
+    # (A year without even a template file, e.g. 2028 seen from late 2027, is calendar_year_missing.)
     site = load_site("demo")
     today = datetime.now(ZoneInfo(site.timezone)).date()
-    covered = calendar.coverage(today, site.thresholds.calendar_months_ahead)[0]
-    may_warn = {} if covered else {"calendar_coverage": Code.CALENDAR_TEMPLATE_ONLY}
+    covered, years, _ = calendar.coverage(today, site.thresholds.calendar_months_ahead)
+    templates = all((calendar.holidays_dir() / f"{y}.yaml").exists() for y in years)
+    may_warn = {} if covered else {
+        "calendar_coverage": Code.CALENDAR_TEMPLATE_ONLY if templates else Code.CALENDAR_YEAR_MISSING}
 
     _previous_run_read_every_log()
     admin = postgres.admin_conninfo(sandbox["state"]["postgres"], manager.credentials())

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 
 import psycopg
 import pytest
 from pydantic import ValidationError
 
+from config.settings import load_site
 from tasks import reason_codes
 from tasks.backup_verify.locate import BackupNotFound
+from tasks.calendar_checks import calendar_coverage
 from tasks.database.base import DatabaseError
 from tasks.hosts import AuthenticationRefused, CommandTimeout, HostKeyRejected, HostUnreachable
 from tasks.log_checks import LogMissing, LogUnreadable
@@ -81,3 +84,15 @@ def test_ok_defaults_to_ok_unknown_codes_are_refused_and_the_code_is_in_result_j
     assert rec.model_dump(mode="json")["code"] == "disk_usage_high" and rec.code == Code.DISK_USAGE_HIGH
     with pytest.raises(ValidationError, match="not listed in tasks/reason_codes.py"):
         CheckResult(**BASE, status=Status.FAIL, code="disk_full_maybe")
+
+
+@pytest.mark.parametrize("day,status,code", [
+    ("2025-12-01", Status.OK, Code.OK),                              # 2025 and 2026: official
+    ("2026-12-02", Status.WARN, Code.CALENDAR_TEMPLATE_ONLY),        # 2027 only a template
+    ("2027-11-02", Status.WARN, Code.CALENDAR_YEAR_MISSING),         # and 2028 not even that
+])
+def test_calendar_coverage_says_template_or_missing_by_code(day, status, code):
+    site = load_site("example-oracle")
+    now = datetime.fromisoformat(day).replace(hour=4, tzinfo=timezone.utc)
+    [rec] = calendar_coverage.fn(site, now=now)
+    assert (rec.status, rec.code) == (status, code), rec.reason
