@@ -73,7 +73,7 @@ def test_inspection_of_healthy_sandbox_passes_and_stores_evidence(prefect_harnes
 
     _previous_run_read_every_log()
     admin = postgres.admin_conninfo(sandbox["state"]["postgres"], manager.credentials())
-    with Traffic(admin, interval_s=1.0) as traffic:
+    with Traffic(admin, interval_s=1.0, log_calls=True) as traffic:
         _hospital_at_work(traffic)
         state = inspection(site="demo", kind="monthly", return_state=True)
     assert state.is_completed(), state.message
