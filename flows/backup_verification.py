@@ -48,7 +48,8 @@ class NotConfigured(ValueError):
 def plan_records(run: Run, backend: Backend, params: VerifyParams, scratch: str) -> list[CheckResult]:
     """plan mode, or no recorded approval: what would be done, as SKIPPED records (not passed)."""
     why = "计划模式，未执行" if params.mode == "plan" else "站点配置没有记录授权（backup_verification.approved_by），未执行"
-    return [run.skipped(step, title, f"{why}：{text}")
+    code = "plan_only" if params.mode == "plan" else "approval_missing"
+    return [run.skipped(step, title, f"{why}：{text}", code)
             for step, (title, text) in backend.plan(run, params.take_backup, scratch).items()]
 
 

@@ -75,7 +75,7 @@ def roster_result(site: Site, h: calendar.Holiday, entries: list[DutyEntry], gap
     return CheckResult(
         check="duty_roster", title="节假日值班安排", site=site.site, target=f"{h.name} {h.first_day}~{h.last_day}",
         value=f"{h.days_off - len(gaps)}/{h.days_off} 天有人值班", threshold="节日每天均有值班人员",
-        status=Status.WARN if gaps else Status.OK,
+        status=Status.WARN if gaps else Status.OK, code="roster_gap" if gaps else "ok",
         reason=(f"值班人员：{names}" + (f"；无人值班日期：{'、'.join(map(str, gaps))}" if gaps else "")))
 
 

@@ -2,6 +2,8 @@
 backup log, as the nightly job writes it), for the verification to catch at the right step:
 
   truncated       the file ends early (a full disk, a copy cut off): caught when validating;
+  flipped_byte    one byte in the middle of the file inverted, the size unchanged (bit rot, a bad
+                  disk or copy): its table of contents still reads, the full read fails;
   missing_table   pg_dump -T left a table out: caught by the object inventory after restore;
   changed_row     one field of one old bill differs from production: caught by the content
                   fingerprint (naming the table and chunk) and, if sampled, field by field.
@@ -18,7 +20,7 @@ from psycopg import sql
 
 from sandbox import host_trees, manager, postgres
 
-SCENARIOS = ("truncated", "missing_table", "changed_row")
+SCENARIOS = ("truncated", "flipped_byte", "missing_table", "changed_row")
 
 
 def _pg(tool: str, state: dict, *args: str, dbname: str = postgres.DATABASE, timeout: int = 900) -> None:
@@ -45,6 +47,14 @@ def place(kind: str, table: str = "t_his_settle", bill_offset: int = 1017) -> Pa
         whole.unlink()
         with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
             f.write(data[: len(data) * 6 // 10])  # 0600 like every dump: payers' personal data
+    elif kind == "flipped_byte":
+        _pg("pg_dump", state, "-Fc", "-f", str(target))
+        with target.open("r+b") as f:  # in place: same size, same name, one byte different
+            middle = target.stat().st_size // 2
+            f.seek(middle)
+            byte = f.read(1)[0]
+            f.seek(middle)
+            f.write(bytes([byte ^ 0xFF]))
     elif kind == "missing_table":
         _pg("pg_dump", state, "-Fc", "-T", f"{postgres.VENDOR_SCHEMA}.{table}", "-f", str(target))
     else:

@@ -4,9 +4,17 @@ comparison is "equal to production as of the backup"), so the tests run the flow
 
 Issuing follows the vendor's own order in one transaction: take the next number from an issuing
 point's stock segment (t_bill_stock.cur_no), write the bill and its items copied from that
-point's latest bill; then the notice job re-sends the oldest failed e-mail/SMS notice of an old
-bill (notice_flag 2 -> 1; once none is left, a notice re-sent on request: the oldest delivered one
-gets a new notice_datetime), a change to a row issued long before the backup.
+point's latest bill; then the upload job sends the oldest bill this generator issued and has not
+uploaded yet to the finance platform (upload_flag 0 -> 1); then the notice job re-sends the oldest
+failed e-mail/SMS notice of an old bill (notice_flag 2 -> 1; once none is left, a notice re-sent on
+request: the oldest delivered one gets a new notice_datetime), a change to a row issued long before
+the backup.
+
+With log_calls, each of these calls an interface and, as the e-bill system does, logs it in
+t_interface_log (HIS asking to issue, the signing server, the finance platform, the SMS gateway): a
+sandbox at work has interface traffic in the inspection's window, as a hospital at work has. Off by
+default: at the verification tests' pace (five bills a second) the logged calls would outnumber a
+day's and swamp the windows of the interface checks that follow.
 """
 from __future__ import annotations
 
@@ -53,21 +61,50 @@ _NOTICE_SENT = """
 UPDATE {schema}.t_ebill_main SET notice_flag = '1', notice_datetime = localtimestamp
 WHERE (id, ivc_datetime) = (SELECT id, ivc_datetime FROM {schema}.t_ebill_main WHERE notice_flag IN ('2', '1')
                             ORDER BY notice_flag DESC, ivc_datetime LIMIT 1)
+RETURNING bus_no, place_code
 """
+
+
+# Only bills this generator issued (bus_no TRF…): a planted pending upload (DQ18) stays pending.
+_UPLOAD = """
+UPDATE {schema}.t_ebill_main SET upload_flag = '1', upload_datetime = localtimestamp
+WHERE (id, ivc_datetime) = (SELECT id, ivc_datetime FROM {schema}.t_ebill_main
+                            WHERE bus_no LIKE 'TRF%' AND upload_flag = '0' ORDER BY ivc_datetime LIMIT 1)
+RETURNING bus_no, place_code
+"""
+_LOG_CALLS = """
+INSERT INTO {schema}.t_interface_log (log_id, interface_type, method_name, bus_no, place_code, req_datetime,
+                                      cost_ms, result_code, result_msg)
+SELECT m.id + c.n, c.itype, c.method, %(bus)s, %(place)s, localtimestamp, c.ms, 'S0000', '成功'
+FROM (SELECT COALESCE(MAX(log_id), 0) AS id FROM {schema}.t_interface_log) m,
+     (SELECT * FROM unnest(%(types)s::text[], %(methods)s::text[], %(ms)s::int[]) WITH ORDINALITY
+        AS c(itype, method, ms, n)) c
+"""
+# A typical cost of each call (ms), as the generated history has them (sandbox/bills.py _MEDIAN_MS).
+_CALL_MS = {"HIS": 180, "SIGN": 70, "FINANCE": 240, "DELIVERY": 120}
 
 
 class Traffic:
     """Issue a bill and update an old one every `interval_s` seconds on a thread, until stopped."""
 
-    def __init__(self, conninfo: str, schema: str = "ebill", interval_s: float = 0.2):
-        self.conninfo, self.schema, self.interval_s = conninfo, schema, interval_s
-        self.issued = self.updated = 0
+    def __init__(self, conninfo: str, schema: str = "ebill", interval_s: float = 0.2, log_calls: bool = False):
+        self.conninfo, self.schema, self.interval_s, self.log_calls = conninfo, schema, interval_s, log_calls
+        self.issued = self.updated = self.uploaded = 0
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sandbox-traffic", daemon=True)
 
     def _sql(self, text: str) -> str:
         return text.format(schema=self.schema)
+
+    def _log(self, conn: psycopg.Connection, calls: list[tuple[str, str]], bus: str | None, place: str | None) -> None:
+        """Log successful calls [(interface_type, method)] at the current time, in this transaction."""
+        if not self.log_calls:
+            return
+        # Ids above the highest, as sandbox/scenarios_db.py takes them: the same lock keeps the two apart.
+        conn.execute(self._sql("LOCK TABLE {schema}.t_interface_log IN SHARE ROW EXCLUSIVE MODE"))
+        conn.execute(self._sql(_LOG_CALLS), {"bus": bus, "place": place, "types": [t for t, _ in calls],
+                                             "methods": [m for _, m in calls], "ms": [_CALL_MS[t] for t, _ in calls]})
 
     def issue_one(self, conn: psycopg.Connection) -> None:
         with conn.transaction():
@@ -77,9 +114,19 @@ class Traffic:
                 items = conn.execute(self._sql(_ISSUE), {"place": place, "code": code, "number": cur}).rowcount
                 if items:  # no well-formed bill to copy at that point: nothing issued, no number used
                     conn.execute(self._sql(_USE_NUMBER), {"seg": seg_id})
+                    bus = conn.execute(self._sql("SELECT 'TRF' || MAX(id) FROM {schema}.t_ebill_main")).fetchone()[0]
+                    self._log(conn, [("HIS", "invEBillOutpatient"), ("SIGN", "sign")], bus, place)
                     self.issued += 1
         with conn.transaction():
-            self.updated += conn.execute(self._sql(_NOTICE_SENT)).rowcount
+            sent = conn.execute(self._sql(_UPLOAD)).fetchone()
+            if sent is not None:
+                self._log(conn, [("FINANCE", "upload")], *sent)
+                self.uploaded += 1
+        with conn.transaction():
+            sent = conn.execute(self._sql(_NOTICE_SENT)).fetchone()
+            if sent is not None:
+                self._log(conn, [("DELIVERY", "notice")], *sent)
+                self.updated += 1
 
     def _loop(self) -> None:
         try:

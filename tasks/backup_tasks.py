@@ -21,6 +21,7 @@ from prefect.cache_policies import NONE
 from config.settings import HostConfig
 from tasks.host_checks import BackupRun, parse_backup_log
 from tasks.hosts import HostPool
+from tasks.reason_codes import Code
 from tasks.results import CheckResult, Status, error_result, utcnow
 
 BackupMode = Literal["run", "plan", "skip"]
@@ -49,15 +50,16 @@ def fresh_backup(site_id: str, host: HostConfig, pool: HostPool, mode: BackupMod
     base = dict(check="fresh_backup", title="节前全量备份", site=site_id, host=host.name,
                 threshold="备份命令成功退出，日志新增一条 SUCCESS 记录且备份文件大小一致")
     if cfg is None or not cfg.command:
-        return [CheckResult(**base, target=cfg.directory if cfg else "", status=Status.SKIPPED,
+        return [CheckResult(**base, target=cfg.directory if cfg else "", status=Status.SKIPPED, code=Code.NOT_CONFIGURED,
                             reason="站点配置没有给出备份命令（hosts[].backup.command），未执行节前备份")]
     command = shlex.join(cfg.command)
     base["target"] = cfg.directory
     if mode == "skip":
-        return [CheckResult(**base, status=Status.SKIPPED, reason="本次运行参数选择不做节前备份（fresh_backup=skip）")]
+        return [CheckResult(**base, status=Status.SKIPPED, code=Code.SKIPPED_BY_REQUEST, reason="本次运行参数选择不做节前备份（fresh_backup=skip）")]
     if mode == "plan" or not cfg.command_approved_by:
         why = "计划模式" if mode == "plan" else "站点配置没有记录授权（backup.command_approved_by）"
         return [CheckResult(**base, status=Status.SKIPPED, raw=command,
+                            code=Code.PLAN_ONLY if mode == "plan" else Code.APPROVAL_MISSING,
                             reason=f"{why}：将在 {host.name} 上执行 {command}，本次未执行")]
     try:
         session = pool.get(host)
@@ -76,23 +78,28 @@ def fresh_backup(site_id: str, host: HostConfig, pool: HostPool, mode: BackupMod
         size, _, name = line.partition(" ")
         if size.isdigit():
             files[name] = int(size)
-    problems = []
+    problems, codes = [], []
     if res.exit_code != 0:
         problems.append(f"备份命令退出码 {res.exit_code}")
+        codes.append(Code.COMMAND_FAILED)
     if after is None or after == before:
         problems.append("备份日志没有新增完成记录")
+        codes.append(Code.BACKUP_NOT_LOGGED)
     else:
         if after.status != "SUCCESS":
             problems.append(f"新备份作业状态为 {after.status}")
+            codes.append(Code.BACKUP_JOB_FAILED)
         if after.file not in files:
             problems.append(f"备份文件 {after.file} 不在备份目录中")
+            codes.append(Code.BACKUP_FILE_MISSING)
         elif after.bytes is not None and files[after.file] != after.bytes:
             problems.append(f"备份文件大小 {files[after.file]} 与日志记录 {after.bytes} 不符")
+            codes.append(Code.BACKUP_SIZE_MISMATCH)
     raw = f"$ {command}\n(exit {res.exit_code})\n{res.stdout[-1500:]}{res.stderr[-1500:]}\n--- backup log ---\n" \
           + "\n".join(tail.splitlines()[-4:])
     elapsed = (finished - started).total_seconds()
     if problems:
-        return [CheckResult(**base, status=Status.FAIL, reason="；".join(problems), raw=raw,
+        return [CheckResult(**base, status=Status.FAIL, code=codes[0], reason="；".join(problems), raw=raw,
                             value=round(elapsed, 1), unit="秒", started_at=started, finished_at=finished)]
     return [CheckResult(**base, status=Status.OK, value=round(elapsed, 1), unit="秒", raw=raw,
                         reason=f"{after.file}，{(after.bytes or 0) / 1048576:.1f} MiB，日志记录 {after.finished_at.isoformat()} 完成；"

@@ -14,7 +14,17 @@ from prefect.cache_policies import NONE
 
 from config.settings import Site
 from tasks import calendar
+from tasks.reason_codes import Code
 from tasks.results import CheckResult, Status, error_result, utcnow
+
+
+def _code(ok: bool, years: list[int]) -> Code:
+    # Template only: the State Council's notice for that year is not entered yet (the usual case
+    # from November on); missing: no data at all for a year, a bigger gap.
+    if ok:
+        return Code.OK
+    overrides = calendar._overrides()  # noqa: SLF001 - the same source coverage() judged from
+    return Code.CALENDAR_TEMPLATE_ONLY if all(y in overrides for y in years) else Code.CALENDAR_YEAR_MISSING
 
 
 @task(name="calendar_coverage", cache_policy=NONE)
@@ -29,5 +39,5 @@ def calendar_coverage(site: Site, now: datetime | None = None) -> list[CheckResu
     except Exception as exc:  # noqa: BLE001 - a broken override file: say which, the run goes on
         return [error_result(exc, started_at=started, **base)]
     return [CheckResult(**base, value="已覆盖" if ok else "未覆盖 " + "、".join(map(str, years)),
-                        status=Status.OK if ok else Status.WARN, reason=reason, started_at=started,
+                        status=Status.OK if ok else Status.WARN, code=_code(ok, years), reason=reason, started_at=started,
                         finished_at=utcnow())]

@@ -25,6 +25,7 @@ from prefect.cache_policies import NONE
 
 from config.settings import HostConfig, Site, Thresholds, TlsEndpoint
 from tasks.hosts import HostPool
+from tasks.reason_codes import Code
 from tasks.results import CheckResult, Status, error_result, utcnow
 
 CHECK, TITLE = "certificate_expiry", "证书有效期"
@@ -115,6 +116,8 @@ def expiry_result(info: CertInfo, now: datetime, th: Thresholds, *, site: str, t
            f"sha256: {info.sha256}")
     return CheckResult(check=CHECK, title=TITLE, site=site, host=host, target=target, value=days, unit="天",
                        threshold=_threshold(th), status=status, reason=reason, raw=raw,
+                       code=Code.OK if status is Status.OK else Code.CERT_EXPIRED if info.not_after <= now
+                       else Code.CERT_NOT_YET_VALID if info.not_before > now else Code.CERT_EXPIRING,
                        started_at=started_at, finished_at=utcnow())
 
 

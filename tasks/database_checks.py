@@ -8,6 +8,7 @@ from config.settings import Site
 from tasks.database import connect
 from tasks.database.base import TablespaceUsage
 from tasks.hosts import HostPool, disk_usage as df_paths
+from tasks.reason_codes import Code
 from tasks.results import CheckResult, Status, error_result, grade, utcnow
 
 _KIND_ZH = {"permanent": "表空间使用率", "temp": "临时表空间使用率", "undo": "回滚表空间使用率"}
@@ -56,11 +57,13 @@ def tablespace_usage(site: Site, pool: HostPool) -> list[CheckResult]:
         title = _KIND_ZH.get(u.kind, "表空间使用率")
         if u.name not in measured:
             out.append(CheckResult(**base, title=title, target=u.name, threshold=threshold, status=Status.SKIPPED,
+                                   code=Code.TABLESPACE_LIMIT_UNKNOWN,
                                    reason="无法得到该表空间的容量上限（站点配置中没有数据库服务器，或位置不可见）",
                                    started_at=started))
             continue
         pct, how = measured[u.name]
         out.append(CheckResult(**base, title=title, target=u.name, value=round(pct, 2), unit="%",
                                threshold=threshold, status=grade(pct, th.tablespace_warn_pct, th.tablespace_fail_pct),
+                               code=Code.OK if pct < th.tablespace_warn_pct else Code.TABLESPACE_USAGE_HIGH,
                                reason=how, raw=repr(u), started_at=started, finished_at=utcnow()))
     return out

@@ -23,6 +23,7 @@ from prefect.cache_policies import NONE
 from config.settings import Site, Thresholds
 from tasks.database import connect
 from tasks.database.base import FinanceBacklog, InterfaceStats, StockLevel
+from tasks.reason_codes import Code
 from tasks.results import CheckResult, Status, error_result, grade, utcnow
 
 TARGET_ZH = {"his_api": "HIS开票接口", "sign_server": "签名服务器", "finance": "财政平台", "delivery": "交付渠道"}
@@ -156,6 +157,25 @@ def judge_stock(level: StockLevel, now: datetime, th: Thresholds,
     return Status.OK, reason
 
 
+def finding_code(status: Status, *, stats: InterfaceStats | None = None, target: str = "",
+                 level: StockLevel | None = None, th: Thresholds | None = None) -> Code:
+    """The reason code of a judged interface (stats) or stock level (level): the first of the
+    judge's reasons, in the judge's order."""
+    if status is Status.OK:
+        return Code.OK
+    if level is not None:
+        if level.bill_code is None:
+            return Code.STOCK_NO_SEGMENT
+        if level.remaining <= 0:
+            return Code.STOCK_EXHAUSTED
+        return Code.STOCK_BELOW_WARNING if level.warn_sheets is not None and level.remaining < level.warn_sheets \
+            else Code.STOCK_DAYS_LOW
+    if stats is None or stats.calls == 0:
+        return Code.INTERFACE_NO_CALLS
+    floor = th.delivery_success_warn_pct if target == "delivery" else th.interface_success_warn_pct
+    return Code.INTERFACE_SUCCESS_LOW if stats.success_pct < floor else Code.INTERFACE_LATENCY_HIGH
+
+
 # ---------------------------------------------------------------- tasks
 def _base(site: Site, check: str) -> dict:
     return dict(check=check, site=site.site, host=site.database.dialect)
@@ -184,6 +204,7 @@ def interface_calls(site: Site, now: datetime | None = None) -> list[CheckResult
                "stats": asdict(s) if s else None}
         out.append(CheckResult(**base, title=f"接口调用（{TARGET_ZH.get(target, target)}）", target=target,
                                value=value, unit="%", threshold=interface_threshold(target, th), status=status,
+                               code=finding_code(status, stats=s, target=target, th=th),
                                reason=reason, raw=json.dumps(raw, ensure_ascii=False), started_at=started,
                                finished_at=utcnow()))
     return out
@@ -210,6 +231,7 @@ def finance_backlog(site: Site, now: datetime | None = None) -> list[CheckResult
         out.append(CheckResult(**base, title=f"财政平台在途票据（{'未上传' if b.stage == 'upload' else '未归档'}）",
                                target=b.stage, value=b.count, unit="张",
                                threshold=f"警告 > 0 张（开票超过 {th.backlog_hours:g} 小时）", status=status,
+                               code=Code.OK if status is Status.OK else Code.FINANCE_BACKLOG,
                                reason=reason, raw=json.dumps(raw, ensure_ascii=False), started_at=started,
                                finished_at=utcnow()))
     return out
@@ -229,7 +251,7 @@ def bill_stock(site: Site, now: datetime | None = None) -> list[CheckResult]:
         return [error_result(exc, started_at=started, title="票据库存", target="database", **base)]
     if not levels:
         return [CheckResult(**base, title="票据库存", target="ebill_stock", threshold=stock_threshold(th),
-                            status=Status.WARN, reason="没有任何在用票据号段，也没有启用中的开票点",
+                            status=Status.WARN, code=Code.STOCK_NO_SEGMENT, reason="没有任何在用票据号段，也没有启用中的开票点",
                             started_at=started, finished_at=utcnow())]
     out = []
     for lv in levels:
@@ -239,5 +261,6 @@ def bill_stock(site: Site, now: datetime | None = None) -> list[CheckResult]:
                "use_days": STOCK_USE_DAYS, "at": at.isoformat(sep=" ")}
         out.append(CheckResult(**base, title="票据库存", target=target, value=lv.remaining, unit="张",
                                threshold=stock_threshold(th), status=status, reason=reason,
+                               code=finding_code(status, level=lv),
                                raw=json.dumps(raw, ensure_ascii=False), started_at=started, finished_at=utcnow()))
     return out

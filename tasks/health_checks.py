@@ -12,6 +12,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from config.settings import EBILL_FUNCTIONS_ZH, Site
+from tasks.reason_codes import Code
 from tasks.results import CheckResult, Status, utcnow
 
 CHECK, TITLE = "ebill_function", "电子票据功能可用性"
@@ -42,13 +43,14 @@ def _call(client: httpx.Client, site_id: str, key: str, url: str) -> CheckResult
     try:
         resp = client.get(url)
     except httpx.HTTPError as exc:
-        return CheckResult(**base, status=Status.FAIL, reason=f"调用失败：{type(exc).__name__}: {exc or '无详细信息'}",
+        return CheckResult(**base, status=Status.FAIL, code=Code.HTTP_UNREACHABLE, reason=f"调用失败：{type(exc).__name__}: {exc or '无详细信息'}",
                            raw=f"GET {url}", finished_at=utcnow())
     ms = round((time.perf_counter() - t0) * 1000)
     ok = 200 <= resp.status_code < 300
     reason = (f"HTTP {resp.status_code}，耗时 {ms} ms" if ok
               else f"HTTP {resp.status_code} {resp.reason_phrase}，健康检查未通过")
     return CheckResult(**base, value=ms, unit="ms", status=Status.OK if ok else Status.FAIL, reason=reason,
+                       code=Code.OK if ok else Code.HTTP_STATUS_NOT_2XX,
                        raw=f"GET {url} -> {resp.status_code}\n{resp.text[:MAX_BODY_CHARS]}", finished_at=utcnow())
 
 
@@ -56,7 +58,7 @@ def _call(client: httpx.Client, site_id: str, key: str, url: str) -> CheckResult
 def ebill_functions(site: Site) -> list[CheckResult]:
     """One record per e-bill function, in the order of MZ 一.11-16 (EBILL_FUNCTIONS_ZH)."""
     if site.health is None:
-        return [CheckResult(check=CHECK, title=TITLE, site=site.site, status=Status.SKIPPED,
+        return [CheckResult(check=CHECK, title=TITLE, site=site.site, status=Status.SKIPPED, code=Code.NOT_CONFIGURED,
                             reason="站点文件没有配置电子票据功能的健康检查地址（health.urls）")]
     urls = site.health.urls
     calls = [(k, urls[k]) for k in EBILL_FUNCTIONS_ZH if k in urls]
@@ -64,6 +66,6 @@ def ebill_functions(site: Site) -> list[CheckResult]:
         done = dict(zip([k for k, _ in calls], ex.map(lambda kv: _call(client, site.site, *kv), calls)))
     # MZ 一.11-16 asks for all seven: one without a URL is reported as not checked, not dropped.
     return [done.get(key) or CheckResult(check=CHECK, title=TITLE, site=site.site, target=function_target(key),
-                                         status=Status.SKIPPED, threshold=THRESHOLD,
+                                         status=Status.SKIPPED, threshold=THRESHOLD, code=Code.NOT_CONFIGURED,
                                          reason="站点文件没有配置该功能的健康检查地址")
             for key in EBILL_FUNCTIONS_ZH]

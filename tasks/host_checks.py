@@ -14,11 +14,16 @@ from prefect.cache_policies import NONE
 
 from config.settings import HostConfig, Thresholds
 from tasks.hosts import HostPool, disk_usage as df_paths
+from tasks.reason_codes import Code
 from tasks.results import CheckResult, Status, error_result, grade, utcnow
 
 
 def _pct_threshold(warn: float, fail: float) -> str:
     return f"警告 ≥ {warn:g}%，异常 ≥ {fail:g}%"
+
+
+def _high(pct: float, th: Thresholds, code: Code) -> Code:
+    return Code.OK if grade(pct, th.disk_warn_pct, th.disk_fail_pct) is Status.OK else code
 
 
 @task(name="disk_usage", cache_policy=NONE, retries=1, retry_delay_seconds=5)
@@ -27,7 +32,8 @@ def disk_usage(site_id: str, host: HostConfig, pool: HostPool, th: Thresholds) -
     started = utcnow()
     base = dict(check="disk_usage", title="服务器磁盘使用率", site=site_id, host=host.name)
     if not host.mounts:
-        return [CheckResult(**base, status=Status.SKIPPED, reason="site file lists no mounts for this host")]
+        return [CheckResult(**base, status=Status.SKIPPED, code=Code.NOT_CONFIGURED,
+                            reason="site file lists no mounts for this host")]
     try:
         mounts = df_paths(pool.get(host), host.mounts)
     except Exception as exc:  # noqa: BLE001 - unreachable host, refused key, timeout: ERROR, run goes on
@@ -37,7 +43,7 @@ def disk_usage(site_id: str, host: HostConfig, pool: HostPool, th: Thresholds) -
         out.append(CheckResult(
             **base, target=m.path, value=m.use_pct, unit="%",
             threshold=_pct_threshold(th.disk_warn_pct, th.disk_fail_pct),
-            status=grade(m.use_pct, th.disk_warn_pct, th.disk_fail_pct),
+            status=grade(m.use_pct, th.disk_warn_pct, th.disk_fail_pct), code=_high(m.use_pct, th, Code.DISK_USAGE_HIGH),
             reason=f"{m.mounted_on} ({m.filesystem}) 可用 {m.avail_kb / 1048576:.1f} GiB",
             started_at=started, finished_at=utcnow(),
             raw=f"{m.filesystem} {m.size_kb} {m.used_kb} {m.avail_kb} {m.use_pct:g}% {m.mounted_on}",
@@ -118,35 +124,40 @@ def last_backup(site_id: str, host: HostConfig, pool: HostPool, th: Thresholds,
     raw = "\n".join(tail.stdout.splitlines()[-6:]) + "\n--- files ---\n" + listing.stdout[-2000:]
     out: list[CheckResult] = []
     if not runs:
-        out.append(CheckResult(**base, target=cfg.log, status=Status.FAIL, threshold=limit,
+        out.append(CheckResult(**base, target=cfg.log, status=Status.FAIL, threshold=limit, code=Code.BACKUP_LOG_EMPTY,
                                reason="备份日志中没有已完成的备份记录", raw=raw, started_at=started))
     else:
         last = runs[-1]
         ok_runs = [r for r in runs if r.status == "SUCCESS"]
         last_ok = ok_runs[-1] if ok_runs else None
         age_h = (now - last_ok.finished_at).total_seconds() / 3600 if last_ok else None
-        problems = []
+        problems, codes = [], []
         if last.status != "SUCCESS":
             problems.append(f"最近一次备份作业状态为 {last.status}")
+            codes.append(Code.BACKUP_JOB_FAILED)
         if age_h is None:
             problems.append("日志中没有成功的备份")
+            codes.append(Code.BACKUP_NONE_SUCCESSFUL)
         elif age_h > th.backup_max_age_hours:
             problems.append(f"最近成功备份已过去 {age_h:.1f} 小时")
+            codes.append(Code.BACKUP_TOO_OLD)
         if last_ok and last_ok.file and last_ok.file not in files:
             problems.append(f"备份文件 {last_ok.file} 不在备份目录中")
+            codes.append(Code.BACKUP_FILE_MISSING)
         elif last_ok and last_ok.bytes is not None and files.get(last_ok.file) not in (None, last_ok.bytes):
             problems.append(f"备份文件大小 {files[last_ok.file]} 与日志记录 {last_ok.bytes} 不符")
+            codes.append(Code.BACKUP_SIZE_MISMATCH)
         reason = "；".join(problems) if problems else (
             f"{last_ok.file}，{last_ok.finished_at.isoformat()} 完成，{(last_ok.bytes or 0) / 1048576:.1f} MiB")
         out.append(CheckResult(**base, target=last_ok.file if last_ok else cfg.log,
                                value=round(age_h, 1) if age_h is not None else None, unit="小时",
                                threshold=limit, status=Status.FAIL if problems else Status.OK,
-                               reason=reason, raw=raw, started_at=started, finished_at=utcnow()))
+                               code=codes[0] if codes else Code.OK, reason=reason, raw=raw, started_at=started, finished_at=utcnow()))
     for m in space:
         out.append(CheckResult(
             check="backup_space", title="备份空间使用率", site=site_id, host=host.name, target=m.path,
             value=m.use_pct, unit="%", threshold=_pct_threshold(th.disk_warn_pct, th.disk_fail_pct),
-            status=grade(m.use_pct, th.disk_warn_pct, th.disk_fail_pct),
+            status=grade(m.use_pct, th.disk_warn_pct, th.disk_fail_pct), code=_high(m.use_pct, th, Code.BACKUP_SPACE_HIGH),
             reason=f"备份目录所在文件系统可用 {m.avail_kb / 1048576:.1f} GiB", started_at=started,
             raw=f"{m.filesystem} {m.size_kb} {m.used_kb} {m.avail_kb} {m.use_pct:g}% {m.mounted_on}"))
     return out

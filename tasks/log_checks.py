@@ -38,6 +38,7 @@ from prefect.cache_policies import NONE
 
 from config.settings import HostConfig, LogFile
 from tasks.hosts import HostError, HostPool, HostSession
+from tasks.reason_codes import Code, code_for_exception
 from tasks.results import CheckResult, Status, error_result, utcnow
 
 MAX_READ_BYTES = 4 * 1024 * 1024
@@ -203,6 +204,10 @@ class LogMissing(Exception):
     pass
 
 
+class LogUnreadable(LogMissing):
+    pass
+
+
 def _stat(session: HostSession, path: str) -> tuple[int, int, bytes]:
     """(inode, size, first HEAD_BYTES bytes) in one round trip."""
     # Exit codes rather than stat's message: servers set to zh_CN answer in Chinese.
@@ -212,7 +217,7 @@ def _stat(session: HostSession, path: str) -> tuple[int, int, bytes]:
     if res.exit_code == 3:
         raise LogMissing(f"日志文件不存在：{path}")
     if res.exit_code == 4:
-        raise LogMissing(f"日志文件不可读（权限不足）：{path}")
+        raise LogUnreadable(f"日志文件不可读（权限不足）：{path}")
     if res.exit_code != 0:
         why = (res.stderr or res.stdout).strip()[:300] or f"exit code {res.exit_code}"
         raise HostError(f"cannot stat {path} on {session.cfg.name}: {why}")
@@ -297,6 +302,8 @@ def _check_one(site_id: str, host: HostConfig, session: HostSession, log: LogFil
     result = CheckResult(
         check=CHECK, title=TITLE, site=site_id, host=host.name, target=log.path,
         value=len(found.error_lines), unit="行", status=status, reason=reason, raw=raw,
+        code=(Code.OK if status is Status.OK else Code.LOG_CRITICAL_ERRORS if found.critical_lines
+              else Code.LOG_NEW_ERRORS if found.error_lines else Code.LOG_READ_SKIPPED),
         threshold=(f"新增错误行（{'ORA-nnnnn，' if log.kind == 'oracle_alert' else ''}{'、'.join(errors)}）为警告；"
                    f"匹配严重模式（{'、'.join(critical) or '未配置'}）为异常"),
         started_at=started, finished_at=utcnow())
@@ -330,7 +337,7 @@ def log_errors(site_id: str, host: HostConfig, pool: HostPool, positions: dict) 
             rec, pos = _check_one(site_id, host, session, log, positions.get(key))
             new_positions[key] = pos
         except LogMissing as exc:
-            rec = CheckResult(**base, target=log.path, status=Status.ERROR, reason=str(exc),
+            rec = CheckResult(**base, target=log.path, status=Status.ERROR, reason=str(exc), code=code_for_exception(exc),
                               started_at=started, finished_at=utcnow())
         except Exception as exc:  # noqa: BLE001 - timeout, lost connection: this log is ERROR, the others go on
             rec = error_result(exc, started_at=started, target=log.path, **base)

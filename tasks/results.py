@@ -13,6 +13,7 @@ from typing import Any, Iterable
 from pydantic import BaseModel, Field
 
 from tasks.masking import mask_text
+from tasks.reason_codes import Code, code_for_exception
 
 
 class Status(str, Enum):
@@ -43,6 +44,9 @@ _LABEL_ZH = {
 }
 
 
+_CODES = frozenset(c.value for c in Code)
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -60,6 +64,8 @@ class CheckResult(BaseModel):
     threshold: str = ""
     status: Status
     reason: str = Field(default="", description="why this status, in the engineer's words")
+    code: str = Field(default="", description="why this status, machine-readable and stable (tasks/reason_codes.py); "
+                                              "'ok' for OK records")
     started_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime = Field(default_factory=utcnow)
     raw: str = Field(default="", description="the raw output judged from, masked")
@@ -68,6 +74,10 @@ class CheckResult(BaseModel):
         # Masking here, not at each call site, so no check can forget it.
         self.raw = mask_text(self.raw)[:20000]
         self.reason = mask_text(self.reason)
+        if not self.code and self.status is Status.OK:
+            self.code = Code.OK.value
+        if self.code and self.code not in _CODES:
+            raise ValueError(f"reason code {self.code!r} is not listed in tasks/reason_codes.py")
 
     @property
     def elapsed_s(self) -> float:
@@ -98,12 +108,15 @@ def grade(value: float, warn_at: float, fail_at: float, *, higher_is_worse: bool
     return Status.WARN if value < warn_at else Status.OK
 
 
-def error_result(exc: BaseException, *, started_at: datetime | None = None, raw: str = "", **fields: Any) -> CheckResult:
+def error_result(exc: BaseException, *, started_at: datetime | None = None, raw: str = "",
+                 code: str | None = None, **fields: Any) -> CheckResult:
     """An ERROR record for a check that could not be measured (host unreachable, login refused,
-    timeout): the run goes on with its other checks and the report says exactly why."""
+    timeout): the run goes on with its other checks and the report says exactly why. Its code
+    comes from the exception (reason_codes.code_for_exception) unless one is given."""
     return CheckResult(
         status=Status.ERROR,
         reason=f"{type(exc).__name__}: {exc}",
+        code=code or code_for_exception(exc),
         raw=raw,
         started_at=started_at or utcnow(),
         finished_at=utcnow(),

@@ -37,6 +37,7 @@ from tasks.backup_verify.steps_restore import verify_copy
 from tasks.database import fingerprint as fp
 from tasks.hosts import CommandResult, HostSession
 from tasks.masking import mask_text
+from tasks.reason_codes import Code
 from tasks.results import CheckResult, Status, error_result, utcnow
 
 # The scratch schema must be created in the instance impdp imports into (ORACLE_SID on the host).
@@ -111,7 +112,7 @@ def take_backup(run: Run, session: HostSession, dumps: BackupConfig, run_stamp: 
             if res.exit_code != 0 or not out.ok:
                 why = "；".join(out.errors[:5]) or out.job_line or "没有作业结束行"
                 return [run.record("locate", "按 SCN 导出", Status.FAIL, f"expdp 退出码 {res.exit_code}：{why}", started,
-                                   target=path, raw=_shown(res))]
+                                   target=path, raw=_shown(res), code=Code.DUMP_FAILED)]
             as_of = fp.AsOf(scn=scn)
             run.source = measure.measure(fetch, "oracle", c.schema_name, as_of=as_of, chunk_rows=c.chunk_rows)
             run.source_sample = measure.sample_bills(fetch, "oracle", c.schema_name, c.sample_bills, as_of)
@@ -152,7 +153,8 @@ def validate_backup(run: Run, session: HostSession) -> list[CheckResult]:
                   + (f"，坏块 {r.corrupt_blocks}" if r.corrupt_blocks is not None else "") if ok
                   else f"未通过（退出码 {res.exit_code}）：{detail or '输出与退出码不一致'}")
         out.append(run.record("validate", title, Status.OK if ok else Status.FAIL, reason, started, target=c.oracle_sid,
-                              value=r.corrupt_blocks, unit="坏块", threshold="RMAN 完成、无错误、无坏块", raw=_shown(res)))
+                              value=r.corrupt_blocks, unit="坏块", threshold="RMAN 完成、无错误、无坏块", raw=_shown(res),
+                              code=Code.OK if ok else Code.BACKUP_CORRUPT if r.corrupt_blocks else Code.BACKUP_UNREADABLE))
     out.append(_rman_jobs(run))
     return out
 
@@ -167,7 +169,8 @@ def _rman_jobs(run: Run) -> CheckResult:
         return _error(run, "validate", "RMAN 备份作业状态", exc, started)
     ok, why = ora.judge_rman_jobs(ora.rman_jobs_from_rows(rows), now=now)
     return run.record("validate", "RMAN 备份作业状态（V$RMAN_BACKUP_JOB_DETAILS）", Status.OK if ok else Status.FAIL,
-                      why, started, value=len(rows), unit="个作业（近 8 天）", threshold="最新整库备份 COMPLETED")
+                      why, started, value=len(rows), unit="个作业（近 8 天）", threshold="最新整库备份 COMPLETED",
+                      code=Code.OK if ok else Code.RMAN_JOB_FAILED)
 
 
 # ---------------------------------------------------------------- 3. restore (impdp into a scratch schema)
@@ -187,7 +190,8 @@ def restore_to_scratch(run: Run, session: HostSession, scratch: str) -> list[Che
             if why is None and fetch(fp.Statement(ora.SCRATCH_EXISTS_SQL, {"name": scratch})):
                 why = f"临时 schema {scratch} 已存在，拒绝覆盖（it exists already; only a new schema is imported into）"
             if why is not None:
-                return [run.record("restore", "恢复目标安全检查", Status.FAIL, why, started, target=scratch)]
+                return [run.record("restore", "恢复目标安全检查", Status.FAIL, why, started, target=scratch,
+                                   code=Code.RESTORE_TARGET_REFUSED)]
             execute(server, ora.create_scratch_schema_sql(scratch, c.scratch.oracle_tablespace, c.scratch.prefix))
         run.scratch, run.created_scratch = scratch, True
         script, args = ora.impdp_invocation(c.tools_dir, c.oracle_sid, c.schema_name, scratch, c.oracle_directory,
@@ -205,7 +209,7 @@ def restore_to_scratch(run: Run, session: HostSession, scratch: str) -> list[Che
     if not out.ok or res.exit_code not in (0, 5):
         why = "；".join(out.errors[:5]) or out.job_line or "没有作业结束行"
         return [run.record("restore", "恢复", Status.FAIL, f"impdp 退出码 {res.exit_code}：{why}", started, target=scratch,
-                           value=round(seconds, 1), unit="秒", raw=_shown(res))]
+                           value=round(seconds, 1), unit="秒", raw=_shown(res), code=Code.RESTORE_FAILED)]
     warn = f"；{len(out.warnings)} 个对象带编译警告（ORA-39082，数据不受影响）" if out.warnings else ""
     return [run.record("restore", "恢复", Status.OK, f"impdp REMAP_SCHEMA={c.schema_name.upper()}:{scratch} 导入 "
                        f"{len(out.rows_per_table)} 张表，用时 {seconds:.1f} 秒（独立 schema，无登录权限，不导入作业、授权与数据库链接）{warn}",
@@ -233,7 +237,7 @@ def cleanup(run: Run, keep: bool) -> list[CheckResult]:
         return [run.record("cleanup", "临时 schema", Status.OK, "未创建临时 schema，无需清理", started)]
     if keep:
         return [run.record("cleanup", "临时 schema", Status.WARN, f"验证未通过，按 keep_on_failure 保留临时 schema "
-                           f"{run.scratch} 供排查；排查后请删除", started, target=run.scratch)]
+                           f"{run.scratch} 供排查；排查后请删除", started, target=run.scratch, code=Code.SCRATCH_KEPT)]
     try:
         statements = ora.drop_scratch_schema_sql(run.scratch, run.cfg.scratch.prefix)  # refuses a name without the prefix
         with connect(run.cfg.scratch) as server:

@@ -21,6 +21,7 @@ from tasks.database import connect
 from tasks.quality.checks import DEFAULT_CANON, period_text
 from tasks.quality.gx_run import run_suites
 from tasks.quality.results import summarise
+from tasks.reason_codes import Code
 from tasks.results import CheckResult, Status, error_result, utcnow
 
 TITLE = "比对校验：恢复库上的数据质量规则（DQ01–DQ22）"
@@ -53,7 +54,8 @@ def quality_on_copy(run: Run, canon: str = DEFAULT_CANON) -> CheckResult:
     period = period_text(start, end)
     if broken:
         return run.record("verify", TITLE.split("：", 1)[1], Status.FAIL, f"恢复库上有规则无法执行：{'，'.join(broken)}",
-                          started, target=run.scratch, value=len(broken), unit="条规则无法执行", threshold="0")
+                          started, target=run.scratch, value=len(broken), unit="条规则无法执行", threshold="0",
+                          code=Code.QUALITY_RULES_BROKEN)
     ran = sum(1 for s in summaries if s.status is not Status.SKIPPED)
     seen = "；".join(f"{r} {n} 条" for r, n in found.items()) or "无"
     return run.record("verify", TITLE.split("：", 1)[1], Status.OK,

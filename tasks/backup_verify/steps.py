@@ -24,6 +24,7 @@ from tasks.database.base import QueryDeadlineExceeded
 from tasks.database.deadline import deadline_message, pg_timed_out
 from tasks.database.params import to_pyformat
 from tasks.hosts import HostSession
+from tasks.reason_codes import Code
 from tasks.results import CheckResult, Status, error_result, utcnow
 
 STEP_ZH = {"locate": "1. 定位备份", "validate": "2. 不恢复校验", "restore": "3. 恢复到临时库",
@@ -49,8 +50,8 @@ class Run:
                            host=kw.pop("host", self.cfg.host), status=status, reason=reason, started_at=started,
                            finished_at=kw.pop("finished_at", utcnow()), **kw)
 
-    def skipped(self, step: str, title: str, why: str) -> CheckResult:
-        return self.record(step, title, Status.SKIPPED, why, utcnow())
+    def skipped(self, step: str, title: str, why: str, code: Code = Code.EARLIER_STEP_FAILED) -> CheckResult:
+        return self.record(step, title, Status.SKIPPED, why, utcnow(), code=code)
 
     def as_of(self) -> fp.AsOf | None:
         """Our own backup: its snapshot, all rows. Someone else's: only rows issued before it."""
@@ -110,7 +111,7 @@ def take_backup(run: Run, session: HostSession, backup_cfg: BackupConfig, run_st
             if res.exit_code != 0:
                 src.rollback()
                 return [run.record("locate", "在快照中备份", Status.FAIL, f"pg_dump 退出码 {res.exit_code}：{res.stderr.strip()[:300]}",
-                                   started, target=dest, raw=pg_steps.shown(res))]
+                                   started, target=dest, raw=pg_steps.shown(res), code=Code.DUMP_FAILED)]
             run.source = measure.measure(fetcher(src), "postgresql", run.cfg.schema_name, as_of=None,
                                          chunk_rows=run.cfg.chunk_rows)
             # the sample is chosen by key order, so the copy's sample names the same bills; read
@@ -146,4 +147,6 @@ def validate_backup(run: Run, session: HostSession) -> list[CheckResult]:
                              site=run.site, host=run.cfg.host, target=run.backup.path)]
     return [run.record("validate", "备份可读性", Status.OK if ok else Status.FAIL, reason, started,
                        target=run.backup.name, value=toc.entries, unit="项", raw=raw,
-                       threshold="pg_restore --list 与完整读取均成功")]
+                       threshold="pg_restore --list 与完整读取均成功",
+                       # no table of contents: unreadable; a contents list but a failed full read: corrupt
+                       code=Code.OK if ok else Code.BACKUP_CORRUPT if toc.entries else Code.BACKUP_UNREADABLE)]

@@ -15,6 +15,7 @@ from tasks.backup_verify import measure, pg_steps
 from tasks.backup_verify.steps import STEP_ZH, Run, fetcher
 from tasks.database.fingerprint_compare import compare_fingerprints, compare_inventories, compare_row_counts
 from tasks.hosts import HostSession
+from tasks.reason_codes import Code
 from tasks.results import CheckResult, Status, error_result, utcnow
 
 
@@ -39,13 +40,15 @@ def restore_to_scratch(run: Run, session: HostSession, scratch: str, run_id: str
         run.scratch, run.created_scratch = scratch, True
         res, seconds = pg_steps.restore(session, run.cfg, run.backup, scratch)
     except pg_steps.RestoreRefused as exc:
-        return [run.record("restore", "恢复目标安全检查", Status.FAIL, str(exc), started, target=scratch)]
+        return [run.record("restore", "恢复目标安全检查", Status.FAIL, str(exc), started, target=scratch,
+                           code=Code.RESTORE_TARGET_REFUSED)]
     except Exception as exc:  # noqa: BLE001
         return [_error(run, "restore", "恢复", exc, started, scratch)]
     run.restore_seconds = seconds
     if res.exit_code != 0:
         return [run.record("restore", "恢复", Status.FAIL, f"pg_restore 退出码 {res.exit_code}：{res.stderr.strip()[-400:]}",
-                           started, target=scratch, value=round(seconds, 1), unit="秒", raw=pg_steps.shown(res))]
+                           started, target=scratch, value=round(seconds, 1), unit="秒", raw=pg_steps.shown(res),
+                           code=Code.RESTORE_FAILED)]
     return [run.record("restore", "恢复", Status.OK, f"已恢复到临时库 {scratch}（与生产库隔离：独立数据库、默认表空间、"
                        f"对象属主为验证账号），用时 {seconds:.1f} 秒", started, target=scratch,
                        value=round(seconds, 1), unit="秒", raw=pg_steps.shown(res))]
@@ -122,7 +125,8 @@ def verify_copy(run: Run, copy_side: Side, source_side: Side) -> list[CheckResul
 def _sample_record(run: Run, copy_rows: dict, src_rows: dict, started: datetime) -> CheckResult:
     if not copy_rows:
         return run.record("verify", "票据抽样逐字段比对", Status.SKIPPED if run.cfg.sample_bills else Status.OK,
-                          "恢复库中没有可抽样的票据" if run.cfg.sample_bills else "站点配置不抽样（sample_bills: 0）", started)
+                          "恢复库中没有可抽样的票据" if run.cfg.sample_bills else "站点配置不抽样（sample_bills: 0）", started,
+                          code=Code.NO_DATA if run.cfg.sample_bills else Code.OK)
     ignore = run.mutable().get(measure.BILL_TABLE, [])
     bad = {}
     for key, row in copy_rows.items():
@@ -133,7 +137,7 @@ def _sample_record(run: Run, copy_rows: dict, src_rows: dict, started: datetime)
     if bad:
         named = "；".join(f"{k}：{'、'.join(v)}" for k, v in list(bad.items())[:10])
         return run.record("verify", "票据抽样逐字段比对", Status.FAIL, f"{len(bad)}/{len(copy_rows)} 张票据字段不一致：{named}{scope}",
-                          started, value=len(bad), unit="张不一致", threshold="0")
+                          started, value=len(bad), unit="张不一致", threshold="0", code=Code.SAMPLE_MISMATCH)
     return run.record("verify", "票据抽样逐字段比对", Status.OK, f"抽取 {len(copy_rows)} 张票据（按主键均匀分布），"
                       f"所有字段两边一致{scope}", started, value=0, unit="张不一致", threshold="0")
 
@@ -141,20 +145,23 @@ def _sample_record(run: Run, copy_rows: dict, src_rows: dict, started: datetime)
 def _rpo_record(run: Run, restored: measure.Measurement, started: datetime) -> CheckResult:
     taken_local = run.backup.taken_at.astimezone(ZoneInfo(run.tz)).replace(tzinfo=None)
     if restored.newest_bill is None:
-        return run.record("verify", "数据丢失窗口（RPO）", Status.FAIL, "恢复库中没有任何票据", started)
+        return run.record("verify", "数据丢失窗口（RPO）", Status.FAIL, "恢复库中没有任何票据", started,
+                          code=Code.RESTORED_EMPTY)
     gap_h = (taken_local - restored.newest_bill).total_seconds() / 3600
     status = Status.OK if gap_h <= run.cfg.rpo_max_hours else Status.FAIL
     return run.record("verify", "数据丢失窗口（RPO）", status,
                       f"备份中最新票据开具于 {restored.newest_bill:%Y-%m-%d %H:%M:%S}，备份时间 {taken_local:%Y-%m-%d %H:%M:%S}，"
                       f"相差 {gap_h:.2f} 小时", started, value=round(gap_h, 2), unit="小时",
-                      threshold=f"≤ {run.cfg.rpo_max_hours:g} 小时")
+                      threshold=f"≤ {run.cfg.rpo_max_hours:g} 小时",
+                      code=Code.OK if status is Status.OK else Code.RPO_EXCEEDED)
 
 
 def _rto_record(run: Run) -> CheckResult:
     minutes = run.restore_seconds / 60
     status = Status.OK if minutes <= run.cfg.rto_max_minutes else Status.FAIL
     return run.record("verify", "恢复用时（RTO）", status, f"{RESTORE_TOOL[run.cfg.dialect]} 用时 {run.restore_seconds:.1f} 秒", utcnow(),
-                      value=round(minutes, 2), unit="分钟", threshold=f"≤ {run.cfg.rto_max_minutes:g} 分钟")
+                      value=round(minutes, 2), unit="分钟", threshold=f"≤ {run.cfg.rto_max_minutes:g} 分钟",
+                      code=Code.OK if status is Status.OK else Code.RTO_EXCEEDED)
 
 
 # ---------------------------------------------------------------- 5. clean up
@@ -165,7 +172,7 @@ def cleanup(run: Run, keep: bool) -> list[CheckResult]:
         return [run.record("cleanup", "临时库", Status.OK, "未创建临时库，无需清理", started)]
     if keep:
         return [run.record("cleanup", "临时库", Status.WARN, f"验证未通过，按 keep_on_failure 保留临时库 {run.scratch} 供排查；"
-                           f"排查后请删除", started, target=run.scratch)]
+                           f"排查后请删除", started, target=run.scratch, code=Code.SCRATCH_KEPT)]
     try:
         with pg_steps.connect(run.cfg.scratch) as server:
             done = pg_steps.drop_scratch(server, run.scratch)

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Iterable, Mapping
 
 from tasks.database.fingerprint import AsOf, DbObject, TableFingerprint
+from tasks.reason_codes import Code
 from tasks.results import CheckResult, Status, utcnow
 
 KIND_ZH = {"table": "表", "index": "索引", "constraint": "约束", "sequence": "序列", "view": "视图"}
@@ -52,6 +53,7 @@ def compare_inventories(site: str, source: Iterable[DbObject], restored: Iterabl
                       "extra_in_restored": [asdict(o) for o in extra]}, ensure_ascii=False)
     if not src:
         return [CheckResult(**base, target=schema, status=Status.ERROR, raw=raw, value=len(dst), unit="项",
+                            code=Code.SOURCE_INVENTORY_EMPTY,
                             reason=f"{SOURCE_ZH}对象清单为空，无法比较（模式名或账号权限不对？）")]
     if not missing and not extra:
         return [CheckResult(**base, target=schema, status=Status.OK, value=0, unit="项不同", threshold="0",
@@ -62,7 +64,7 @@ def compare_inventories(site: str, source: Iterable[DbObject], restored: Iterabl
     if extra:
         parts.append(f"{RESTORED_ZH}多出 {len(extra)} 项：{_listed(extra, _name)}")
     return [CheckResult(**base, target=schema, status=Status.FAIL, value=len(missing) + len(extra),
-                        unit="项不同", threshold="0", reason="；".join(parts), raw=raw)]
+                        unit="项不同", threshold="0", reason="；".join(parts), raw=raw, code=Code.OBJECTS_DIFFER)]
 
 
 def _table_pairs(source: Mapping, restored: Mapping, as_of: AsOf | None):
@@ -81,13 +83,14 @@ def compare_row_counts(site: str, source: Mapping[str, int], restored: Mapping[s
         raw = json.dumps({"table": table, "source": s, "restored": r, "scope": scope}, ensure_ascii=False)
         if s is None or r is None:
             side = RESTORED_ZH if r is None else SOURCE_ZH
-            out.append(CheckResult(**base, target=table, status=Status.FAIL, value=r, unit="行",
+            out.append(CheckResult(**base, target=table, status=Status.FAIL, value=r, unit="行", code=Code.TABLE_MISSING,
                                    threshold=f"= {SOURCE_ZH} {s} 行" if s is not None else "",
                                    reason=f"表 {table} 在{side}中没有行数（表不存在）", raw=raw))
             continue
         ok = s == r
         diff = "" if ok else f"，{'少' if r < s else '多'} {abs(s - r)} 行"
         out.append(CheckResult(**base, target=table, status=Status.OK if ok else Status.FAIL, value=r, unit="行",
+                               code=Code.OK if ok else Code.ROW_COUNT_MISMATCH,
                                threshold=f"= {SOURCE_ZH} {s} 行",
                                reason=f"表 {table}：{SOURCE_ZH} {s} 行，{RESTORED_ZH} {r} 行{diff}（{scope}）",
                                raw=raw))
@@ -122,7 +125,7 @@ def compare_fingerprints(site: str, source: Mapping[str, TableFingerprint], rest
         base = _base("restore_fingerprint", "内容指纹一致", site, host, started_at)
         if s is None or r is None:
             side = RESTORED_ZH if r is None else SOURCE_ZH
-            out.append(CheckResult(**base, target=table, status=Status.FAIL, unit="块不同",
+            out.append(CheckResult(**base, target=table, status=Status.FAIL, unit="块不同", code=Code.TABLE_MISSING,
                                    reason=f"表 {table} 在{side}中没有内容指纹（表不存在）",
                                    raw=json.dumps({"table": table, "missing_in": side}, ensure_ascii=False)))
             continue
@@ -137,6 +140,7 @@ def compare_fingerprints(site: str, source: Mapping[str, TableFingerprint], rest
         excluded = f"；未纳入指纹的列：{'、'.join(s.excluded)}" if s.excluded else ""
         if setting(s) != setting(r):
             out.append(CheckResult(**base, target=table, status=Status.ERROR, unit="块不同", raw=raw,
+                                   code=Code.FINGERPRINTS_INCOMPARABLE,
                                    reason=f"表 {table}：两边指纹的算法、分块、列或排序键不同，无法比较"))
             continue
         diff = differing_chunks(s, r)
@@ -151,6 +155,7 @@ def compare_fingerprints(site: str, source: Mapping[str, TableFingerprint], rest
         named = _listed(diff, lambda c: _chunk_zh(s if any(x.chunk_no == c for x in s.chunks) else r, c))
         shift = ("；行数不同，其后各块按排名错位，首个不同块即差异所在" if s.rows != r.rows and s.key_shift is None else "")
         out.append(CheckResult(**base, target=table, status=Status.FAIL, value=len(diff), unit="块不同",
+                               code=Code.CHECKSUM_MISMATCH,
                                threshold=threshold,
                                reason=f"表 {table}：{n} 块中 {len(diff)} 块不一致：{named}{shift}（{scope}）{excluded}",
                                raw=raw))

@@ -21,6 +21,7 @@ from datetime import datetime
 
 from tasks.quality.gx_run import CheckOutcome, SuiteRun
 from tasks.quality.suites import RULE_IDS
+from tasks.reason_codes import Code
 from tasks.results import CheckResult, Status
 
 REPORT_KEYS = 20  # failing keys listed per rule in the report; the CSV holds them all
@@ -149,6 +150,11 @@ def checked_zh(checked: dict[str, int]) -> str:
     return "，".join(parts) or "—"
 
 
+# WARN and FAIL both mean failing rows: the rule's severity decides which.
+_RULE_CODE = {Status.ERROR: Code.RULE_ERROR, Status.FAIL: Code.RULE_VIOLATED, Status.WARN: Code.RULE_VIOLATED,
+              Status.SKIPPED: Code.NO_DATA}
+
+
 def to_results(site: str, summaries: list[RuleSummary], started_at: datetime, finished_at: datetime,
                period_text: str) -> list[CheckResult]:
     results = []
@@ -173,6 +179,7 @@ def to_results(site: str, summaries: list[RuleSummary], started_at: datetime, fi
             check="invoice_quality", title=f"{s.rule_id} {s.title_zh}", site=site, target=s.rule_id,
             value=len(s.counted), unit="条", threshold="0（" + ("错误" if s.severity == "error" else "警告") + "）",
             status=status, reason=reason, started_at=started_at, finished_at=finished_at,
+            code=_RULE_CODE.get(status, Code.OK),
             raw=f"checked={s.checked} ({s.checked_text}); failing={len(s.failing)}; "
                 f"standing={len(s.standing)} (new {len(s.standing_new)})"))
     return results

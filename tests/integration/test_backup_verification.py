@@ -15,6 +15,7 @@ from flows.common import VerdictFailed
 from sandbox import manager, postgres, scenarios_backup
 from sandbox.traffic import Traffic
 from tasks.evidence_store import open_store
+from tasks.reason_codes import Code
 from tasks.results import Status
 
 pytestmark = pytest.mark.sandbox
@@ -87,9 +88,10 @@ def test_good_backup_verifies_passed_under_traffic_and_scratch_is_dropped(prefec
     assert all(s["status"] == "OK" for s in result["context"]["steps"])
     # the quality suites ran on the restored copy: every rule executed there
     [dq] = [r for r in outcome.results if "数据质量规则" in r.title]
-    assert dq.status is Status.OK and "22 条规则均可在恢复库上执行" in dq.reason, dq.reason
+    assert (dq.status, dq.code, dq.value) == (Status.OK, Code.OK, 0), dq.reason  # no rule that cannot run
     on_copy = json.loads(stored(outcome, "restored_quality.json"))
     assert len(on_copy["rules"]) == 22 and on_copy["rules"]["DQ06"]["checked"] > 0
+    assert all(not rule["errors"] for rule in on_copy["rules"].values())
 
 
 def test_backup_taken_in_a_snapshot_compares_every_row_under_traffic(prefect_harness, sites_dir, admin,
@@ -111,9 +113,27 @@ def test_truncated_backup_fails_at_validation_and_is_not_restored(prefect_harnes
     outcome, state = run()
     assert state.is_failed()
     validate = by_check(outcome, "backup_validate")[0]
-    assert validate.status is Status.FAIL and "完整读取备份失败" in validate.reason
+    # the table of contents reads (value: its entries), the full read fails
+    assert (validate.status, validate.code) == (Status.FAIL, Code.BACKUP_CORRUPT) and validate.value > 0, validate.reason
     restore = by_check(outcome, "backup_restore")[0]
-    assert restore.status is Status.SKIPPED  # not restored, and not reported as passed
+    # not restored, and not reported as passed
+    assert (restore.status, restore.code) == (Status.SKIPPED, Code.EARLIER_STEP_FAILED)
+    assert scratch_databases(admin) == []
+
+
+def test_backup_with_one_flipped_byte_fails_at_validation_and_is_not_restored(prefect_harness, sites_dir, admin,
+                                                                            backup_folder):
+    path = scenarios_backup.place("flipped_byte")
+    outcome, state = run()
+    assert state.is_failed() and outcome.verdict is not Status.OK
+    [locate] = by_check(outcome, "backup_locate")
+    assert (locate.status, locate.target, locate.value) == (Status.OK, str(path), path.stat().st_size)
+    [validate] = by_check(outcome, "backup_validate")
+    # same size as a good dump and a readable table of contents, but a data block that does not decode
+    assert (validate.status, validate.code) == (Status.FAIL, Code.BACKUP_CORRUPT) and validate.value > 0, validate.reason
+    [restore] = by_check(outcome, "backup_restore")
+    assert (restore.status, restore.code) == (Status.SKIPPED, Code.EARLIER_STEP_FAILED)
+    assert not by_check(outcome, "restore_")  # nothing compared as if it had been restored
     assert scratch_databases(admin) == []
 
 
@@ -123,10 +143,11 @@ def test_backup_missing_a_table_fails_at_the_inventory(prefect_harness, sites_di
     assert state.is_failed()
     assert by_check(outcome, "backup_validate")[0].status is Status.OK  # a readable archive...
     inventory = by_check(outcome, "restore_inventory")[0]
-    assert inventory.status is Status.FAIL and "t_his_settle" in inventory.reason  # ...that lacks a table
+    assert (inventory.status, inventory.code) == (Status.FAIL, Code.OBJECTS_DIFFER)  # ...that lacks a table
+    assert {o["name"] for o in json.loads(inventory.raw)["missing_in_restored"]} >= {"t_his_settle"}
     # the quality suites cannot run on a copy whose views lost their table: said, and the copy is still dropped
     [dq] = [r for r in outcome.results if "数据质量规则" in r.title]
-    assert dq.status is Status.ERROR and "his_settlement" in dq.reason
+    assert (dq.status, dq.code) == (Status.ERROR, Code.DATABASE_ERROR) and "his_settlement" in dq.reason, dq.reason
     assert scratch_databases(admin) == []
 
 
@@ -135,9 +156,9 @@ def test_backup_with_one_differing_row_fails_at_the_fingerprint(prefect_harness,
     outcome, state = run()
     assert state.is_failed()
     bad = [r for r in outcome.results if r.status is not Status.OK]
-    assert [(r.check, r.target) for r in bad] == [("restore_fingerprint", "t_ebill_main")], \
+    assert [(r.check, r.target, r.code) for r in bad] == [("restore_fingerprint", "t_ebill_main", Code.CHECKSUM_MISMATCH)], \
         [(r.check, r.target, r.reason) for r in bad]
-    assert "第 0 块" in bad[0].reason
+    assert bad[0].value == 1 and "第 0 块" in bad[0].reason  # one chunk, named
     assert scratch_databases(admin) == []
 
 
@@ -147,15 +168,19 @@ def test_a_target_that_resolves_to_production_is_refused(prefect_harness, sites_
     outcome, state = run(scratch_name="ebill")
     assert state.is_failed()
     restore = by_check(outcome, "backup_restore")[0]
-    assert restore.status is Status.FAIL and "解析为生产库" in restore.reason
+    assert (restore.status, restore.code) == (Status.FAIL, Code.RESTORE_TARGET_REFUSED), restore.reason
     with psycopg.connect(admin) as conn:
         assert conn.execute("SELECT count(*) FROM ebill.t_ebill_main").fetchone()[0] == before
-    assert by_check(outcome, "backup_cleanup")[0].reason == "未创建临时库，无需清理"
+    cleanup = by_check(outcome, "backup_cleanup")[0]
+    assert (cleanup.status, cleanup.code, cleanup.target) == (Status.OK, Code.OK, "")  # nothing created, nothing dropped
 
 
-def test_an_oracle_site_is_driven_through_rman_and_data_pump_and_a_plan_is_not_passed(prefect_harness, sites_dir):
-    """Without a recorded approval the flow only plans; for an Oracle site the plan is the Oracle
-    backend's (nothing here can reach an Oracle server: the DSN points nowhere and is never used)."""
+def test_an_oracle_site_without_approval_plans_rman_and_data_pump_steps_and_a_plan_is_not_passed(prefect_harness,
+                                                                                                  sites_dir):
+    """Plan mode only: without a recorded approval the flow only plans; for an Oracle site the plan
+    is the Oracle backend's (nothing here can reach an Oracle server: the DSN points nowhere and is
+    never used). The steps themselves are driven through recorded RMAN, Data Pump and SQL
+    transcripts in tests/unit/test_backup_verify_oracle_tasks.py."""
     def oracle(data: dict) -> None:
         bv = data["backup_verification"]
         bv.update(dialect="oracle", oracle_sid="EBILL", schema="EBILL", tools_dir="/u01/app/oracle/product/19c",
@@ -171,6 +196,7 @@ def test_an_oracle_site_is_driven_through_rman_and_data_pump_and_a_plan_is_not_p
         state.result()
     outcome = failed.value.outcome
     assert [r.status for r in outcome.results] == [Status.SKIPPED] * 5
+    assert {r.code for r in outcome.results} == {Code.APPROVAL_MISSING}
     text = " ".join(r.reason for r in outcome.results)
     assert "expdp FLASHBACK_SCN" in text and "RESTORE DATABASE VALIDATE CHECK LOGICAL" in text
     assert "REMAP_SCHEMA" in text and "DROP USER EBOPS_VERIFY_" in text

@@ -21,6 +21,7 @@ from sandbox import scenarios_db
 from sandbox.ebill_catalog import PLACES, current_codes
 from tasks.database import connect
 from tasks.ebill_checks import bill_stock, finance_backlog, interface_calls, site_now
+from tasks.reason_codes import Code
 from tasks.results import CheckResult, Status
 
 pytestmark = pytest.mark.sandbox
@@ -74,7 +75,7 @@ def test_clean_sandbox_is_ok_for_every_interface_backlog_and_stock_point(site, w
     calls = by_target(interface_calls.fn(wide, busy_now))
     assert list(calls) == TARGETS
     for target, rec in calls.items():
-        assert rec.status == Status.OK, (target, rec.reason)
+        assert (rec.status, rec.code) == (Status.OK, Code.OK), (target, rec.reason)
         assert rec.value == 100.0 and calls_of(rec) >= 3, (target, rec.reason)
         assert rec.title.startswith("接口调用（") and "P95" in rec.reason
     assert 80 < stat(calls["his_api"], "mean_ms") < 400 and stat(calls["sign_server"], "mean_ms") < 200
@@ -96,7 +97,7 @@ def test_failing_signing_server_fails_and_recovers(wide, busy_now):
         during = by_target(interface_calls.fn(wide, busy_now))
     after = by_target(interface_calls.fn(wide, busy_now))
     sign = during["sign_server"]
-    assert sign.status == Status.FAIL and "成功率偏低" in sign.reason
+    assert (sign.status, sign.code) == (Status.FAIL, Code.INTERFACE_SUCCESS_LOW), sign.reason
     assert calls_of(sign) == calls_of(before["sign_server"]) + 25 and sign.value < 98
     assert {t: r.status for t, r in during.items() if t != "sign_server"} == {t: Status.OK for t in TARGETS[:1] + TARGETS[2:]}
     assert statuses(list(after.values())) == {t: Status.OK for t in TARGETS}
@@ -108,14 +109,14 @@ def test_one_failure_in_a_hundred_his_calls_is_a_warning(wide, busy_now):
     assert clean < 99  # so that the staged calls make exactly 100 with one failure
     with scenarios_db.failing_interface("his_api", n_fail=1, n_ok=99 - clean, at=busy_now):
         his = by_target(interface_calls.fn(wide, busy_now))["his_api"]
-    assert (his.status, his.value, calls_of(his)) == (Status.WARN, 99.0, 100), his.reason
+    assert (his.status, his.code, his.value, calls_of(his)) == (Status.WARN, Code.INTERFACE_SUCCESS_LOW, 99.0, 100), his.reason
     assert by_target(interface_calls.fn(wide, busy_now))["his_api"].status == Status.OK
 
 
 def test_delivery_failures_warn_but_never_fail(wide, busy_now):
     with scenarios_db.failing_interface("delivery", n_fail=40, n_ok=0, at=busy_now):
         delivery = by_target(interface_calls.fn(wide, busy_now))["delivery"]
-    assert delivery.status == Status.WARN and delivery.value < 50 and "成功率偏低" in delivery.reason
+    assert (delivery.status, delivery.code) == (Status.WARN, Code.INTERFACE_SUCCESS_LOW) and delivery.value < 50
     assert "警告 < 99%" in delivery.threshold and "异常" not in delivery.threshold
     assert by_target(interface_calls.fn(wide, busy_now))["delivery"].status == Status.OK
 
@@ -123,7 +124,7 @@ def test_delivery_failures_warn_but_never_fail(wide, busy_now):
 def test_slow_finance_platform_warns_on_latency(wide, busy_now):
     with scenarios_db.slow_interface("finance", ms=3000, n=60, at=busy_now):
         fin = by_target(interface_calls.fn(wide, busy_now))["finance"]
-    assert fin.status == Status.WARN and fin.value == 100.0 and "平均耗时过长" in fin.reason, fin.reason
+    assert (fin.status, fin.code, fin.value) == (Status.WARN, Code.INTERFACE_LATENCY_HIGH, 100.0), fin.reason
     assert "最长 3000 ms" in fin.reason
     assert by_target(interface_calls.fn(wide, busy_now))["finance"].status == Status.OK
 
@@ -136,11 +137,11 @@ def test_low_and_exhausted_stock(site, busy_now):
         low = by_target(bill_stock.fn(site, busy_now))
     [(code, left)] = staged.info["remaining"].items()
     assert mz02 == f"MZ02/{code}" and 0 < left < staged.info["warn"][code]
-    assert (low[mz02].status, low[mz02].value) == (Status.WARN, left) and "低于预警线" in low[mz02].reason
+    assert (low[mz02].status, low[mz02].code, low[mz02].value) == (Status.WARN, Code.STOCK_BELOW_WARNING, left)
     assert all(r.status == Status.OK for t, r in low.items() if t != mz02)
     with scenarios_db.low_stock("GH01", remaining=0):
         empty = by_target(bill_stock.fn(site, busy_now))[gh01]
-    assert (empty.status, empty.value) == (Status.FAIL, 0) and "无法开票" in empty.reason
+    assert (empty.status, empty.code, empty.value) == (Status.FAIL, Code.STOCK_EXHAUSTED, 0), empty.reason
     with pytest.raises(RuntimeError, match="the test body failed"):  # undone even then
         with scenarios_db.low_stock("ZY01", remaining=1):
             raise RuntimeError("the test body failed")
@@ -152,7 +153,8 @@ def test_finance_backlog_lists_old_bills_by_key_only(site, busy_now):
     with scenarios_db.finance_backlog(3, hours_old=30, failed=1, at=busy_now) as staged:
         during = by_target(finance_backlog.fn(site, busy_now))
     upload = during["upload"]
-    assert (upload.status, upload.value) == (Status.WARN, 3) and "拒绝上传 1 张" in upload.reason
+    assert (upload.status, upload.code, upload.value) == (Status.WARN, Code.FINANCE_BACKLOG, 3), upload.reason
+    assert json.loads(upload.raw)["failed"] == 1  # one of them refused by the finance platform
     for code, no in staged.keys:
         assert f"{code}-{no}" in upload.reason and no in upload.raw
     assert (during["archive"].status, during["archive"].value) == (Status.OK, 0)
@@ -170,10 +172,13 @@ def test_troubles_of_the_present_are_seen_on_the_default_clock(site):
     # could leave the window in between.
     pinned = site_now(site)
     before = by_target(interface_calls.fn(site, pinned))["his_api"]
-    with scenarios_db.failing_interface("his_api", n_fail=30, n_ok=0):
+    # more failures than the calls already in the window (production traffic of earlier tests)
+    n_fail = max(30, calls_of(before) + 1) if before.raw and json.loads(before.raw)["stats"] else 30
+    with scenarios_db.failing_interface("his_api", n_fail=n_fail, n_ok=0):
         during = by_target(interface_calls.fn(site))["his_api"]
     after = by_target(interface_calls.fn(site, pinned))["his_api"]
-    assert during.status == Status.FAIL and during.value < 50 and calls_of(during) >= 30, during.reason
+    assert (during.status, during.code) == (Status.FAIL, Code.INTERFACE_SUCCESS_LOW), during.reason
+    assert during.value < 50 and calls_of(during) >= n_fail, during.reason
     assert (after.status, after.value, after.raw) == (before.status, before.value, before.raw)
 
 
@@ -183,5 +188,5 @@ def test_unreachable_database_is_one_error_per_check(sites_dir, unused_port):
     dead = load_site(name)
     for task in (interface_calls, finance_backlog, bill_stock):
         [rec] = task.fn(dead)
-        assert rec.status == Status.ERROR and rec.target == "database", rec
+        assert (rec.status, rec.code, rec.target) == (Status.ERROR, Code.DATABASE_UNREACHABLE, "database"), rec
         assert str(unused_port) in rec.reason and "DatabaseError" in rec.reason

@@ -9,6 +9,7 @@ import pytest
 from tasks.database import fingerprint as fp
 from tasks.database.fingerprint_compare import compare_fingerprints, compare_inventories, compare_row_counts
 from tasks.database.params import to_pyformat
+from tasks.reason_codes import Code
 from tasks.results import Status
 
 pytestmark = pytest.mark.sandbox
@@ -88,7 +89,7 @@ def test_one_changed_row_shows_in_exactly_its_table_and_chunk(conn):
     bad = [r for r in recs if r.status is not Status.OK]
     assert len(bad) == 1, [r.reason for r in bad]
     assert bad[0].check == "restore_fingerprint" and bad[0].target == "t_ebill_main" and bad[0].value == 1
-    assert "第 2 块" in bad[0].reason
+    assert bad[0].code == Code.CHECKSUM_MISMATCH and "第 2 块" in bad[0].reason  # the chunk named
     cut_before = measure(c, schema, cut)
     c.rollback()
     assert all(r.status is Status.OK for r in compare(cut_before, cut_after, cut))

@@ -11,6 +11,7 @@ from flows.common import VerdictFailed
 from flows.holiday_precheck import PrecheckParams, holiday_precheck
 from tasks import calendar
 from tasks.evidence_store import open_store
+from tasks.reason_codes import Code
 from tasks.results import Status
 
 pytestmark = pytest.mark.sandbox
@@ -46,7 +47,7 @@ def test_precheck_takes_a_fresh_backup_runs_the_catalogue_and_lists_the_roster(p
     assert CATALOGUE <= set(by_check), CATALOGUE - set(by_check)
 
     [fresh] = by_check["fresh_backup"]
-    assert fresh.status == Status.OK, fresh.reason
+    assert (fresh.status, fresh.code) == (Status.OK, Code.OK), fresh.reason
     new_files = set((sandbox["root"] / "hosts/db1/backup").glob("ebill_*.dump")) - backups_before
     assert len(new_files) == 1 and next(iter(new_files)).name in fresh.reason
     # the catalogue's "last backup" judged the backup just taken
@@ -80,10 +81,10 @@ def test_precheck_without_approval_only_plans_the_backup_and_warns_on_roster_gap
     backups_before = set((sandbox["root"] / "hosts/db1/backup").glob("ebill_*.dump"))
     outcome = _outcome(holiday_precheck(params=PrecheckParams(site=name), return_state=True))
     [fresh] = [r for r in outcome.results if r.check == "fresh_backup"]
-    assert fresh.status == Status.SKIPPED and "ebill_backup.sh" in fresh.reason
+    assert (fresh.status, fresh.code) == (Status.SKIPPED, Code.APPROVAL_MISSING) and "ebill_backup.sh" in fresh.raw
     assert set((sandbox["root"] / "hosts/db1/backup").glob("ebill_*.dump")) == backups_before
     [roster] = [r for r in outcome.results if r.check == "duty_roster"]
-    assert roster.status == Status.WARN and h.first_day.isoformat() in roster.reason
+    assert (roster.status, roster.code) == (Status.WARN, Code.ROSTER_GAP) and h.first_day.isoformat() in roster.reason
     assert outcome.verdict.rank >= Status.SKIPPED.rank   # a planned-only backup is never "passed"
     manifest = json.loads(open_store(load_site(name).evidence).get(outcome.bundle.prefix + "manifest.json"))
     assert manifest["approvals"] == []
@@ -98,5 +99,6 @@ def test_failed_backup_command_fails_the_run_after_storing_evidence(prefect_harn
     assert state.is_failed()
     outcome = _outcome(state)
     [fresh] = [r for r in outcome.results if r.check == "fresh_backup"]
-    assert fresh.status == Status.FAIL and "退出码 3" in fresh.reason
+    assert (fresh.status, fresh.code) == (Status.FAIL, Code.COMMAND_FAILED), fresh.reason
+    assert "(exit 3)" in fresh.raw and "disk full" in fresh.raw
     assert open_store(load_site(name).evidence).get(outcome.bundle.prefix + "report.html")

@@ -37,6 +37,7 @@ from tasks.backup_verify.steps import Run
 from tasks.database import fingerprint as fp
 from tasks.database.fingerprint import AsOf, ChunkHash, DbObject, TableFingerprint
 from tasks.hosts import CommandResult
+from tasks.reason_codes import Code
 from tasks.results import Status
 from test_backup_verify_oracle import (BANNER, CORRUPT_LISTING, END, EXPORT_LOG, IMPORT_2_ERRORS, IMPORT_HEAD,
                                        IMPORT_OK, PREVIEW, VALIDATE_OK, _binds, _row)
@@ -261,7 +262,7 @@ def test_take_backup_exports_at_the_current_scn_and_measures_production_as_of_it
 def test_take_backup_fails_on_an_oracle_error_or_exit_code(env, text, code, word):
     env.session.out["expdp"] = (text, code)
     recs = oracle_tasks.take_backup.fn(env.run, env.session, env.dumps, STAMP)
-    assert [r.status for r in recs] == [Status.FAIL] and word in recs[0].reason
+    assert [(r.status, r.code) for r in recs] == [(Status.FAIL, Code.DUMP_FAILED)] and word in recs[0].reason
     assert env.run.backup is None and env.run.source is None and env.stubs.calls == []
     assert env.session.names() == ["expdp"]
 
@@ -287,18 +288,20 @@ def newest_job(status: str):
     return lambda env: env.db.jobs.insert(0, _row(1871, "DB INCR", status, local_now() - timedelta(hours=5)))
 
 
-@pytest.mark.parametrize("setup,failed,value,words", [
-    (rman("rman validate", BANNER + CORRUPT_LISTING + END, 0), 0, 5, ["5 个坏块"]),
-    (rman("rman validate", VALIDATE_OK, 1), 0, None, ["退出码 1", "输出与退出码不一致"]),  # pgBackRest #2502
-    (rman("rman preview", PREVIEW, 1), 1, None, ["退出码 1"]),
-    (newest_job("FAILED"), 2, 3, ["1871", "FAILED", "失败"]),
+@pytest.mark.parametrize("setup,failed,value,words,code", [
+    (rman("rman validate", BANNER + CORRUPT_LISTING + END, 0), 0, 5, ["5 个坏块"], Code.BACKUP_CORRUPT),
+    (rman("rman validate", VALIDATE_OK, 1), 0, None, ["退出码 1", "输出与退出码不一致"],  # pgBackRest #2502
+     Code.BACKUP_UNREADABLE),
+    (rman("rman preview", PREVIEW, 1), 1, None, ["退出码 1"], Code.BACKUP_UNREADABLE),
+    (newest_job("FAILED"), 2, 3, ["1871", "FAILED", "失败"], Code.RMAN_JOB_FAILED),
 ])
-def test_validate_fails_on_corruption_a_disagreeing_exit_code_or_a_failed_job(env, setup, failed, value, words):
+def test_validate_fails_on_corruption_a_disagreeing_exit_code_or_a_failed_job(env, setup, failed, value, words, code):
     ours(env.run)
     setup(env)
     recs = oracle_tasks.validate_backup.fn(env.run, env.session)
     assert [r.status for r in recs] == [Status.FAIL if i == failed else Status.OK for i in range(3)]
     assert recs[failed].value == value and all(w in recs[failed].reason for w in words)
+    assert [r.code for r in recs] == [code if i == failed else Code.OK for i in range(3)]
 
 
 def test_validate_restore_and_verify_without_a_backup_are_skipped_and_touch_nothing(env):
@@ -306,6 +309,7 @@ def test_validate_restore_and_verify_without_a_backup_are_skipped_and_touch_noth
     recs += oracle_tasks.restore_to_scratch.fn(env.run, env.session, SCRATCH)
     recs += oracle_tasks.verify_restored.fn(env.run)
     assert [r.status for r in recs] == [Status.SKIPPED] * 3 and env.log == [] and env.stubs.calls == []
+    assert {r.code for r in recs} == {Code.EARLIER_STEP_FAILED}
 
 
 # ---------------------------------------------------------------- 3. restore (impdp into a new scratch schema)
@@ -335,7 +339,7 @@ def test_restore_refusals_create_nothing_and_import_nothing(env, scratch, change
     for k, v in change.items():
         setattr(env.db, k, v)
     recs = oracle_tasks.restore_to_scratch.fn(env.run, env.session, scratch)
-    assert [r.status for r in recs] == [Status.FAIL]
+    assert [(r.status, r.code) for r in recs] == [(Status.FAIL, Code.RESTORE_TARGET_REFUSED)]
     assert "恢复目标安全检查" in recs[0].title and word in recs[0].reason
     assert env.db.ddl == [] and env.session.calls == []
     assert (env.run.scratch, env.run.created_scratch, env.run.restore_seconds) == (None, False, None)
@@ -351,6 +355,7 @@ def test_restore_judges_impdp_by_log_and_exit_code(env, text, code, status, word
     env.session.out["impdp"] = (text, code)
     recs = oracle_tasks.restore_to_scratch.fn(env.run, env.session, SCRATCH)
     assert [r.status for r in recs] == [status] and word in recs[0].reason
+    assert recs[0].code == (Code.OK if status is Status.OK else Code.RESTORE_FAILED)
     assert env.run.created_scratch and env.run.restore_seconds is not None  # cleanup still drops it
 
 
@@ -371,15 +376,16 @@ def test_verify_equal_copy_is_ok_and_our_backup_is_not_measured_again(env):
 
 
 @pytest.mark.parametrize("copy,total,failed", [
-    ({"second_chunk": "00000000000000000000ffff"}, "12.50", [("内容指纹", "第 1 块", 1)]),
-    ({"newest_hours_ago": 40}, "99.00", [("票据抽样", "total_amt", 1), ("RPO", "相差 40.0", 40.0)]),
+    ({"second_chunk": "00000000000000000000ffff"}, "12.50", [("内容指纹", "第 1 块", 1, Code.CHECKSUM_MISMATCH)]),
+    ({"newest_hours_ago": 40}, "99.00", [("票据抽样", "total_amt", 1, Code.SAMPLE_MISMATCH),
+                                         ("RPO", "相差 40.0", 40.0, Code.RPO_EXCEEDED)]),
 ])
 def test_verify_fails_naming_what_differs(env, copy, total, failed):
     env.stubs.by_schema[SCRATCH], env.stubs.samples[SCRATCH] = measurement(**copy), sample(total)
     bad = [r for r in oracle_tasks.verify_restored.fn(restored(env)) if r.status is not Status.OK]
     assert [r.status for r in bad] == [Status.FAIL] * len(failed)
-    for r, (title, word, value) in zip(bad, failed):
-        assert title in r.title and word in r.reason and abs(r.value - value) < 0.02
+    for r, (title, word, value, code) in zip(bad, failed):
+        assert title in r.title and word in r.reason and abs(r.value - value) < 0.02 and r.code == code
     assert "99.00" not in "".join(r.reason + r.raw for r in bad)  # fields are named, values never shown
 
 

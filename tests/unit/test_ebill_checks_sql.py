@@ -22,7 +22,8 @@ from tasks.database import oracle as oracle_db
 from tasks.database import postgresql as pg_db
 from tasks.database.base import CANONICAL_COLUMNS, BacklogBill, FinanceBacklog, InterfaceStats, StockLevel
 from tasks.database.oracle import READ_ONLY_SQL, OracleEbillDatabase
-from tasks.ebill_checks import daily_use, judge_backlog, judge_interface, judge_stock, site_now
+from tasks.ebill_checks import daily_use, finding_code, judge_backlog, judge_interface, judge_stock, site_now
+from tasks.reason_codes import Code
 from tasks.results import CheckResult, Status
 
 CHECK_SQL = ["INTERFACE_STATS_SQL", "FINANCE_BACKLOG_SQL", "STOCK_LEVELS_SQL"]
@@ -172,22 +173,23 @@ def stats(calls, ok, mean=150.0, target="his_api"):
     return InterfaceStats(target=target, calls=calls, ok_calls=ok, mean_ms=mean, p95_ms=mean * 2, max_ms=int(mean * 3))
 
 
-@pytest.mark.parametrize("target, calls, ok, mean, expected", [
-    ("his_api", 1000, 1000, 150, Status.OK),
-    ("his_api", 1000, 995, 150, Status.OK),      # 99.5 % is not below 99.5
-    ("his_api", 1000, 994, 150, Status.WARN),
-    ("sign_server", 1000, 980, 150, Status.WARN),  # 98 % is not below 98
-    ("sign_server", 1000, 979, 150, Status.FAIL),
-    ("finance", 200, 200, 501, Status.WARN),     # slow but all answered
-    ("finance", 200, 150, 900, Status.FAIL),
-    ("delivery", 100, 99, 150, Status.OK),
-    ("delivery", 1000, 989, 150, Status.WARN),
-    ("delivery", 100, 10, 150, Status.WARN),     # delivery has no FAIL level
-    ("delivery", 100, 100, 700, Status.WARN),
+@pytest.mark.parametrize("target, calls, ok, mean, expected, code", [
+    ("his_api", 1000, 1000, 150, Status.OK, Code.OK),
+    ("his_api", 1000, 995, 150, Status.OK, Code.OK),      # 99.5 % is not below 99.5
+    ("his_api", 1000, 994, 150, Status.WARN, Code.INTERFACE_SUCCESS_LOW),
+    ("sign_server", 1000, 980, 150, Status.WARN, Code.INTERFACE_SUCCESS_LOW),  # 98 % is not below 98
+    ("sign_server", 1000, 979, 150, Status.FAIL, Code.INTERFACE_SUCCESS_LOW),
+    ("finance", 200, 200, 501, Status.WARN, Code.INTERFACE_LATENCY_HIGH),     # slow but all answered
+    ("finance", 200, 150, 900, Status.FAIL, Code.INTERFACE_SUCCESS_LOW),
+    ("delivery", 100, 99, 150, Status.OK, Code.OK),
+    ("delivery", 1000, 989, 150, Status.WARN, Code.INTERFACE_SUCCESS_LOW),
+    ("delivery", 100, 10, 150, Status.WARN, Code.INTERFACE_SUCCESS_LOW),     # delivery has no FAIL level
+    ("delivery", 100, 100, 700, Status.WARN, Code.INTERFACE_LATENCY_HIGH),
 ])
-def test_interface_thresholds(target, calls, ok, mean, expected):
+def test_interface_thresholds(target, calls, ok, mean, expected, code):
     status, value, reason = judge_interface(target, stats(calls, ok, mean, target), TH)
     assert status == expected, reason
+    assert finding_code(status, stats=stats(calls, ok, mean, target), target=target, th=TH) == code
     assert value == pytest.approx(100.0 * ok / calls, abs=0.01) and value <= 100.0 * ok / calls
     assert f"调用 {calls} 次" in reason and f"失败 {calls - ok} 次" in reason and "P95" in reason
 
@@ -200,7 +202,8 @@ def test_interface_value_is_floored_so_it_never_looks_like_the_threshold():
 def test_interface_without_calls_is_a_warning():
     for s in (None, stats(0, 0)):
         status, value, reason = judge_interface("sign_server", s, TH)
-        assert (status, value) == (Status.WARN, None) and "没有调用记录" in reason
+        assert (status, value) == (Status.WARN, None)
+        assert finding_code(status, stats=s, target="sign_server", th=TH) == Code.INTERFACE_NO_CALLS
     assert "120 分钟" in judge_interface("his_api", None, Thresholds(interface_window_minutes=120))[2]
 
 
@@ -224,21 +227,22 @@ def level(remaining, warn=60, issued=600, first_days_ago=30.0, code="44010126"):
     return StockLevel("MZ01", code, remaining, warn, 1, issued, first)
 
 
-@pytest.mark.parametrize("lv, expected, words", [
-    (level(1000), Status.OK, "约可用 50.0 天"),
-    (level(59), Status.WARN, "低于预警线"),
-    (level(139), Status.WARN, "不足 7 天用量"),     # 20 a day: 6.95 days
-    (level(140), Status.OK, "约可用 7.0 天"),
-    (level(0), Status.FAIL, "无法开票"),
-    (level(500, issued=0), Status.OK, "近 30 天没有使用"),
-    (level(30, issued=0), Status.WARN, "低于预警线"),
-    (level(200, issued=60, first_days_ago=2), Status.WARN, "日均使用 30.0 张"),  # a new code: 2 days of use
-    (StockLevel("JZ01", None, 0, None, 0, 12, NOW - timedelta(days=3)), Status.FAIL, "没有在用号段"),
-    (StockLevel("MZ09", None, 0, None, 0, 0, None), Status.WARN, "没有在用号段"),
+@pytest.mark.parametrize("lv, expected, code, words", [
+    (level(1000), Status.OK, Code.OK, "约可用 50.0 天"),
+    (level(59), Status.WARN, Code.STOCK_BELOW_WARNING, ""),
+    (level(139), Status.WARN, Code.STOCK_DAYS_LOW, "约可用 7.0 天"),     # 20 a day: 6.95 days
+    (level(140), Status.OK, Code.OK, "约可用 7.0 天"),
+    (level(0), Status.FAIL, Code.STOCK_EXHAUSTED, ""),
+    (level(500, issued=0), Status.OK, Code.OK, "近 30 天没有使用"),
+    (level(30, issued=0), Status.WARN, Code.STOCK_BELOW_WARNING, ""),
+    (level(200, issued=60, first_days_ago=2), Status.WARN, Code.STOCK_DAYS_LOW, "日均使用 30.0 张"),  # a new code: 2 days of use
+    (StockLevel("JZ01", None, 0, None, 0, 12, NOW - timedelta(days=3)), Status.FAIL, Code.STOCK_NO_SEGMENT, ""),
+    (StockLevel("MZ09", None, 0, None, 0, 0, None), Status.WARN, Code.STOCK_NO_SEGMENT, ""),
 ])
-def test_stock_thresholds(lv, expected, words):
+def test_stock_thresholds(lv, expected, code, words):
     status, reason = judge_stock(lv, NOW, TH)
     assert status == expected and words in reason, reason
+    assert finding_code(status, level=lv) == code
 
 
 def test_daily_use_counts_at_least_one_day_and_at_most_the_window():

@@ -8,6 +8,7 @@ tasks.database.oracle hands them over. Every generated statement is parsed with 
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import pytest
@@ -22,6 +23,7 @@ from tasks.database.fingerprint_compare import (compare_fingerprints, compare_in
                                                 differing_chunks)
 from tasks.database.fingerprint_rowtext import ORACLE_TEXT_BUDGET
 from tasks.database.params import _PARAM, _TOKENS
+from tasks.reason_codes import Code
 from tasks.results import Status
 
 READ = {"postgresql": "postgres", "oracle": "oracle"}
@@ -251,10 +253,10 @@ def test_inventories_equal_missing_and_extra():
     assert ok.status is Status.OK and ok.title == "对象清单一致" and "共 5 项" in ok.reason
     restored = (INV - {DbObject("table", "t_bill_stock", "t_bill_stock")}) | {DbObject("index", "idx_tmp", "t_ebill_main")}
     [bad] = compare_inventories("demo", INV, restored, schema="ebill")
-    assert bad.status is Status.FAIL and bad.value == 2
+    assert (bad.status, bad.code, bad.value) == (Status.FAIL, Code.OBJECTS_DIFFER, 2)
     assert "恢复库缺少 1 项：表 t_bill_stock" in bad.reason and "恢复库多出 1 项：索引 idx_tmp（t_ebill_main）" in bad.reason
     [empty] = compare_inventories("demo", [], INV)
-    assert empty.status is Status.ERROR
+    assert (empty.status, empty.code) == (Status.ERROR, Code.SOURCE_INVENTORY_EMPTY)
 
 
 def test_row_counts_equal_missing_and_different():
@@ -264,9 +266,11 @@ def test_row_counts_equal_missing_and_different():
     by = {r.target: r for r in recs}
     assert {r.title for r in recs} == {"各表行数一致"}
     assert by["t_ebill_main"].status is Status.OK and "ivc_datetime 早于 2026-03-31 23:00:00" in by["t_ebill_main"].reason
-    assert by["t_bill_stock"].status is Status.FAIL and "少 1 行" in by["t_bill_stock"].reason
+    assert (by["t_bill_stock"].status, by["t_bill_stock"].code) == (Status.FAIL, Code.ROW_COUNT_MISMATCH)
+    assert json.loads(by["t_bill_stock"].raw)["restored"] == 11
     assert "全表比较" in by["t_bill_stock"].reason
-    assert by["t_his_settle"].status is Status.FAIL and "恢复库中没有行数" in by["t_his_settle"].reason
+    assert (by["t_his_settle"].status, by["t_his_settle"].code) == (Status.FAIL, Code.TABLE_MISSING)
+    assert json.loads(by["t_his_settle"].raw)["restored"] is None
 
 
 def test_fingerprints_equal_differing_chunk_missing_and_incomparable():
@@ -276,7 +280,7 @@ def test_fingerprints_equal_differing_chunk_missing_and_incomparable():
     differ = _fp(hashes=("a" * 32, "d" * 32, "c" * 32))
     assert differing_chunks(_fp(), differ) == [1]
     [bad] = compare_fingerprints("demo", {"t_ebill_main": _fp()}, {"t_ebill_main": differ})
-    assert bad.status is Status.FAIL and bad.value == 1
+    assert (bad.status, bad.code, bad.value) == (Status.FAIL, Code.CHECKSUM_MISMATCH, 1)
     assert "表 t_ebill_main：3 块中 1 块不一致：第 1 块（按主键排序第 101–200 行，实有 id 101…200）" in bad.reason
     assert "b" * 32 in bad.raw and "d" * 32 in bad.raw  # the hashes survive masking
 
@@ -284,11 +288,14 @@ def test_fingerprints_equal_differing_chunk_missing_and_incomparable():
                                 {"t_ebill_main": _fp(), "t_extra": _fp("t_extra")})
     by = {r.target: r for r in recs}
     assert by["t_ebill_main"].status is Status.OK
-    assert by["t_bill_stock"].status is Status.FAIL and "恢复库中没有内容指纹" in by["t_bill_stock"].reason
-    assert by["t_extra"].status is Status.FAIL and "源库中没有内容指纹" in by["t_extra"].reason
+    assert (by["t_bill_stock"].status, by["t_bill_stock"].code) == (Status.FAIL, Code.TABLE_MISSING)
+    assert (by["t_extra"].status, by["t_extra"].code) == (Status.FAIL, Code.TABLE_MISSING)
+    # which side lacks it (the raw names the side)
+    assert json.loads(by["t_bill_stock"].raw)["missing_in"] != json.loads(by["t_extra"].raw)["missing_in"]
+    assert "恢复库中没有内容指纹" in by["t_bill_stock"].reason and "源库中没有内容指纹" in by["t_extra"].reason
 
     other = compare_fingerprints("demo", {"t": _fp("t")}, {"t": _fp("t", chunk_rows=50)})
-    assert other[0].status is Status.ERROR
+    assert (other[0].status, other[0].code) == (Status.ERROR, Code.FINGERPRINTS_INCOMPARABLE)
 
 
 def test_a_missing_row_names_the_first_shifted_chunk():

@@ -16,6 +16,7 @@ from tasks.cert_checks import cert_info, days_to_expiry, expiry_result, grade_da
 from tasks.health_checks import function_target
 from tasks.log_checks import (DEFAULT_ORA_CRITICAL, HEAD_BYTES, bounded, complete_lines, decode_log, find_errors,
                               head_digest, judge, load_positions, plan_read, save_positions)
+from tasks.reason_codes import Code
 from tasks.results import Status
 
 NOW = datetime(2026, 11, 26, 2, 0, tzinfo=timezone.utc)
@@ -160,7 +161,7 @@ def test_expired_and_not_yet_valid_reasons_and_local_time():
     cert, _ = make_certificate("sign.test", -3, now=NOW)
     r = expiry_result(cert_info(cert), NOW, TH, site="t", target="签名服务器", host=None, started_at=NOW, source="x")
     assert r.status == Status.FAIL and r.unit == "天" and r.value == -3
-    assert "证书已过期 3 天" in r.reason and "（自签名）" in r.reason
+    assert r.code == Code.CERT_EXPIRED and "（自签名）" in r.reason
     # not_after = NOW - 3 d + 12 h = 2026-11-23 14:00 UTC = 22:00 Beijing time
     assert "2026-11-23 22:00:00（北京时间）" in r.reason
     fresh, _ = make_certificate("sign.test", 100, now=NOW + timedelta(days=5))

@@ -15,6 +15,7 @@ from tasks.quality.gx_run import SCOPE_SQL, CheckOutcome, SuiteRun
 from tasks.quality.results import SCOPE_ZH, csv_cell, keys_csv, standing_csv, summarise, to_results
 from tasks.quality.standing import load_standing, save_standing, track_standing
 from tasks.quality.suites import RULE_IDS, SuiteError, load_suites, render, rule_checks
+from tasks.reason_codes import Code
 from tasks.results import Status
 
 SUITES = load_suites()
@@ -97,6 +98,8 @@ def test_summary_statuses_and_csv():
     results = to_results("demo", list(by.values()), NOW, NOW, "2026-11-26")
     assert [r.target for r in results] == list(RULE_IDS)
     assert "44010126/0000000001" in results[14].reason
+    assert [r.code for r in results if r.target in ("DQ15", "DQ20", "DQ06", "DQ01")] == [
+        Code.OK, Code.RULE_ERROR, Code.RULE_VIOLATED, Code.RULE_VIOLATED]  # in RULE_IDS order
 
 
 def test_empty_period_is_skipped_not_passed():
@@ -165,7 +168,8 @@ def test_a_day_without_red_bills_is_not_a_skipped_check():
     summaries = {s.rule_id: s for s in summarise(run)}
     assert summaries["DQ11"].status is Status.OK and summaries["DQ12"].status is Status.OK
     [dq11] = [r for r in to_results("demo", [summaries["DQ11"]], NOW, NOW, "2026-11-26")]
-    assert "无此规则适用的数据（0 张红票）" in dq11.reason
+    assert (dq11.status, dq11.code, dq11.value) == (Status.OK, Code.OK, 0)
+    assert "无此规则适用的数据（0 张红票）" in dq11.reason  # OK with nothing to judge, said so
 
 
 def test_parameters_default_to_yesterday_and_name_bad_input():

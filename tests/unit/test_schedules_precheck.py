@@ -9,6 +9,7 @@ import pytest
 from config.settings import DutyEntry, load_site
 from deployments import schedules
 from flows.holiday_precheck import NoSuchHoliday, PrecheckParams, pick_holiday, roster_for, roster_result
+from tasks.reason_codes import Code
 from tasks.results import Status
 
 
@@ -73,7 +74,7 @@ def test_roster_covers_the_holiday_or_warns_with_the_gaps(tmp_path):
     assert [e.engineer for e in entries] == ["王工", "李工"]
     assert gaps == [date(2026, 10, 4)]
     r = roster_result(site, h, entries, gaps)
-    assert r.status == Status.WARN and "2026-10-04" in r.reason
+    assert (r.status, r.code) == (Status.WARN, Code.ROSTER_GAP) and "2026-10-04" in r.reason
 
 
 def test_params_form_validates_its_fields():
