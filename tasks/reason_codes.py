@@ -182,6 +182,7 @@ _BY_EXCEPTION = {
     "CommandTimeout": Code.COMMAND_TIMEOUT,
     "DfFailed": Code.COMMAND_FAILED,
     "HostError": Code.COMMAND_FAILED,
+    "QueryDeadlineExceeded": Code.QUERY_TIMEOUT,
     "QueryCanceled": Code.QUERY_TIMEOUT,
     "LockNotAvailable": Code.QUERY_TIMEOUT,  # lock_timeout: blocked by a lock, as a statement timeout
     "OperationalError": Code.DATABASE_UNREACHABLE,

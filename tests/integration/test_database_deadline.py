@@ -81,7 +81,7 @@ def test_a_locked_table_gives_error_at_the_deadline_and_other_checks_go_on(site,
         backlog = finance_backlog.fn(site)
         stock = bill_stock.fn(site)
     print(f"interface_calls under a held lock: {rec.status.value} after {seconds:.1f} s (deadline {DEADLINE_S} s): {rec.reason}")
-    assert rec.status == Status.ERROR and rec.check == "interface_calls", rec
+    assert rec.status == Status.ERROR and rec.check == "interface_calls" and rec.code == "query_timeout", rec
     assert "QueryDeadlineExceeded" in rec.reason and f"{DEADLINE_S} s" in rec.reason, rec.reason
     assert "ebill_call_log" in rec.reason and f"{postgres.VENDOR_SCHEMA}.{LOG_TABLE} (AccessExclusiveLock" in rec.reason
     assert "pg_locks" in rec.reason and "database.statement_timeout_s" in rec.reason
