@@ -1,9 +1,11 @@
 """Ctrl-C during `ebops inspect | precheck | quality | verify-backup`: stop at once, one line, exit 130.
 
 Why not Prefect's own KeyboardInterrupt handling: a terminal sends SIGINT to the whole process
-group, so the temporary Prefect server dies with it; the flow engine then waits for the running
-checks to end and retries every state change and log upload against the dead server for minutes,
-ending in `ConnectError` tracebacks. So the process ends here, at once.
+group, so the temporary Prefect server died with it (printing its own shutdown tracebacks); the flow
+engine then waited for the running checks to end and retried every state change and log upload
+against the dead server for minutes, ending in `ConnectError` tracebacks. So the temporary server
+is started in a process group of its own (a Ctrl-C reaches only ebops), and on Ctrl-C, SIGTERM or
+SIGHUP ebops says what happened in one line, stops the server and ends at once.
 
 Ending at any instant is safe because of how the evidence is written, not because of this handler:
 the manifest is written last and atomically (an outbox bundle without one is incomplete, and the
@@ -14,12 +16,15 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
+import types
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-INTERRUPTED_EXIT = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
+# 128 + the signal, what a shell reports for a command it stopped (130 for Ctrl-C).
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
 _MARK_CRASHED_WITHIN_S = 3.0
 
 
@@ -28,11 +33,11 @@ def _site_of(params: dict[str, Any]) -> str:
     return str(getattr(form, "site", None) or params.get("site") or "?")
 
 
-def what_happened(label: str, site: str) -> str:
+def what_happened(label: str, site: str, why: str = "Ctrl-C") -> str:
     """The one line: what of the run is kept, from the bundles this process began."""
     from flows.common import EVIDENCE_IN_PROCESS
 
-    head = f"interrupted (Ctrl-C): the {label} of {site} was stopped"
+    head = f"interrupted ({why}): the {label} of {site} was stopped"
     if not EVIDENCE_IN_PROCESS:
         return f"{head} before its evidence was written; nothing was recorded, log positions unchanged"
     prefix, where = list(EVIDENCE_IN_PROCESS.items())[-1]
@@ -68,32 +73,60 @@ def _mark_run_crashed() -> None:
 
 
 def _stop_temporary_server() -> None:
-    """The temporary server is our child: stop it too when the signal reached only this process."""
+    """The temporary server is our child in a group of its own: it ends with us. Killed, not asked:
+    its graceful shutdown prints tracebacks of cancelled tasks, and its database is a throwaway."""
     server_mod = sys.modules.get("prefect.server.api.server")
     if server_mod is None:
         return
     for srv in list(getattr(server_mod.SubprocessASGIServer, "_instances", {}).values()):
         proc = getattr(srv, "server_process", None)
-        if proc is None or proc.poll() is not None:
-            continue
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except Exception:  # noqa: BLE001
+        if proc is not None and proc.poll() is None:
             proc.kill()
+            proc.wait(timeout=5)
+
+
+def start_temporary_server_apart() -> None:
+    """Make Prefect start its temporary server in a process group of its own (once per process).
+
+    Prefect 3.8 starts it with a bare `subprocess.Popen` in `SubprocessASGIServer._run_uvicorn_command`;
+    the module's `subprocess` name is swapped for that one call only, so nothing else is affected.
+    """
+    from prefect.server.api import server as server_mod
+
+    cls = server_mod.SubprocessASGIServer
+    original = cls._run_uvicorn_command
+    if getattr(original, "_ebops_apart", False):
+        return
+
+    def popen_apart(*args: Any, **kwargs: Any) -> subprocess.Popen:
+        kwargs.setdefault("start_new_session", True)
+        return subprocess.Popen(*args, **kwargs)
+
+    def run_apart(self):  # noqa: ANN001, ANN202
+        server_mod.subprocess = types.SimpleNamespace(Popen=popen_apart, TimeoutExpired=subprocess.TimeoutExpired)
+        try:
+            return original(self)
+        finally:
+            server_mod.subprocess = subprocess
+
+    run_apart._ebops_apart = True  # type: ignore[attr-defined]
+    cls._run_uvicorn_command = run_apart
 
 
 @contextmanager
 def stop_on_ctrl_c(label: str, params: dict[str, Any]) -> Iterator[None]:
-    """While a flow runs in this (main) thread: Ctrl-C prints one line and ends the process with 130."""
+    """While a flow runs in this (main) thread: Ctrl-C (SIGTERM, SIGHUP) prints one line and ends
+    the process with 128 + the signal (130 for Ctrl-C)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    start_temporary_server_apart()
 
-    def on_sigint(signum, frame) -> None:  # noqa: ARG001
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the exit
+    def on_signal(signum, frame) -> None:  # noqa: ARG001
+        for sig in STOP_SIGNALS:  # a second Ctrl-C must not break the exit
+            signal.signal(sig, signal.SIG_IGN)
         try:
-            sys.stderr.write(what_happened(label, _site_of(params)) + "\n")
+            sys.stderr.write(what_happened(label, _site_of(params), STOP_SIGNALS.get(signum, str(signum))) + "\n")
             sys.stderr.flush()
             _mark_run_crashed()
             _stop_temporary_server()
@@ -101,10 +134,11 @@ def stop_on_ctrl_c(label: str, params: dict[str, Any]) -> Iterator[None]:
             try:
                 sys.stdout.flush()
             finally:
-                os._exit(INTERRUPTED_EXIT)
+                os._exit(128 + signum)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
