@@ -292,6 +292,7 @@ class BundleWriter:
         tmp = self.local_dir / f".{MANIFEST}.tmp"
         tmp.write_bytes(raw)
         os.replace(tmp, self.local_dir / MANIFEST)
+        (self.local_dir / WRITING).unlink(missing_ok=True)  # complete now: the manifest says so
         self._finished = True
         link = ChainLink(self.prefix, sha256_hex(raw), manifest["sequence"])
         _write_chain_head(self.outbox_base, self.site, self.duty, link)
