@@ -14,6 +14,7 @@ after the bundle is stored (a run stopped before that re-reads the same lines ne
 """
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -126,8 +127,12 @@ def stop_on_ctrl_c(label: str, params: dict[str, Any]) -> Iterator[None]:
         for sig in STOP_SIGNALS:  # a second Ctrl-C must not break the exit
             signal.signal(sig, signal.SIG_IGN)
         try:
+            logging.disable(logging.CRITICAL)  # Prefect's threads would log the server's end after our line
             sys.stderr.write(what_happened(label, _site_of(params), STOP_SIGNALS.get(signum, str(signum))) + "\n")
             sys.stderr.flush()
+            # The one line is said; what other threads still print while we end (Prefect's log
+            # worker writes to stderr directly) would only bury it.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
             _mark_run_crashed()
             _stop_temporary_server()
         finally:

@@ -115,6 +115,7 @@ def test_ctrl_c_mid_run_stops_at_once_and_the_next_run_works(sandbox, sites_dir,
     assert code == 130, stderr[-3000:]
     assert elapsed < EXIT_DEADLINE_S
     assert len(said) == 1 and "nothing was recorded" in said[0], stderr[-3000:]
+    assert stderr.rstrip("\n").splitlines()[-1] == said[0], stderr[-3000:]  # and nothing after it
     for sign in ("Traceback", "╭─", "ConnectError", "Connection refused"):
         assert sign not in stderr + out.read_text(), stderr[-3000:]
     deadline = time.monotonic() + 10
