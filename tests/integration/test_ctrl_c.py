@@ -79,20 +79,18 @@ def _half_written_bundle(outbox: Path, site: str) -> Path:
     return d
 
 
-def test_ctrl_c_mid_run_stops_at_once_and_the_next_run_works(sandbox, sites_dir, tmp_path):
-    site = f"ctrlc{uuid.uuid4().hex[:8]}"  # a chain of its own in the shared evidence bucket
-    outbox, state = tmp_path / "outbox", tmp_path / "state"
+def _silent_server() -> socket.socket:
+    """Accepts connections and never answers: whoever calls it waits, mid-run."""
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
-    port = silent.getsockname()[1]
+    return silent
 
-    def hang_one_health_url(data: dict) -> None:
-        data["health"]["urls"]["issue"] = f"http://127.0.0.1:{port}/health/issue"
-        data["health"]["timeout_s"] = 300
-        data["state_dir"] = str(state)
 
-    sites_dir(site, edit=hang_one_health_url)
+def _ctrl_c_when_called(site: str, silent: socket.socket, tmp_path: Path) -> str:
+    """Start `ebops inspect SITE`, send SIGINT to its process group once it calls `silent`, and check
+    what every Ctrl-C must give: exit 130 at once, one last line, no traceback, no process left.
+    Returns that line."""
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     with open(out, "w") as o, open(err, "w") as e:
         proc = subprocess.Popen(EBOPS + ["inspect", site], cwd=REPO, env=_env(), stdout=o, stderr=e,
@@ -114,7 +112,7 @@ def test_ctrl_c_mid_run_stops_at_once_and_the_next_run_works(sandbox, sites_dir,
     said = [line for line in stderr.splitlines() if line.startswith("interrupted")]
     assert code == 130, stderr[-3000:]
     assert elapsed < EXIT_DEADLINE_S
-    assert len(said) == 1 and "nothing was recorded" in said[0], stderr[-3000:]
+    assert len(said) == 1, stderr[-3000:]
     assert stderr.rstrip("\n").splitlines()[-1] == said[0], stderr[-3000:]  # and nothing after it
     for sign in ("Traceback", "╭─", "ConnectError", "Connection refused"):
         assert sign not in stderr + out.read_text(), stderr[-3000:]
@@ -122,19 +120,11 @@ def test_ctrl_c_mid_run_stops_at_once_and_the_next_run_works(sandbox, sites_dir,
     while not all(_gone(p) for p in server_pids) and time.monotonic() < deadline:
         time.sleep(0.1)  # polling the process table, bounded by the deadline
     assert all(_gone(p) for p in server_pids), f"left running: {[p for p in server_pids if not _gone(p)]}"
-    # Nothing of the stopped run counts: no manifest in the outbox, no positions saved.
-    assert not list(outbox.glob(f"{site}/*/*/*/manifest.json"))
-    assert not (state / "log_positions.json").exists()
+    return said[0]
 
-    # A run stopped while writing its bundle left a folder without a manifest: the next run sets it
-    # aside instead of uploading or chaining it; the health URL answers again.
-    half = _half_written_bundle(outbox, site)
-    silent.close()
 
-    def healthy(data: dict) -> None:
-        data["state_dir"] = str(state)
-
-    sites_dir(site, edit=healthy)
+def _next_run_stores_and_chain_is_intact(site: str, sites_dir, state: Path) -> dict:
+    sites_dir(site, edit=lambda data: data.update(state_dir=str(state)))
     env = _env()
     api = os.environ.get("EBOPS_TEST_PREFECT_API_URL")
     if api:  # the next run needs no temporary server to prove the evidence; save minutes
@@ -144,8 +134,6 @@ def test_ctrl_c_mid_run_stops_at_once_and_the_next_run_works(sandbox, sites_dir,
     assert nxt.returncode in (0, 1), nxt.stderr[-3000:]
     doc = json.loads(nxt.stdout)
     assert doc["evidence"]["location"] == "store"
-    assert not half.exists()
-    assert (outbox / ".incomplete" / half.relative_to(outbox) / "report.html").exists()
     assert (state / "log_positions.json").exists()  # saved with the stored bundle
     verified = subprocess.run(EBOPS + ["evidence", "verify", "-s", site, "--site", site], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=300)
@@ -153,3 +141,53 @@ def test_ctrl_c_mid_run_stops_at_once_and_the_next_run_works(sandbox, sites_dir,
     listed = subprocess.run(EBOPS + ["evidence", "list", "-s", site, "--site", site, "--format", "json"], cwd=REPO,
                             env=env, capture_output=True, text=True, timeout=300)
     assert [(b["sequence"], b["prefix"]) for b in json.loads(listed.stdout)] == [(1, doc["evidence"]["prefix"])]
+    return doc
+
+
+def test_ctrl_c_mid_checks_stops_at_once_and_the_next_run_works(sandbox, sites_dir, tmp_path):
+    site = f"ctrlc{uuid.uuid4().hex[:8]}"  # a chain of its own in the shared evidence bucket
+    outbox, state = tmp_path / "outbox", tmp_path / "state"
+    silent = _silent_server()
+
+    def hang_one_health_url(data: dict) -> None:
+        data["health"]["urls"]["issue"] = f"http://127.0.0.1:{silent.getsockname()[1]}/health/issue"
+        data["health"]["timeout_s"] = 300
+        data["state_dir"] = str(state)
+
+    sites_dir(site, edit=hang_one_health_url)
+    said = _ctrl_c_when_called(site, silent, tmp_path)
+    silent.close()
+    assert "nothing was recorded" in said
+    # Nothing of the stopped run counts: no manifest in the outbox, no positions saved.
+    assert not list(outbox.glob(f"{site}/*/*/*/manifest.json"))
+    assert not (state / "log_positions.json").exists()
+
+    # A run stopped while writing its bundle left a folder without a manifest: the next run sets it
+    # aside instead of uploading or chaining it.
+    half = _half_written_bundle(outbox, site)
+    _next_run_stores_and_chain_is_intact(site, sites_dir, state)
+    assert not half.exists()
+    assert (outbox / ".incomplete" / half.relative_to(outbox) / "report.html").exists()
+
+
+def test_ctrl_c_while_the_bundle_is_written_leaves_it_incomplete_not_counted(sandbox, sites_dir, tmp_path):
+    site = f"ctrlc{uuid.uuid4().hex[:8]}"
+    outbox, state = tmp_path / "outbox", tmp_path / "state"
+    silent = _silent_server()
+
+    def store_never_answers(data: dict) -> None:
+        data["evidence"]["endpoint"] = f"127.0.0.1:{silent.getsockname()[1]}"
+        data["evidence"]["secure"] = False
+        data["state_dir"] = str(state)
+
+    sites_dir(site, edit=store_never_answers)
+    said = _ctrl_c_when_called(site, silent, tmp_path)
+    silent.close()
+    assert "was being written" in said, said
+    [folder] = [d for d in outbox.glob(f"{site}/inspection/*/*") if d.is_dir()]
+    assert (folder / "report.html").exists() and not (folder / "manifest.json").exists()
+    assert not (state / "log_positions.json").exists()
+
+    _next_run_stores_and_chain_is_intact(site, sites_dir, state)  # the real store again
+    assert not folder.exists()
+    assert (outbox / ".incomplete" / folder.relative_to(outbox) / "report.html").exists()
