@@ -22,6 +22,7 @@ import sys
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from config.problems import SiteConfigError
@@ -102,14 +103,15 @@ def _run_flow(flow_fn, label: str, fmt: OutputFormat = OutputFormat.table, **par
         return 1
     if isinstance(result, SiteConfigError):
         for p in result.problems:
-            err.print(f"[red]config:[/] {p}", soft_wrap=True, highlight=False)
+            err.print(f"[red]config:[/] {escape(str(p))}", soft_wrap=True, highlight=False)
         return 2
     if isinstance(result, NOT_A_CRASH):  # bad input: its message names it and gives the hint
-        err.print(f"[red]{label}:[/] {result}", soft_wrap=True, highlight=False)
+        err.print(f"[red]{label}:[/] {escape(str(result))}", soft_wrap=True, highlight=False)
         return 2
     if isinstance(result, BaseException):
         run_id = state.state_details.flow_run_id
-        err.print(f"[red]{label} did not finish:[/] {type(result).__name__}: {result}", soft_wrap=True, highlight=False)
+        err.print(f"[red]{label} did not finish:[/] {type(result).__name__}: {escape(str(result))}", soft_wrap=True,
+                  highlight=False)
         err.print(f"  the traceback is above; the run's full log is flow run {run_id} in the Prefect UI or "
                   f"`prefect flow-run logs {run_id}`  [dim]hint: check `ebops config check` and that the "
                   f"hospital's servers answer; if it persists, report it with the traceback[/]",
