@@ -75,3 +75,19 @@ def test_formats_for_scripts_and_evidence_list_keep_keys_whole(sandbox, sites_di
     table = ebops("evidence", "list", "-s", "demo", timeout=120)
     assert table.returncode == 0, table.stderr
     assert any(prefix in line and row[6] in line for line in table.stdout.splitlines()), table.stdout[-2000:]
+
+
+def test_a_real_crash_keeps_its_traceback_and_says_where_the_log_is(sandbox, sites_dir, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the outbox's parent folder should be")
+
+    def outbox_under_a_file(site: dict) -> None:
+        site["evidence"]["outbox"] = str(blocker / "outbox")
+
+    sites_dir("demo", edit=outbox_under_a_file)
+    run = ebops("inspect", "demo")
+    assert run.returncode == 2, run.stderr[-3000:]
+    assert "Traceback" in run.stderr  # a crash is not hidden
+    [line] = [line for line in run.stderr.splitlines() if line.startswith("inspection did not finish: ")]
+    assert "NotADirectoryError" in line or "FileExistsError" in line, line
+    assert "prefect flow-run logs " in run.stderr and "hint:" in run.stderr
