@@ -283,18 +283,20 @@ def sandbox_env() -> None:
 @app.command()
 def demo() -> None:
     """Start the sandbox hospital, run the inspection, the pre-holiday check and the data-quality check, print the findings and the evidence, stop it."""
+    from flows.cli_interrupt import also_on_stop
     from sandbox import manager
 
     console.rule("starting the sandbox hospital")
     _print_status(manager.up())
     manager.export_credentials()
     try:
-        console.rule("inspection (巡检) of site demo")
-        code = _run_inspection("demo", "adhoc")
-        console.rule("pre-holiday check (节前巡检) of site demo, for the next ≥3-day holiday")
-        code = max(code, _run_precheck("demo", engineer="演示工程师"))
-        console.rule("invoice data quality (票据数据质量检查) of site demo, yesterday's bills")
-        code = max(code, _run_quality("demo", engineer="演示工程师"))
+        with also_on_stop(manager.down):  # Ctrl-C ends the process at once: it must stop the sandbox too
+            console.rule("inspection (巡检) of site demo")
+            code = _run_inspection("demo", "adhoc")
+            console.rule("pre-holiday check (节前巡检) of site demo, for the next ≥3-day holiday")
+            code = max(code, _run_precheck("demo", engineer="演示工程师"))
+            console.rule("invoice data quality (票据数据质量检查) of site demo, yesterday's bills")
+            code = max(code, _run_quality("demo", engineer="演示工程师"))
     finally:
         console.rule("stopping the sandbox")
         manager.down()

@@ -22,11 +22,12 @@ import sys
 import threading
 import types
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 # 128 + the signal, what a shell reports for a command it stopped (130 for Ctrl-C).
 STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
 _MARK_CRASHED_WITHIN_S = 3.0
+_ALSO_ON_STOP: list[Callable[[], Any]] = []  # what a command must still undo when stopped (the demo's sandbox)
 
 
 def _site_of(params: dict[str, Any]) -> str:
@@ -115,6 +116,24 @@ def start_temporary_server_apart() -> None:
 
 
 @contextmanager
+def also_on_stop(undo: Callable[[], Any]) -> Iterator[None]:
+    """Run `undo` too if a signal stops the process inside this block (os._exit skips `finally`)."""
+    _ALSO_ON_STOP.append(undo)
+    try:
+        yield
+    finally:
+        _ALSO_ON_STOP.remove(undo)
+
+
+def _undo_all() -> None:
+    for undo in reversed(_ALSO_ON_STOP):
+        try:
+            undo()
+        except Exception:  # noqa: BLE001 - the exit goes on; each undo is best effort
+            pass
+
+
+@contextmanager
 def stop_on_ctrl_c(label: str, params: dict[str, Any]) -> Iterator[None]:
     """While a flow runs in this (main) thread: Ctrl-C (SIGTERM, SIGHUP) prints one line and ends
     the process with 128 + the signal (130 for Ctrl-C)."""
@@ -135,6 +154,7 @@ def stop_on_ctrl_c(label: str, params: dict[str, Any]) -> Iterator[None]:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
             _mark_run_crashed()
             _stop_temporary_server()
+            _undo_all()
         finally:
             try:
                 sys.stdout.flush()
