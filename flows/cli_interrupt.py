@@ -93,6 +93,10 @@ def start_temporary_server_apart() -> None:
     Prefect 3.8 starts it with a bare `subprocess.Popen` in `SubprocessASGIServer._run_uvicorn_command`;
     the module's `subprocess` name is swapped for that one call only, so nothing else is affected.
     """
+    from prefect.settings import get_current_settings
+
+    if get_current_settings().api.url:
+        return  # a Prefect server of its own: no temporary one (and no seconds spent importing its code)
     from prefect.server.api import server as server_mod
 
     cls = server_mod.SubprocessASGIServer
