@@ -87,7 +87,7 @@ def list_cmd(site_file: str = SiteOpt, site: Optional[str] = typer.Option(None, 
     data = [dict(zip(("sequence", "prefix", "period", "verdict", "started_at", "files", "manifest_sha256"), r))
             for r in rows]
     emit(fmt, console, title=f"evidence bundles ({len(bundles)})", columns=columns, rows=rows, data=data,
-         no_wrap=("prefix", "manifest sha256"))
+         no_wrap=("prefix",))
 
 
 @evidence_app.command("show")
