@@ -18,8 +18,8 @@ import json
 import logging
 import os
 import shutil
-import time
 import subprocess
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
@@ -150,16 +150,17 @@ def _write_chain_head(outbox_base: Path, site: str, duty: str, link: ChainLink) 
 
 def _writer_gone(d: Path) -> bool:
     """No process is writing bundle folder `d` any more (its lock is free), so it will never complete."""
-    lock = d / WRITING
-    if not lock.exists():
+    try:
+        fd = os.open(d / WRITING, os.O_RDWR)  # never created here: a writer that just finished removed it
+    except FileNotFoundError:
         return time.time() - d.stat().st_mtime > _UNLOCKED_GRACE_S
-    with open(lock, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        fcntl.flock(f, fcntl.LOCK_UN)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # releases the lock if taken
 
 
 def set_aside_incomplete(outbox_base: Path, site: str) -> list[str]:
@@ -167,8 +168,8 @@ def set_aside_incomplete(outbox_base: Path, site: str) -> list[str]:
     base = Path(outbox_base)
     moved = []
     for d in sorted(base.glob(f"{site}/*/*/*/")):
-        if not d.is_dir() or (d / MANIFEST).exists() or not _writer_gone(d):
-            continue
+        if not d.is_dir() or (d / MANIFEST).exists() or not _writer_gone(d) or (d / MANIFEST).exists():
+            continue  # (asked again: a writer may have finished while we looked)
         prefix = d.relative_to(base).as_posix() + "/"
         target = base / INCOMPLETE_DIR / prefix
         target.parent.mkdir(parents=True, exist_ok=True)
