@@ -144,6 +144,9 @@ def stop_on_ctrl_c(label: str, params: dict[str, Any]) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    from flows.common import EVIDENCE_IN_PROCESS
+
+    EVIDENCE_IN_PROCESS.clear()  # this run's bundles only (`ebops demo` runs three duties)
     start_temporary_server_apart()
 
     def on_signal(signum, frame) -> None:  # noqa: ARG001
