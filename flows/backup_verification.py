@@ -23,7 +23,7 @@ from prefect import flow
 from pydantic import BaseModel, Field
 
 from config.settings import Site, load_site
-from flows.common import RunOutcome, current_run_id, finish, store_evidence
+from flows.common import BadInput, RunOutcome, current_run_id, finish, store_evidence
 from tasks.backup_verify.backends import Backend, backend_for
 from tasks.backup_verify.steps import STEP_ZH, Run, locate_backup
 from tasks.hosts import HostPool
@@ -41,7 +41,7 @@ class VerifyParams(BaseModel):
     engineer: str = Field(default="", description="维护工程师（写入记录签字栏）")
 
 
-class NotConfigured(ValueError):
+class NotConfigured(BadInput):
     pass
 
 

@@ -3,6 +3,8 @@
     ebops config check [SITE ...]     every problem of the site files, with file, field and hint
     ebops inspect SITE                run the inspection flow now
     ebops precheck SITE               run the pre-holiday check (节前巡检) now
+    ebops quality SITE                run the invoice data-quality check (票据数据质量检查) now
+    ebops verify-backup SITE          run the backup-restore verification (备份恢复验证) now
     ebops schedule SITE               when the pre-holiday checks run (from the holiday calendar)
     ebops ui                          a local Prefect server serving every deployment
     ebops evidence list|show|get|verify|url
@@ -10,6 +12,8 @@
     ebops demo                        sandbox up, inspection, summary, sandbox down
 
 Errors a user can fix are printed as one line with a hint and exit code 2, never a traceback.
+A duty whose verdict fails prints its findings and a one-line summary and exits 1; Ctrl-C stops a
+run at once and exits 130 (flows/cli_interrupt.py). `--format tsv|json` for scripts (flows/cli_output.py).
 """
 from __future__ import annotations
 
@@ -18,19 +22,20 @@ import sys
 from typing import Optional
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from config.problems import SiteConfigError
 from config.settings import check_sites
+from flows.cli_output import FormatOpt, OutputFormat, emit, make_console
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="ebill-ops: e-bill system maintenance duties")
 config_app = typer.Typer(no_args_is_help=True, help="site files")
 sandbox_app = typer.Typer(no_args_is_help=True, help="the sandbox hospital (demo and tests)")
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
-console = Console()
-err = Console(stderr=True)
+console = make_console()
+err = make_console(stderr=True)
 
 _STYLE = {"OK": "green", "WARN": "yellow", "FAIL": "bold red", "ERROR": "bold red", "SKIPPED": "magenta"}
 
@@ -63,44 +68,66 @@ def config_check(sites: Optional[list[str]] = typer.Argument(None, help="site na
     raise typer.Exit(1 if bad else 0)
 
 
-def print_results(outcome) -> None:
-    table = Table(title=f"{outcome.site} {outcome.duty}: {outcome.verdict.value}")
-    for col in ("check", "host", "target", "value", "threshold", "status", "reason"):
-        table.add_column(col, overflow="fold")
-    for r in outcome.results:
-        value = "" if r.value is None else f"{r.value}{r.unit}"
-        table.add_row(r.title, r.host or "", r.target, value, r.threshold, f"[{_STYLE[r.status.value]}]{r.status.value}[/]",
-                      r.reason[:120])
-    console.print(table)
+def print_results(outcome, fmt: OutputFormat = OutputFormat.table) -> None:
+    """A duty's findings as a table (or TSV/JSON), then the evidence bundle and the one-line summary."""
+    from flows.common import summary_line
+    from tasks.results import Status
+
+    columns = ("check", "host", "target", "value", "threshold", "status", "reason")
+    terminal = fmt is OutputFormat.table and console.is_terminal
+    rows = [(r.title, r.host or "", r.target, "" if r.value is None else f"{r.value}{r.unit}", r.threshold,
+             r.status.value, r.reason[:120] if terminal else r.reason) for r in outcome.results]
     b = outcome.bundle
-    console.print(f"evidence bundle: [bold]{b.prefix}[/] ({b.location})")
-    if b.report_url:
-        console.print(f"report: {b.report_url}")
+    summary = summary_line(outcome, failing=lambda s: s is not Status.OK)
+    data = {"site": outcome.site, "duty": outcome.duty, "verdict": outcome.verdict.value, "summary": summary,
+            "evidence": {"prefix": b.prefix, "location": b.location, "report_url": b.report_url},
+            "results": [r.model_dump(mode="json", exclude={"raw"}) for r in outcome.results]}
+    notes = [f"evidence bundle: {b.prefix} ({b.location})"] + ([f"report: {b.report_url}"] if b.report_url else [])
+    emit(fmt, console, title=f"{outcome.site} {outcome.duty}: {outcome.verdict.value}", columns=columns, rows=rows,
+         data=data, notes=notes, cell_styles={"status": _STYLE})
+    # The summary goes where a person reads it; with json/tsv stdout stays machine-readable.
+    (console if fmt is OutputFormat.table else err).print(summary, soft_wrap=True, markup=False, highlight=False)
 
 
-def _run_flow(flow_fn, label: str, **params) -> int:
-    """Run a duty's flow now; print its findings even when its verdict failed the run."""
-    from flows.common import VerdictFailed
+def _run_flow(flow_fn, label: str, fmt: OutputFormat = OutputFormat.table, **params) -> int:
+    """Run a duty's flow now; print its findings even when its verdict failed the run (exit 1, no
+    traceback: a FAIL is a finding); a crash is the engine's traceback plus one line saying where to look."""
+    from flows.cli_interrupt import stop_on_ctrl_c
+    from flows.common import NOT_A_CRASH, VerdictFailed
 
-    state = flow_fn(**params, return_state=True)
+    with stop_on_ctrl_c(label, params):
+        state = flow_fn(**params, return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, VerdictFailed) and result.outcome is not None:
-        print_results(result.outcome)
+        print_results(result.outcome, fmt)
         return 1
-    if isinstance(result, BaseException):
-        err.print(f"[red]{label} did not finish:[/] {type(result).__name__}: {result}")
+    if isinstance(result, SiteConfigError):
+        for p in result.problems:
+            err.print(f"[red]config:[/] {escape(str(p))}", soft_wrap=True, highlight=False)
         return 2
-    print_results(result)
+    if isinstance(result, NOT_A_CRASH):  # bad input: its message names it and gives the hint
+        err.print(f"[red]{label}:[/] {escape(str(result))}", soft_wrap=True, highlight=False)
+        return 2
+    if isinstance(result, BaseException):
+        run_id = state.state_details.flow_run_id
+        err.print(f"[red]{label} did not finish:[/] {type(result).__name__}: {escape(str(result))}", soft_wrap=True,
+                  highlight=False)
+        err.print(f"  the traceback is above; the run's full log is flow run {run_id} in the Prefect UI or "
+                  f"`prefect flow-run logs {run_id}`  [dim]hint: check `ebops config check` and that the "
+                  f"hospital's servers answer; if it persists, report it with the traceback[/]",
+                  soft_wrap=True, highlight=False)
+        return 2
+    print_results(result, fmt)
     return 0
 
 
-def _run_inspection(site: str, kind: str) -> int:
+def _run_inspection(site: str, kind: str, fmt: OutputFormat = OutputFormat.table) -> int:
     from flows.inspection import inspection
 
-    return _run_flow(inspection, "inspection", site=site, kind=kind)
+    return _run_flow(inspection, "inspection", fmt, site=site, kind=kind)
 
 
-def _run_form(flow_fn, label: str, make_params) -> int:
+def _run_form(flow_fn, label: str, make_params, fmt: OutputFormat = OutputFormat.table) -> int:
     """A flow whose parameters are a form (pydantic): a bad value is a one-line error, not a traceback."""
     from pydantic import ValidationError
 
@@ -113,39 +140,42 @@ def _run_form(flow_fn, label: str, make_params) -> int:
     except ValueError as exc:
         err.print(f"[red]bad parameter:[/] {exc}")
         return 2
-    return _run_flow(flow_fn, label, params=params)
+    return _run_flow(flow_fn, label, fmt, params=params)
 
 
-def _run_precheck(site: str, holiday: str | None = None, backup: str = "run", engineer: str = "") -> int:
+def _run_precheck(site: str, holiday: str | None = None, backup: str = "run", engineer: str = "",
+                  fmt: OutputFormat = OutputFormat.table) -> int:
     from flows.holiday_precheck import PrecheckParams, holiday_precheck
 
     return _run_form(holiday_precheck, "pre-holiday check", lambda: PrecheckParams(
-        site=site, holiday_first_day=holiday, fresh_backup=backup, engineer=engineer))
+        site=site, holiday_first_day=holiday, fresh_backup=backup, engineer=engineer), fmt)
 
 
 @app.command()
 def inspect(site: str = typer.Argument(..., help="site name (config/sites/NAME.yaml)"),
-            kind: str = typer.Option("adhoc", help="monthly | quarterly | adhoc")) -> None:
+            kind: str = typer.Option("adhoc", help="monthly | quarterly | adhoc"),
+            fmt: OutputFormat = FormatOpt) -> None:
     """Run the inspection (巡检) of SITE now."""
-    raise typer.Exit(_run_inspection(site, kind))
+    raise typer.Exit(_run_inspection(site, kind, fmt))
 
 
 @app.command()
 def precheck(site: str = typer.Argument(..., help="site name (config/sites/NAME.yaml)"),
              holiday: Optional[str] = typer.Option(None, help="first day off (YYYY-MM-DD); default the next ≥3-day holiday"),
              backup: str = typer.Option("run", help="fresh backup: run | plan | skip"),
-             engineer: str = typer.Option("", help="engineer's name for the report")) -> None:
+             engineer: str = typer.Option("", help="engineer's name for the report"),
+             fmt: OutputFormat = FormatOpt) -> None:
     """Run the pre-holiday check (节前巡检) of SITE now."""
-    raise typer.Exit(_run_precheck(site, holiday, backup, engineer))
+    raise typer.Exit(_run_precheck(site, holiday, backup, engineer, fmt))
 
 
 def _run_quality(site: str, start: str | None = None, end: str | None = None, rules: str | None = None,
-                 engineer: str = "") -> int:
+                 engineer: str = "", fmt: OutputFormat = OutputFormat.table) -> int:
     from flows.invoice_quality import QualityParams, invoice_quality
 
     return _run_form(invoice_quality, "invoice quality check", lambda: QualityParams(
         site=site, start=start, end=end, engineer=engineer,
-        rules=[r.strip().upper() for r in rules.split(",")] if rules else None))
+        rules=[r.strip().upper() for r in rules.split(",")] if rules else None), fmt)
 
 
 @app.command()
@@ -153,9 +183,24 @@ def quality(site: str = typer.Argument(..., help="site name (config/sites/NAME.y
             start: Optional[str] = typer.Option(None, help="first issue date (YYYY-MM-DD); default yesterday"),
             end: Optional[str] = typer.Option(None, help="last issue date, inclusive; default = start"),
             rules: Optional[str] = typer.Option(None, help="only these rules, e.g. DQ06,DQ19; default all"),
-            engineer: str = typer.Option("", help="engineer's name for the report")) -> None:
+            engineer: str = typer.Option("", help="engineer's name for the report"),
+            fmt: OutputFormat = FormatOpt) -> None:
     """Check SITE's bills of a period against the data-quality rules DQ01-DQ22 (票据数据质量检查)."""
-    raise typer.Exit(_run_quality(site, start, end, rules, engineer))
+    raise typer.Exit(_run_quality(site, start, end, rules, engineer, fmt))
+
+
+@app.command("verify-backup")
+def verify_backup(site: str = typer.Argument(..., help="site name (config/sites/NAME.yaml)"),
+                  mode: str = typer.Option("run", help="run | plan (list the steps and commands only)"),
+                  take_backup: bool = typer.Option(False, help="take a fresh backup and verify it"),
+                  backup_path: Optional[str] = typer.Option(None, help="verify this backup file (full path on the backup host)"),
+                  engineer: str = typer.Option("", help="engineer's name for the record"),
+                  fmt: OutputFormat = FormatOpt) -> None:
+    """Verify SITE's newest backup by restoring it into a scratch database (备份恢复验证) now."""
+    from flows.backup_verification import VerifyParams, backup_verification
+
+    raise typer.Exit(_run_form(backup_verification, "backup verification", lambda: VerifyParams(
+        site=site, mode=mode, take_backup=take_backup, backup_path=backup_path, engineer=engineer), fmt))
 
 
 @app.command()
@@ -244,18 +289,20 @@ def sandbox_env() -> None:
 @app.command()
 def demo() -> None:
     """Start the sandbox hospital, run the inspection, the pre-holiday check and the data-quality check, print the findings and the evidence, stop it."""
+    from flows.cli_interrupt import also_on_stop
     from sandbox import manager
 
     console.rule("starting the sandbox hospital")
     _print_status(manager.up())
     manager.export_credentials()
     try:
-        console.rule("inspection (巡检) of site demo")
-        code = _run_inspection("demo", "adhoc")
-        console.rule("pre-holiday check (节前巡检) of site demo, for the next ≥3-day holiday")
-        code = max(code, _run_precheck("demo", engineer="演示工程师"))
-        console.rule("invoice data quality (票据数据质量检查) of site demo, yesterday's bills")
-        code = max(code, _run_quality("demo", engineer="演示工程师"))
+        with also_on_stop(manager.down):  # Ctrl-C ends the process at once: it must stop the sandbox too
+            console.rule("inspection (巡检) of site demo")
+            code = _run_inspection("demo", "adhoc")
+            console.rule("pre-holiday check (节前巡检) of site demo, for the next ≥3-day holiday")
+            code = max(code, _run_precheck("demo", engineer="演示工程师"))
+            console.rule("invoice data quality (票据数据质量检查) of site demo, yesterday's bills")
+            code = max(code, _run_quality("demo", engineer="演示工程师"))
     finally:
         console.rule("stopping the sandbox")
         manager.down()

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from flows.cli_output import FormatOpt, OutputFormat, emit, make_console, print_table
 
 evidence_app = typer.Typer(no_args_is_help=True, add_completion=False,
                            help="auditors: list, show, get, verify, url")
-console = Console()
-err = Console(stderr=True)
+console = make_console()
+err = make_console(stderr=True)
 
 SiteOpt = typer.Option(..., "--site-file", "-s", help="site name (config/sites/NAME.yaml) or path of a site file")
 
@@ -74,20 +75,19 @@ def _friendly(fn):
 @_friendly
 def list_cmd(site_file: str = SiteOpt, site: Optional[str] = typer.Option(None, "--site", help="site id in the bucket"),
              duty: Optional[str] = typer.Option(None, "--duty"), year: Optional[int] = typer.Option(None, "--year"),
-             period: Optional[str] = typer.Option(None, "--period")) -> None:
+             period: Optional[str] = typer.Option(None, "--period"), fmt: OutputFormat = FormatOpt) -> None:
     """The bundles in the store (read from their manifests)."""
     from tasks.evidence_verify import list_bundles
 
     bundles = list_bundles(_store_cfg(site_file), site=site, duty=duty, year=year, period=period)
-    table = Table(title=f"evidence bundles ({len(bundles)})")
-    # The prefix is what `show`, `get` and `url` take: never wrapped, so it can be copied whole.
-    table.add_column("#")
-    table.add_column("prefix", no_wrap=True, min_width=max((len(b.prefix) for b in bundles), default=6))
-    for col in ("period", "verdict", "started", "files", "manifest sha256"):
-        table.add_column(col, overflow="fold")
-    for b in bundles:
-        table.add_row(str(b.sequence), b.prefix, b.period, b.verdict, b.started_at, str(b.files), b.manifest_sha256[:16])
-    console.print(table)
+    columns = ("#", "prefix", "period", "verdict", "started", "files", "manifest sha256")
+    # Whole keys and hashes: an auditor copies the prefix into `show`, `get` and `url`, and
+    # compares the manifest's hash with the next bundle's predecessor.
+    rows = [(b.sequence, b.prefix, b.period, b.verdict, b.started_at, b.files, b.manifest_sha256) for b in bundles]
+    data = [dict(zip(("sequence", "prefix", "period", "verdict", "started_at", "files", "manifest_sha256"), r))
+            for r in rows]
+    emit(fmt, console, title=f"evidence bundles ({len(bundles)})", columns=columns, rows=rows, data=data,
+         no_wrap=("prefix",))
 
 
 @evidence_app.command("show")
@@ -125,11 +125,12 @@ def verify_cmd(site_file: str = SiteOpt, site: Optional[str] = typer.Option(None
         console.print(f"[green]chain intact[/]: {report.bundles_checked} bundles checked, every file matches its manifest")
         raise typer.Exit(0)
     table = Table(title=f"[red]evidence problems[/] ({len(report.problems)}, {report.bundles_checked} bundles checked)")
-    for col in ("bundle", "problem", "detail"):
+    table.add_column("bundle", no_wrap=True)
+    for col in ("problem", "detail"):
         table.add_column(col, overflow="fold")
     for p in report.problems:
         table.add_row(p.prefix, p.kind, p.detail)
-    console.print(table)
+    print_table(console, table)
     raise typer.Exit(1)
 
 

@@ -5,21 +5,30 @@ Prefect run, so that a failed inspection still leaves its record (architecture.m
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 from prefect.runtime import flow_run
 
+from config.problems import SiteConfigError
+from config.secrets import SecretMissing
 from config.settings import Site
 from tasks.evidence import BundleWriter, StoredBundle
 from tasks.reports import format_value, local_time, render_both
 from tasks.results import CheckResult, Status, run_failed, utcnow, verdict
 
 _SUMMARY_ORDER = [Status.OK, Status.WARN, Status.FAIL, Status.ERROR, Status.SKIPPED]
+# How many distinct problem items the one-line summary names before "and N more".
+SUMMARY_ITEMS = 10
+# The bundles this process began: prefix -> "writing" | "store" | "outbox". Read by the Ctrl-C
+# handler (flows/cli_interrupt.py) to say in one line what of an interrupted run is kept.
+EVIDENCE_IN_PROCESS: dict[str, str] = {}
 
 
 class VerdictFailed(RuntimeError):
@@ -29,6 +38,30 @@ class VerdictFailed(RuntimeError):
     def __init__(self, message: str, outcome: "RunOutcome | None" = None):
         super().__init__(message)
         self.outcome = outcome
+
+
+class BadInput(ValueError):
+    """A parameter or a site setting the user can fix (the message names it and gives a hint)."""
+
+
+# Exceptions that end a run without being a crash: a failed verdict, and input the user can fix.
+NOT_A_CRASH = (VerdictFailed, BadInput, SiteConfigError, SecretMissing)
+
+
+class _NoTracebackUnlessCrash(logging.Filter):
+    """Prefect's flow engine logs every exception of a flow run with its traceback. A FAIL verdict
+    is a finding and a bad parameter a mistake to fix, not crashes: log them as one line (the
+    terminal, the Prefect UI); a real crash keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, NOT_A_CRASH):
+            record.msg, record.args = "%s", (str(exc),)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+logging.getLogger("prefect.flow_runs").addFilter(_NoTracebackUnlessCrash())
 
 
 @dataclass
@@ -91,6 +124,7 @@ def store_evidence(site: Site, duty: str, period: str, form: str, title: str, ki
     v = verdict(results)
     run_id = current_run_id()
     writer = BundleWriter(site.site, duty, period, run_id, started_at, site.evidence, outbox_dir(site))
+    EVIDENCE_IN_PROCESS[writer.prefix] = "writing"
     counts = {s: sum(1 for r in results if r.status == s) for s in _SUMMARY_ORDER}
     context = dict(
         hospital=site.name, title=title, kind_zh=kind_zh, period=period, timezone=site.timezone,
@@ -112,6 +146,7 @@ def store_evidence(site: Site, duty: str, period: str, form: str, title: str, ki
     for name, data in (extra_files or {}).items():
         writer.add_file(name, data)
     bundle = writer.finish(verdict=v.value, finished_at=finished_at, approvals=approvals or [])
+    EVIDENCE_IN_PROCESS[writer.prefix] = bundle.location
     logger = get_run_logger()
     where = bundle.report_url or f"outbox {outbox_dir(site)}/{bundle.prefix}"
     logger.info("evidence bundle %s stored in %s", bundle.prefix, bundle.location)
@@ -136,7 +171,31 @@ def finish(site: Site, duty: str, results: list[CheckResult], bundle: StoredBund
     outcome = RunOutcome(site.site, duty, v, results, bundle)
     failing = (lambda s: s is not Status.OK) if strict else run_failed
     if raise_on_failure and failing(v):
-        bad = [f"{r.title} {r.host or ''} {r.target}: {r.status.value}" for r in results if failing(r.status)]
-        raise VerdictFailed(f"{duty} verdict {v.value} (evidence {bundle.prefix}): " + "; ".join(bad[:10]), outcome)
+        raise VerdictFailed(summary_line(outcome, failing), outcome)
     return outcome
+
+
+def _item_label(r: CheckResult) -> str:
+    # A quality rule's title already starts with its id (its target): name it once.
+    parts = [r.title, r.host or ""] + ([] if not r.target or r.target in r.title else [r.target])
+    return " ".join(p for p in parts if p)
+
+
+def summary_line(outcome: RunOutcome, failing: Callable[[Status], bool] = run_failed,
+                 limit: int = SUMMARY_ITEMS) -> str:
+    """One line: the verdict, each problem item once (worst first, with a count when it repeats),
+    "and N more" past `limit`, and where the evidence is."""
+    items: dict[str, list] = {}  # label -> [worst status, count]
+    for r in outcome.results:
+        if failing(r.status):
+            seen = items.setdefault(_item_label(r), [r.status, 0])
+            seen[0] = max(seen[0], r.status, key=lambda s: s.rank)
+            seen[1] += 1
+    ranked = sorted(items.items(), key=lambda kv: -kv[1][0].rank)  # stable: catalogue order within a status
+    named = [f"{label}: {st.value}" + (f" ×{n}" if n > 1 else "") for label, (st, n) in ranked[:limit]]
+    if len(ranked) > limit:
+        named.append(f"and {len(ranked) - limit} more")
+    head = f"{outcome.duty} {outcome.site}: verdict {outcome.verdict.value}"
+    return f"{head} — {'; '.join(named)} (evidence {outcome.bundle.prefix})" if named else \
+        f"{head} (evidence {outcome.bundle.prefix})"
 

@@ -17,7 +17,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from config.settings import DutyEntry, Site, load_site
-from flows.common import RunOutcome, finish
+from flows.common import BadInput, RunOutcome, finish
 from flows.inspection import CHECKS_IN_FLIGHT, inspect_site
 from tasks import calendar
 from tasks.backup_tasks import approval_record, fresh_backup
@@ -35,7 +35,7 @@ class PrecheckParams(BaseModel):
         default="run", description="节前备份：run 执行站点配置的备份命令（需站点配置中的授权）；plan 只列出命令；skip 不做")
 
 
-class NoSuchHoliday(ValueError):
+class NoSuchHoliday(BadInput):
     pass
 
 

@@ -12,11 +12,14 @@ first, before its own, so the order of the chain is kept.
 """
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import logging
+import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
@@ -32,6 +35,11 @@ log = logging.getLogger("ebops.evidence")
 REPO = Path(__file__).resolve().parents[1]
 CHAIN_DIR = ".chain"
 REPORT = "report.html"
+# An outbox bundle without a manifest is one whose run was stopped (Ctrl-C, a crash) while writing
+# it: it is never uploaded nor chained; the next run moves it here, out of the way, kept for a look.
+INCOMPLETE_DIR = ".incomplete"
+WRITING = ".writing"  # held locked (flock) by the process writing the bundle; released when it ends
+_UNLOCKED_GRACE_S = 600  # a folder without a lock file: only set aside once surely abandoned
 
 
 @dataclass(frozen=True)
@@ -140,6 +148,38 @@ def _write_chain_head(outbox_base: Path, site: str, duty: str, link: ChainLink) 
     tmp.replace(f)
 
 
+def _writer_gone(d: Path) -> bool:
+    """No process is writing bundle folder `d` any more (its lock is free), so it will never complete."""
+    try:
+        fd = os.open(d / WRITING, os.O_RDWR)  # never created here: a writer that just finished removed it
+    except FileNotFoundError:
+        return time.time() - d.stat().st_mtime > _UNLOCKED_GRACE_S
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # releases the lock if taken
+
+
+def set_aside_incomplete(outbox_base: Path, site: str) -> list[str]:
+    """Move a site's outbox bundles that have no manifest and no living writer to `.incomplete/`."""
+    base = Path(outbox_base)
+    moved = []
+    for d in sorted(base.glob(f"{site}/*/*/*/")):
+        if not d.is_dir() or (d / MANIFEST).exists() or not _writer_gone(d) or (d / MANIFEST).exists():
+            continue  # (asked again: a writer may have finished while we looked)
+        prefix = d.relative_to(base).as_posix() + "/"
+        target = base / INCOMPLETE_DIR / prefix
+        target.parent.mkdir(parents=True, exist_ok=True)
+        d.replace(target)
+        log.warning("outbox bundle %s has no manifest (its run was interrupted while writing it): not evidence, "
+                    "moved to %s", prefix, target)
+        moved.append(prefix)
+    return moved
+
+
 def _upload_dir(store: Store, d: Path, prefix: str) -> None:
     """Upload one outbox bundle byte-identical: the listed files, then the manifest."""
     raw = (d / MANIFEST).read_bytes()
@@ -200,11 +240,19 @@ class BundleWriter:
         self.local_dir = self.outbox_base / self.prefix
         self._files: dict[str, dict] = {}
         self._finished = False
+        self._lock = None  # the open WRITING file, locked while this process writes the folder
+
+    def _claim_folder(self) -> None:
+        if self._lock is None:
+            self.local_dir.mkdir(parents=True, exist_ok=True)
+            self._lock = open(self.local_dir / WRITING, "a")
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
 
     def add_file(self, name: str, data: bytes | str) -> None:
         if self._finished:
             raise RuntimeError(f"bundle {self.prefix} is finished; no more files")
         raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        self._claim_folder()
         path = self.local_dir / _check_name(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(raw)
@@ -217,7 +265,14 @@ class BundleWriter:
         """Write the manifest last, flush older bundles, then upload this one (or leave it waiting)."""
         if self._finished:
             raise RuntimeError(f"bundle {self.prefix} is already finished")
-        self.local_dir.mkdir(parents=True, exist_ok=True)
+        self._claim_folder()
+        try:
+            return self._finish(verdict, finished_at, approvals, extra)
+        finally:
+            self._lock.close()  # closing releases the flock
+
+    def _finish(self, verdict: str, finished_at: datetime, approvals: list[dict], extra: dict | None) -> StoredBundle:
+        set_aside_incomplete(self.outbox_base, self.site)
         error: str | None = None
         store: Store | None = None
         try:
@@ -234,7 +289,11 @@ class BundleWriter:
             started_at=self.started_at, finished_at=finished_at, verdict=verdict, approvals=approvals,
             files=list(self._files.values()), prev=prev, code=code_version(), extra=extra)
         raw = manifest_bytes(manifest)
-        (self.local_dir / MANIFEST).write_bytes(raw)  # last: a folder with a manifest is complete
+        # Last, and atomically: a folder with a manifest is complete, a stopped run leaves none.
+        tmp = self.local_dir / f".{MANIFEST}.tmp"
+        tmp.write_bytes(raw)
+        os.replace(tmp, self.local_dir / MANIFEST)
+        (self.local_dir / WRITING).unlink(missing_ok=True)  # complete now: the manifest says so
         self._finished = True
         link = ChainLink(self.prefix, sha256_hex(raw), manifest["sequence"])
         _write_chain_head(self.outbox_base, self.site, self.duty, link)
