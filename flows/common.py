@@ -140,7 +140,9 @@ def finish(site: Site, duty: str, results: list[CheckResult], bundle: StoredBund
            raise_on_failure: bool = True, strict: bool = False) -> RunOutcome:
     """Return the outcome, or fail the run once the evidence is safe. `strict`: anything but OK
     fails it (a verification passes only if every step passed; a WARN or SKIPPED step is not a pass)."""
-    results = results + chain_results(site.site, list(bundle.findings))  # as found under the chain's lock
+    # As found under the chain's lock; once, also when a caller finishes the same outcome again.
+    results = results + [r for r in chain_results(site.site, list(bundle.findings))
+                         if not any(x.check == r.check and x.target == r.target for x in results)]
     v = verdict(results)
     outcome = RunOutcome(site.site, duty, v, results, bundle)
     failing = (lambda s: s is not Status.OK) if strict else run_failed

@@ -246,42 +246,27 @@ class BundleWriter:
         self.local_dir.mkdir(parents=True, exist_ok=True)
         signer, why = signer_for(self.store_cfg)
         findings = [] if signer or self.store_cfg.allow_unsigned else [_unsigned_finding(why)]
+
+        def manifest_for(prev: ChainLink | None, found: list[ChainFinding]) -> bytes:
+            m = build_manifest(site=self.site, duty=self.duty, period=self.period, flow_run_id=self.flow_run_id,
+                               started_at=self.started_at, finished_at=finished_at, verdict=verdict,
+                               approvals=approvals, files=list(self._files.values()), prev=prev,
+                               code=code_version(), extra=extra)
+            if found:
+                m["chain_findings"] = [f.__dict__ for f in found]
+            return manifest_bytes(signer.sign(m) if signer else m)
+
         with chain_lock(self.outbox_base, self.site, self.duty):
-            error, store = None, None
+            store, error = None, None
             try:
                 store = open_store(self.store_cfg)
                 findings += _flush_chain(store, self.outbox_base, self.site, self.duty)[1]
-                for f in self._files.values():
+                for f in self._files.values():  # under a prefix of its own: no sequence needed yet
                     store.put(self.prefix + f["name"], (self.local_dir / f["name"]).read_bytes())
             except (StoreUnreachable, S3Error) as exc:
-                error, store = str(exc), None
+                store, error = None, str(exc)
                 log.warning("evidence store not usable, bundle %s waits in the outbox: %s", self.prefix, exc)
-            for _attempt in range(MAX_CLAIMS):
-                prev, found = self._previous(store)
-                manifest = build_manifest(
-                    site=self.site, duty=self.duty, period=self.period, flow_run_id=self.flow_run_id,
-                    started_at=self.started_at, finished_at=finished_at, verdict=verdict, approvals=approvals,
-                    files=list(self._files.values()), prev=prev, code=code_version(), extra=extra)
-                if found or findings:
-                    manifest["chain_findings"] = [f.__dict__ for f in findings + found]
-                raw = manifest_bytes(signer.sign(manifest) if signer else manifest)
-                link = ChainLink(self.prefix, sha256_hex(raw), manifest["sequence"])
-                # Written before the claim: once the sequence is ours the outbox must hold the bundle.
-                (self.local_dir / MANIFEST).write_bytes(raw)
-                if error is not None:
-                    break
-                try:
-                    if claim(store, self.site, self.duty, link, raw):
-                        break
-                    log.info("sequence %s of %s/%s was taken by another run; reading the chain again",
-                             link.sequence, self.site, self.duty)
-                except (StoreUnreachable, S3Error) as exc:
-                    error = str(exc)
-                    log.warning("claiming sequence %s failed, bundle %s waits in the outbox: %s", link.sequence, self.prefix, exc)
-                    break
-            else:
-                found.append(ChainFinding("sequence_taken", f"no free sequence after {MAX_CLAIMS} tries: "
-                                          f"{self.prefix} keeps sequence {link.sequence} alongside another bundle"))
+            link, raw, error, found = self._take_sequence(store, error, manifest_for, findings)
             findings += found
             self._finished = True
             write_chain_head(self.outbox_base, self.site, self.duty, link)
@@ -296,10 +281,36 @@ class BundleWriter:
             log.error("evidence chain of %s/%s: %s: %s", self.site, self.duty, f.code, f.detail)
         if error is not None:
             return StoredBundle(self.prefix, link.manifest_sha256, "outbox", None, error, tuple(findings))
-        url = None
-        if REPORT in self._files:
-            url = store.presigned(self.prefix + REPORT, timedelta(days=7))
+        url = store.presigned(self.prefix + REPORT, timedelta(days=7)) if REPORT in self._files else None
         return StoredBundle(self.prefix, link.manifest_sha256, "store", url, None, tuple(findings))
+
+    def _take_sequence(self, store: Store | None, error: str | None, manifest_for, findings: list[ChainFinding]):
+        """Write the manifest locally and claim its sequence; after a claim lost to a concurrent run,
+        read the chain again and renumber. Returns (link, manifest bytes, error, new findings)."""
+        tried: set[ChainLink | None] = set()
+        for _attempt in range(MAX_CLAIMS):
+            prev, found = self._previous(store)
+            if prev in tried:  # the chain did not move on: a fork, not a concurrent run
+                return link, raw, error, found + [ChainFinding(
+                    "sequence_taken", f"sequence {link.sequence} is held by a bundle that does not follow "
+                    f"{prev.prefix if prev else 'nothing'}: {self.prefix} keeps it too (verify: sequence_duplicate)")]
+            tried.add(prev)
+            raw = manifest_for(prev, findings + found)
+            link = ChainLink(self.prefix, sha256_hex(raw), json.loads(raw)["sequence"])
+            # Written before the claim: once the sequence is ours, the outbox must hold the bundle.
+            (self.local_dir / MANIFEST).write_bytes(raw)
+            if error is not None:
+                return link, raw, error, found
+            try:
+                if claim(store, self.site, self.duty, link, raw):
+                    return link, raw, None, found
+            except (StoreUnreachable, S3Error) as exc:
+                log.warning("claiming sequence %s failed, bundle %s waits in the outbox: %s", link.sequence, self.prefix, exc)
+                return link, raw, str(exc), found
+            log.info("sequence %s of %s/%s was taken by a concurrent run; reading the chain again",
+                     link.sequence, self.site, self.duty)
+        return link, raw, error, found + [ChainFinding(
+            "sequence_taken", f"no free sequence after {MAX_CLAIMS} tries: {self.prefix} keeps {link.sequence} too")]
 
     def _previous(self, store: Store | None) -> tuple[ChainLink | None, list[ChainFinding]]:
         waiting = [d for d in _outbox_bundles(self.outbox_base, self.site, self.duty) if d != self.local_dir]

@@ -66,6 +66,8 @@ def test_forged_newest_bundle_fails_the_next_run(prefect_harness, site):
     assert second.verdict is Status.FAIL
     chain = [r for r in second.results if r.check == "evidence_chain"]
     assert [(r.target, r.status) for r in chain] == [("chain_head_mismatch", Status.FAIL)]
+    again = finish(load_site(name), "tamper_probe", second.results, second.bundle, raise_on_failure=False)
+    assert len([r for r in again.results if r.check == "evidence_chain"]) == 1  # a flow may finish twice
     m2 = json.loads(store.get(second.bundle.prefix + MANIFEST))
     assert m2["prev_manifest_sha256"] == first.bundle.manifest_sha256 and m2["verdict"] == "FAIL"
     stored = json.loads(store.get(second.bundle.prefix + "result.json"))
