@@ -120,37 +120,42 @@ def bundle_problems(b: BundleState) -> list[Problem]:
 def chain_problems(bundles: list[BundleState], deleted: dict[str, str] | None = None) -> list[Problem]:
     """Links of one site+duty chain: sequence gaps and duplicates, and each manifest's
     prev_manifest_sha256 against the previous manifest's actual SHA-256. `deleted` maps the prefix
-    of a bundle whose objects carry delete markers to when that happened."""
+    of a bundle whose objects carry delete markers to when that happened. Where the chain forked
+    (two bundles with one sequence), each next bundle is checked against the one it names."""
     deleted = deleted or {}
-    linked = sorted((b for b in bundles if isinstance(b.manifest, dict) and isinstance(b.manifest.get("sequence"), int)),
-                    key=lambda b: (b.manifest["sequence"], b.prefix))
+    groups: dict[int, list[BundleState]] = {}
+    for b in sorted((b for b in bundles if isinstance(b.manifest, dict) and isinstance(b.manifest.get("sequence"), int)),
+                    key=lambda b: (b.manifest["sequence"], b.prefix)):
+        groups.setdefault(b.manifest["sequence"], []).append(b)
     out: list[Problem] = []
-    prev: BundleState | None = None
-    for b in linked:
-        m = b.manifest
-        seq = m["sequence"]
-        expected = prev.manifest["sequence"] + 1 if prev else 1
-        if prev and seq == prev.manifest["sequence"]:
-            out.append(Problem(b.prefix, "sequence_duplicate", f"sequence {seq} is also used by {prev.prefix}"))
-        elif seq != expected:
+    prev: list[BundleState] = []
+    for seq, group in groups.items():
+        out += [Problem(b.prefix, "sequence_duplicate", f"sequence {seq} is also used by {group[0].prefix}") for b in group[1:]]
+        expected = prev[0].manifest["sequence"] + 1 if prev else 1
+        if seq != expected:
+            m = group[0].manifest
             missing = f"sequence {expected}" if seq - expected == 1 else f"sequences {expected}..{seq - 1}"
             gone = m.get("prev_bundle")
-            where = f"between {prev.prefix} and {b.prefix}" if prev else f"before {b.prefix}"
+            where = f"between {prev[-1].prefix} and {group[0].prefix}" if prev else f"before {group[0].prefix}"
             removed = f"; the next bundle names {gone} as its predecessor" if gone else ""
             if gone in deleted:
                 removed += f" (delete markers at {deleted[gone]})"
-            out.append(Problem(gone or b.prefix, "bundle_removed", f"{missing} missing {where}{removed}"))
-        elif prev:
-            actual = sha256_hex(prev.manifest_raw)
+            out.append(Problem(gone or group[0].prefix, "bundle_removed", f"{missing} missing {where}{removed}"))
+        for b in group if seq == expected else []:
+            m = b.manifest
+            if not prev:
+                if m.get("prev_manifest_sha256") is not None:
+                    out.append(Problem(b.prefix, "chain_broken", "sequence 1 must not name a previous manifest"))
+                continue
+            named = next((p for p in prev if p.prefix == m.get("prev_bundle")), prev[0])
+            actual = sha256_hex(named.manifest_raw)
             if m.get("prev_manifest_sha256") != actual:
-                out.append(Problem(prev.prefix, "manifest_altered",
+                out.append(Problem(named.prefix, "manifest_altered",
                                    f"{MANIFEST} has SHA-256 {actual[:16]}…, but {b.prefix} recorded "
                                    f"{str(m.get('prev_manifest_sha256'))[:16]}…"))
-            if m.get("prev_bundle") != prev.prefix:
-                out.append(Problem(b.prefix, "chain_broken", f"prev_bundle is {m.get('prev_bundle')}, expected {prev.prefix}"))
-        elif m.get("prev_manifest_sha256") is not None:
-            out.append(Problem(b.prefix, "chain_broken", "sequence 1 must not name a previous manifest"))
-        prev = b
+            if m.get("prev_bundle") != named.prefix:
+                out.append(Problem(b.prefix, "chain_broken", f"prev_bundle is {m.get('prev_bundle')}, expected {named.prefix}"))
+        prev = group
     return out
 
 

@@ -161,3 +161,26 @@ def test_six_runs_on_one_worker_while_the_store_is_down(cfg, tmp_path, unused_po
     assert all(b.location == "outbox" for b in stored)
     seqs = sorted(json.loads(m.read_bytes())["sequence"] for m in outbox.glob(f"demo/conc_offline/*/*/{MANIFEST}"))
     assert seqs == list(range(1, RUNS + 1))
+
+
+def test_fork_while_one_worker_was_offline_is_uploaded_and_reported(cfg, tmp_path, unused_port):
+    """Worker A numbers a bundle offline; worker B, online, takes that number meanwhile. A's bundle
+    still goes up byte-identical (evidence is never dropped), the fork is a finding of A's next run
+    and verify names the duplicate sequence; A's next bundle follows its own chain head."""
+    duty, a, b = "conc_fork", tmp_path / "worker-a", tmp_path / "worker-b"
+    down = cfg.model_copy(update={"endpoint": f"127.0.0.1:{unused_port}"})
+    first = _write(cfg, a, duty, "a1", T0)
+    offline = _write(down, a, duty, "a2", T0 + timedelta(hours=1))
+    assert offline.location == "outbox"
+    waiting = {p.name: p.read_bytes() for p in (a / offline.prefix).rglob("*") if p.is_file()}
+    other = _write(cfg, b, duty, "b2", T0 + timedelta(hours=2))
+    assert other.findings == () and json.loads(open_store(cfg).get(other.prefix + MANIFEST))["sequence"] == 2
+    back = _write(cfg, a, duty, "a3", T0 + timedelta(hours=3))
+    assert [f.code for f in back.findings] == ["sequence_taken"]
+    store = open_store(cfg)
+    assert {n: store.get(offline.prefix + n) for n in waiting} == waiting
+    m3 = json.loads(store.get(back.prefix + MANIFEST))
+    assert (m3["sequence"], m3["prev_bundle"]) == (3, offline.prefix)
+    report = verify(cfg, site="demo", duty=duty)
+    assert {p.code for p in report.problems} == {"sequence_duplicate"}, report.problems
+    assert first.findings == ()

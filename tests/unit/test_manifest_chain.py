@@ -250,3 +250,11 @@ def test_newest_problems_codes():
     assert got == {(gone, "bundle_removed"), (chain[1].prefix, "newer_version"), (chain[1].prefix, "claim_mismatch"),
                    ("demo/daily/2026/20261131T020000Z_r3/", "bundle_removed"), (chain[1].prefix, "chain_head_mismatch")}
     assert newest_problems(StoreListing(), manifests, {}, {chain[1].prefix: (sha256_hex(chain[1].manifest_raw), 2)}) == []
+
+
+def test_a_fork_is_one_duplicate_and_the_next_bundle_is_checked_against_the_one_it_names():
+    chain = _chain(3)  # 1 <- 2 <- 3
+    first = ChainLink(chain[0].prefix, sha256_hex(chain[0].manifest_raw), 1)
+    fork = BundleState("demo/daily/2026/20261122T090000Z_z/", manifest_bytes(_manifest(first, files=[])), {})
+    assert fork.prefix > chain[1].prefix  # sorted after the bundle that bundle 3 follows
+    assert [(p.prefix, p.code) for p in chain_problems(chain + [fork])] == [(fork.prefix, "sequence_duplicate")]
