@@ -88,6 +88,11 @@ def test_bundle_stored_with_manifest_last_and_retention(s3, tmp_path):
     assert ret is not None and ret.mode == "GOVERNANCE"
     assert ret.retain_until_date > datetime.now(timezone.utc) + timedelta(hours=23)
     assert not any(tmp_path.glob("stored/**/manifest.json")), "uploaded bundles must leave the outbox"
+    # Signed with the worker's key, which never reaches the store (nor the outbox's chain state).
+    assert m2["signature"]["alg"] == "Ed25519" and verify(cfg, site="demo", duty="stored").problems == []
+    seed = SIGNING_SEED.encode()
+    assert not any(seed in store.get(o.object_name) for o in store.list("") if "/stored/" in o.object_name)
+    assert not any(seed in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
 
 
 def test_outbox_while_store_down_then_byte_identical_upload(s3, tmp_path):
