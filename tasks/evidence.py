@@ -11,8 +11,8 @@ claim in the store (tasks/evidence_chain.py), so concurrent runs cannot fork the
 
 Evidence is never lost: every file is first written to a local outbox folder, byte for byte as it
 will be uploaded, and the local copy is removed only once its manifest is in the store. A run that
-cannot reach the store leaves its bundle in the outbox; the next run uploads waiting bundles oldest
-first, before its own, so the order of the chain is kept.
+cannot reach the store leaves its bundle in the outbox; the next run of the same duty uploads the
+waiting bundles of its chain oldest first, before its own, so the order of the chain is kept.
 """
 from __future__ import annotations
 
@@ -161,8 +161,6 @@ def _remove_local(d: Path, outbox_base: Path) -> None:
     while parent != Path(outbox_base) and parent.is_dir() and not any(parent.iterdir()):
         parent.rmdir()
         parent = parent.parent
-
-
 
 
 def flush_outbox(store_cfg: EvidenceStoreConfig, outbox_base: Path, *, store: Store | None = None,
