@@ -316,3 +316,39 @@ def test_unsigned_only_with_an_explicit_setting(s3, tmp_path, monkeypatch):
     monkeypatch.setenv("EBOPS_TEST_SIGNING_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
     b4 = _bundle(_cfg(port), tmp_path, "unsigned", 4)
     assert [f.code for f in b4.findings] == ["unsigned"] and "signature" not in show(_cfg(port), b4.prefix)
+
+
+def test_cli_verify_on_the_worker_compares_its_chain_head(s3, tmp_path, monkeypatch):
+    from flows.cli_evidence import evidence_app
+
+    port = s3["state"]["s3_port"]
+    sites, outbox = tmp_path / "sites", tmp_path / "outbox"
+    sites.mkdir()
+    (sites / "worker.yaml").write_text(f"""
+site: worker
+name: 工作站医院
+database: {{dialect: postgresql, dsn: "host=127.0.0.1 dbname=x", user: u, password: {{env: NOPE}}}}
+evidence:
+  endpoint: "127.0.0.1:{port}"
+  secure: false
+  bucket: {sandbox_s3.EVIDENCE_BUCKET}
+  access_key: {{env: EBOPS_DEMO_S3_ACCESS_KEY}}
+  secret_key: {{env: EBOPS_DEMO_S3_SECRET_KEY}}
+  retention: {{mode: GOVERNANCE, days: 1}}
+  outbox: {outbox}
+  signing: {{private_key: {{env: EBOPS_TEST_SIGNING_KEY}}, public_key: "{PUBLIC_KEY}"}}
+""", encoding="utf-8")
+    monkeypatch.setenv("EBOPS_SITES_DIR", str(sites))
+    made = [_bundle(_cfg(port), outbox, "clilocal", i, site="worker") for i in (1, 2)]
+    _forge_newest(_cfg(port), made[1])
+    runner = CliRunner()
+
+    def codes(*extra):
+        res = runner.invoke(evidence_app, ["verify", "-s", "worker", "--site", "worker", "--format", "json", *extra])
+        assert res.exit_code == 1, res.output
+        return {p["code"] for p in json.loads(res.output)["problems"]}
+
+    assert "chain_head_mismatch" in codes() and "signature_invalid" in codes()
+    assert "chain_head_mismatch" not in codes("--no-local")
+    res = runner.invoke(evidence_app, ["verify", "-s", "worker", "--format", "yaml"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
