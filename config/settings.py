@@ -130,7 +130,8 @@ class ManifestSigning(_Strict):
             except (binascii.Error, ValueError):
                 ok = False
             if not ok:
-                raise ValueError("must be base64 of a raw 32-byte Ed25519 public key (see `ebops sandbox env`)")
+                raise ValueError("must be base64 of a raw 32-byte Ed25519 public key "
+                                 "(`ebops evidence public-key --env NAME` prints it for the worker's key)")
         return v
 
 

@@ -168,3 +168,19 @@ def url_cmd(prefix: str = typer.Argument(...), site_file: str = SiteOpt,
     if not store.exists(key):
         _fail(f"no object {key}", "check the prefix with `ebops evidence list` and the file with `show`")
     console.print(store.presigned(key, timedelta(hours=hours)), soft_wrap=True)
+
+
+@evidence_app.command("public-key")
+def public_key_cmd(env: str = typer.Option(..., "--env", help="environment variable holding the worker's private key")) -> None:
+    """The public key (and fingerprint) for `evidence.signing.public_key`, from the worker's private key."""
+    import os
+
+    from tasks.evidence_sign import SigningKeyUnusable, fingerprint, load_private_key, public_key_b64
+
+    if not os.environ.get(env):
+        _fail(f"environment variable {env} is not set", "export the worker's key (PEM, or base64 of the 32-byte seed)")
+    try:
+        public = public_key_b64(load_private_key(os.environ[env]))
+    except SigningKeyUnusable as exc:
+        _fail(f"{env}: {exc}", "give a PEM Ed25519 key, or base64 of 32 random bytes")
+    console.print(f"public_key: \"{public}\"  # {fingerprint(public)}", soft_wrap=True, highlight=False)

@@ -23,3 +23,23 @@ def test_signing_key_generated_once_and_matches_the_public_key(tmp_path, monkeyp
                               signing={"private_key": {"env": "EBOPS_DEMO_EVIDENCE_SIGNING_KEY"}, "public_key": public})
     signer, why = signer_for(cfg)
     assert signer is not None and why is None
+
+
+def test_cli_prints_the_public_key_line_for_the_site_file(monkeypatch):
+    import base64
+    import os
+
+    from typer.testing import CliRunner
+
+    from flows.cli_evidence import evidence_app
+    from tasks.evidence_sign import fingerprint
+
+    seed = base64.b64encode(os.urandom(32)).decode()
+    monkeypatch.setenv("EBOPS_TEST_KEY", seed)
+    res = CliRunner().invoke(evidence_app, ["public-key", "--env", "EBOPS_TEST_KEY"])
+    public = public_key_b64(load_private_key(seed))
+    assert res.exit_code == 0 and f'public_key: "{public}"' in res.output and fingerprint(public) in res.output
+    assert seed not in res.output
+    monkeypatch.setenv("EBOPS_TEST_KEY", "not a key")
+    res = CliRunner().invoke(evidence_app, ["public-key", "--env", "EBOPS_TEST_KEY"])
+    assert res.exit_code == 2 and "Traceback" not in res.output and "not a key" not in res.output
