@@ -254,7 +254,10 @@ class BundleWriter:
                 m["chain_findings"] = [f.__dict__ for f in found]
             return manifest_bytes(signer.sign(m) if signer else m)
 
-        with chain_lock(self.outbox_base, self.site, self.duty):
+        with chain_lock(self.outbox_base, self.site, self.duty) as locked:
+            if not locked:
+                findings.append(ChainFinding("lock_timeout", f"another run of {self.site}/{self.duty} held the chain's "
+                                             f"lock too long; written without it (the store's claim still applies)", "WARN"))
             store, error = None, None
             try:
                 store = open_store(self.store_cfg)

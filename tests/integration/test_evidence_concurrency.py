@@ -184,3 +184,15 @@ def test_fork_while_one_worker_was_offline_is_uploaded_and_reported(cfg, tmp_pat
     report = verify(cfg, site="demo", duty=duty)
     assert {p.code for p in report.problems} == {"sequence_duplicate"}, report.problems
     assert first.findings == ()
+
+
+def test_a_lock_held_too_long_never_leaves_the_bundle_unfinished(cfg, tmp_path, monkeypatch):
+    from tasks import evidence_chain
+
+    outbox = tmp_path / "outbox"
+    monkeypatch.setattr(evidence_chain, "LOCK_TIMEOUT_S", 0.5)
+    with evidence_chain.chain_lock(outbox, "demo", "conc_stuck") as held:  # a run that hangs holding it
+        assert held
+        stored = _write(cfg, outbox, "conc_stuck", "late", T0)
+    assert stored.location == "store" and [(f.code, f.status) for f in stored.findings] == [("lock_timeout", "WARN")]
+    assert _sequences(cfg, "conc_stuck") == [1]
