@@ -1,7 +1,8 @@
 """Concurrent runs of one duty must not fork the evidence chain (issue 19.3, issue 13's fault list).
 
-Against the sandbox's real S3 (SeaweedFS), in a bucket of this module's own so that other test runs
-writing "demo" bundles into the shared bucket cannot interfere:
+Against the sandbox's real S3 (SeaweedFS), in a test bucket beside the evidence bucket (made once
+per sandbox: each SeaweedFS bucket takes volumes of its own, and the sandbox has 100), under a site
+id of this run's own, so that other test runs writing "demo" bundles cannot interfere:
 - the store honours `If-None-Match: *`, also when six writers race for one key;
 - six runs at once on six separate workers (threads, each with its own outbox and chain head), twice;
 - six runs at once on one worker (six processes sharing its outbox: the flock), twice;
@@ -33,6 +34,8 @@ REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 1, 2, 0, tzinfo=timezone.utc)
 RUNS = 6
 SEED = base64.b64encode(secrets.token_bytes(32)).decode()
+SITE = "c" + secrets.token_hex(4)  # this run's chains
+TEST_BUCKET = "ebops-test-chains"
 
 
 @pytest.fixture(scope="module")
@@ -40,25 +43,30 @@ def cfg(sandbox):
     """A private object-lock bucket in the sandbox's S3, and a signing key for this module."""
     os.environ["EBOPS_TEST_CONC_SIGNING_KEY"] = SEED
     port = sandbox["state"]["s3"]["s3_port"]
-    bucket = f"ebops-conc-{secrets.token_hex(4)}"
-    data = {"endpoint": f"127.0.0.1:{port}", "secure": False, "bucket": bucket,
+    data = {"endpoint": f"127.0.0.1:{port}", "secure": False, "bucket": TEST_BUCKET,
             "access_key": {"env": "EBOPS_DEMO_S3_ACCESS_KEY"}, "secret_key": {"env": "EBOPS_DEMO_S3_SECRET_KEY"},
             "retention": {"mode": "GOVERNANCE", "days": 1},
             "signing": {"private_key": {"env": "EBOPS_TEST_CONC_SIGNING_KEY"},
                         "public_key": public_key_b64(load_private_key(SEED))}}
     c = EvidenceStoreConfig.model_validate(data)
-    open_store(c).client.make_bucket(bucket, object_lock=True)
+    _ensure_bucket(c)
     return c
+
+
+def _ensure_bucket(c: EvidenceStoreConfig) -> None:
+    client = open_store(c).client
+    if not client.bucket_exists(c.bucket):
+        client.make_bucket(c.bucket, object_lock=True)
 
 
 def _sequences(cfg, duty: str) -> list[int]:
     store = open_store(cfg)
-    return sorted(json.loads(store.get(o.object_name))["sequence"] for o in store.list(f"demo/{duty}/")
+    return sorted(json.loads(store.get(o.object_name))["sequence"] for o in store.list(f"{SITE}/{duty}/")
                   if o.object_name.endswith("/" + MANIFEST))
 
 
 def _write(cfg, outbox: Path, duty: str, run: str, started_at: datetime):
-    w = BundleWriter("demo", duty, "2026-11-01", run, started_at, cfg, outbox)
+    w = BundleWriter(SITE, duty, "2026-11-01", run, started_at, cfg, outbox)
     w.add_file("report.html", f"<html><body>巡检报告 {run}</body></html>")
     w.add_json("result.json", {"run": run})
     return w.finish("OK", started_at + timedelta(minutes=1), approvals=[])
@@ -66,10 +74,10 @@ def _write(cfg, outbox: Path, duty: str, run: str, started_at: datetime):
 
 def test_store_honours_if_none_match_also_in_a_race(cfg):
     store = open_store(cfg)
-    assert store.put_if_absent("probe/once.json", b"{}") is True
-    assert store.put_if_absent("probe/once.json", b"{}") is False
+    assert store.put_if_absent(f"probe/{SITE}/once.json", b"{}") is True
+    assert store.put_if_absent(f"probe/{SITE}/once.json", b"{}") is False
     for round_ in range(2):
-        key = f"probe/race-{round_}.json"
+        key = f"probe/{SITE}/race-{round_}.json"
         gate = threading.Barrier(RUNS)
 
         def one(i: int) -> bool:
@@ -94,7 +102,7 @@ def test_six_separate_workers_at_once_twice(cfg, tmp_path):
             stored = list(pool.map(one, range(RUNS)))
         assert all(b.location == "store" and b.findings == () for b in stored), stored
         assert _sequences(cfg, duty) == list(range(1, RUNS * (round_ + 1) + 1))
-    report = verify(cfg, site="demo", duty=duty)
+    report = verify(cfg, site=SITE, duty=duty)
     assert report.ok and report.problems == [], report.problems
 
 
@@ -110,7 +118,7 @@ outbox, duty, run, started, go = Path(sys.argv[2]), sys.argv[3], sys.argv[4], da
 deadline = time.monotonic() + 120
 while not go.exists() and time.monotonic() < deadline:
     time.sleep(0.01)
-w = BundleWriter("demo", duty, "2026-11-01", run, started, cfg, outbox)
+w = BundleWriter(sys.argv[7], duty, "2026-11-01", run, started, cfg, outbox)
 w.add_file("report.html", "<html><body>" + run + "</body></html>")
 b = w.finish("OK", started, approvals=[])
 print(json.dumps({"location": b.location, "findings": [f.code for f in b.findings]}))
@@ -126,7 +134,7 @@ def test_six_runs_on_one_worker_at_once_twice(cfg, tmp_path):
         go = tmp_path / f"go{round_}"
         started = (T0 + timedelta(hours=round_)).isoformat()
         procs = [subprocess.Popen([sys.executable, "-c", _CHILD, cfg.model_dump_json(), str(outbox), duty,
-                                   f"r{round_}-p{i}", started, str(go)], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                   f"r{round_}-p{i}", started, str(go), SITE], cwd=REPO, env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for i in range(RUNS)]
         # Open the gate once all six have imported and wait at it (polled with a deadline).
         deadline = time.monotonic() + 240
@@ -141,7 +149,7 @@ def test_six_runs_on_one_worker_at_once_twice(cfg, tmp_path):
             results.append(json.loads(out.strip().splitlines()[-1]))
         assert results == [{"location": "store", "findings": []}] * RUNS, results
         assert _sequences(cfg, duty) == list(range(1, RUNS * (round_ + 1) + 1))
-    report = verify(cfg, site="demo", duty=duty, outbox=outbox)
+    report = verify(cfg, site=SITE, duty=duty, outbox=outbox)
     assert report.ok and report.problems == [], report.problems
 
 
@@ -159,7 +167,7 @@ def test_six_runs_on_one_worker_while_the_store_is_down(cfg, tmp_path, unused_po
     with ThreadPoolExecutor(RUNS) as pool:
         stored = list(pool.map(one, range(RUNS)))
     assert all(b.location == "outbox" for b in stored)
-    seqs = sorted(json.loads(m.read_bytes())["sequence"] for m in outbox.glob(f"demo/conc_offline/*/*/{MANIFEST}"))
+    seqs = sorted(json.loads(m.read_bytes())["sequence"] for m in outbox.glob(f"{SITE}/conc_offline/*/*/{MANIFEST}"))
     assert seqs == list(range(1, RUNS + 1))
 
 
@@ -181,7 +189,7 @@ def test_fork_while_one_worker_was_offline_is_uploaded_and_reported(cfg, tmp_pat
     assert {n: store.get(offline.prefix + n) for n in waiting} == waiting
     m3 = json.loads(store.get(back.prefix + MANIFEST))
     assert (m3["sequence"], m3["prev_bundle"]) == (3, offline.prefix)
-    report = verify(cfg, site="demo", duty=duty)
+    report = verify(cfg, site=SITE, duty=duty)
     assert {p.code for p in report.problems} == {"sequence_duplicate"}, report.problems
     assert first.findings == ()
 
@@ -191,7 +199,7 @@ def test_a_lock_held_too_long_never_leaves_the_bundle_unfinished(cfg, tmp_path, 
 
     outbox = tmp_path / "outbox"
     monkeypatch.setattr(evidence_chain, "LOCK_TIMEOUT_S", 0.5)
-    with evidence_chain.chain_lock(outbox, "demo", "conc_stuck") as held:  # a run that hangs holding it
+    with evidence_chain.chain_lock(outbox, SITE, "conc_stuck") as held:  # a run that hangs holding it
         assert held
         stored = _write(cfg, outbox, "conc_stuck", "late", T0)
     assert stored.location == "store" and [(f.code, f.status) for f in stored.findings] == [("lock_timeout", "WARN")]

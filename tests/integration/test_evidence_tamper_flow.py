@@ -2,7 +2,7 @@
 next run links to the true manifest, and the tampering is a FAIL finding of that run.
 
 A small flow through flows/common.py's store_evidence and finish (what every duty ends with),
-against the sandbox's S3 in a bucket of its own, and the shared Prefect server or the harness.
+against the sandbox's S3 (its test bucket, a site id of this run's own), and the shared Prefect server or the harness.
 """
 from __future__ import annotations
 
@@ -32,16 +32,19 @@ def probe(site_name: str, started: datetime):
 
 @pytest.fixture()
 def site(sites_dir, sandbox):
+    """A site of this run's own in the sandbox's test bucket (one bucket per sandbox: each SeaweedFS
+    bucket takes volumes of its own, and the sandbox has 100)."""
     public_key = manager.evidence_public_key(manager.credentials())
-    bucket = f"ebops-tamper-{secrets.token_hex(4)}"
 
     def edit(d):
-        d["evidence"]["bucket"] = bucket
+        d["evidence"]["bucket"] = "ebops-test-chains"
         d["evidence"]["signing"]["public_key"] = public_key  # also for a sandbox started before the key existed
 
-    name = sites_dir("tamperdemo", edit)
+    name = sites_dir("t" + secrets.token_hex(4), edit)
     cfg = load_site(name).evidence
-    open_store(cfg).client.make_bucket(bucket, object_lock=True)
+    client = open_store(cfg).client
+    if not client.bucket_exists(cfg.bucket):
+        client.make_bucket(cfg.bucket, object_lock=True)
     return name, cfg, public_key
 
 
