@@ -116,6 +116,31 @@ class Retention(_Strict):
     days: int = Field(default=3650, ge=1, le=36500)
 
 
+class ManifestSigning(_Strict):
+    """The worker's Ed25519 key that signs every manifest (tasks/evidence_sign.py). The private key
+    only by reference; an auditor's copy of the site file may leave it out and still verify."""
+
+    private_key: SecretRef | None = Field(default=None, description="PEM, or base64 of the 32-byte seed")
+    public_key: str = Field(description="base64 of the raw 32-byte Ed25519 public key")
+    previous_public_keys: list[str] = Field(default_factory=list, description="retired keys that signed older bundles")
+
+    @field_validator("public_key", "previous_public_keys")
+    @classmethod
+    def _raw_ed25519(cls, v):
+        import base64
+        import binascii
+
+        for key in [v] if isinstance(v, str) else v:
+            try:
+                ok = len(base64.b64decode(key, validate=True)) == 32
+            except (binascii.Error, ValueError):
+                ok = False
+            if not ok:
+                raise ValueError("must be base64 of a raw 32-byte Ed25519 public key "
+                                 "(`ebops evidence public-key --env NAME` prints it for the worker's key)")
+        return v
+
+
 class EvidenceStoreConfig(_Strict):
     endpoint: str = Field(description="host:port of the S3 API (MinIO)")
     secure: bool = True
@@ -128,6 +153,9 @@ class EvidenceStoreConfig(_Strict):
     # A presigned link carries the access key id and works for anyone who has it until it expires:
     # the links a run prints, puts into its Prefect artifact and sends to the group robots live hours.
     link_hours: int = Field(default=12, ge=1, le=168, description="lifetime of the report links a run hands out, hours")
+    signing: ManifestSigning | None = None
+    allow_unsigned: bool = Field(default=False, description="store unsigned manifests without a FAIL finding "
+                                 "(verify still reports them as unsigned)")
 
 
 

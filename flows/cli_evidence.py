@@ -113,25 +113,47 @@ def get_cmd(prefix: str = typer.Argument(...), site_file: str = SiteOpt,
         console.print(str(p))
 
 
+def _site_outbox(site_name: str) -> Path | None:
+    """The site's outbox when it exists here, i.e. when verify runs on the worker (flows.common.outbox_dir)."""
+    from config.settings import load_site
+
+    site = load_site(site_name)
+    p = Path(site.evidence.outbox)
+    if not p.is_absolute() and site.source is not None:
+        p = site.source.parent / p
+    return p.resolve() if p.is_dir() else None
+
+
 @evidence_app.command("verify")
 @_friendly
 def verify_cmd(site_file: str = SiteOpt, site: Optional[str] = typer.Option(None, "--site"),
-               duty: Optional[str] = typer.Option(None, "--duty")) -> None:
-    """Recompute every file's SHA-256 and check the manifest chain; exit 1 on any problem."""
+               duty: Optional[str] = typer.Option(None, "--duty"),
+               local: bool = typer.Option(True, "--local/--no-local", help="also compare with this worker's chain heads"),
+               fmt: str = typer.Option("table", "--format", help="table or json (one object per problem, with its code)")) -> None:
+    """Recompute every file's SHA-256, check the manifest chain and signatures; exit 1 on any problem."""
     from tasks.evidence_verify import verify
 
-    report = verify(_store_cfg(site_file), site=site, duty=duty)
-    if report.ok:
+    if fmt not in ("table", "json"):
+        _fail(f"--format {fmt}: unknown format", "use table or json")
+    report = verify(_store_cfg(site_file), site=site, duty=duty, outbox=_site_outbox(site_file) if local else None)
+    if fmt == "json":
+        print(json.dumps({"ok": report.ok, "bundles_checked": report.bundles_checked,
+                          "problems": [p.__dict__ for p in report.problems]}, ensure_ascii=False, indent=2))
+        raise typer.Exit(0 if report.ok else 1)
+    if report.ok and not report.problems:
         console.print(f"[green]chain intact[/]: {report.bundles_checked} bundles checked, every file matches its manifest")
         raise typer.Exit(0)
-    table = Table(title=f"[red]evidence problems[/] ({len(report.problems)}, {report.bundles_checked} bundles checked)")
-    table.add_column("bundle", no_wrap=True)
-    for col in ("problem", "detail"):
+    colour = "green" if report.ok else "red"
+    table = Table(title=f"[{colour}]evidence problems[/] ({len(report.problems)}, {report.bundles_checked} bundles checked)")
+    table.add_column("bundle", no_wrap=True)  # an auditor needs the whole key
+    for col in ("code", "severity", "detail"):
         table.add_column(col, overflow="fold")
     for p in report.problems:
-        table.add_row(p.prefix, p.kind, p.detail)
+        table.add_row(p.prefix, p.code, p.severity, p.detail)
     print_table(console, table)
-    raise typer.Exit(1)
+    if report.ok:
+        console.print(f"[green]chain intact[/] apart from the warnings above: {report.bundles_checked} bundles checked")
+    raise typer.Exit(0 if report.ok else 1)
 
 
 @evidence_app.command("url")
@@ -147,3 +169,19 @@ def url_cmd(prefix: str = typer.Argument(...), site_file: str = SiteOpt,
     if not store.exists(key):
         _fail(f"no object {key}", "check the prefix with `ebops evidence list` and the file with `show`")
     console.print(store.presigned(key, timedelta(hours=hours)), soft_wrap=True)
+
+
+@evidence_app.command("public-key")
+def public_key_cmd(env: str = typer.Option(..., "--env", help="environment variable holding the worker's private key")) -> None:
+    """The public key (and fingerprint) for `evidence.signing.public_key`, from the worker's private key."""
+    import os
+
+    from tasks.evidence_sign import SigningKeyUnusable, fingerprint, load_private_key, public_key_b64
+
+    if not os.environ.get(env):
+        _fail(f"environment variable {env} is not set", "export the worker's key (PEM, or base64 of the 32-byte seed)")
+    try:
+        public = public_key_b64(load_private_key(os.environ[env]))
+    except SigningKeyUnusable as exc:
+        _fail(f"{env}: {exc}", "give a PEM Ed25519 key, or base64 of 32 random bytes")
+    console.print(f"public_key: \"{public}\"  # {fingerprint(public)}", soft_wrap=True, highlight=False)

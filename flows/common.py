@@ -19,7 +19,8 @@ from prefect.runtime import flow_run
 from config.problems import SiteConfigError
 from config.secrets import SecretMissing
 from config.settings import Site
-from tasks.evidence import BundleWriter, StoredBundle
+from tasks.evidence import BundleWriter, ChainFinding, StoredBundle
+from tasks.evidence_sign import fingerprint
 from tasks.reports import format_value, local_time, render_both
 from tasks.results import CheckResult, Status, run_failed, utcnow, verdict
 
@@ -114,6 +115,12 @@ def suggestions(results: list[CheckResult]) -> list[str]:
             for r in bad]
 
 
+def chain_results(site: str, findings: list[ChainFinding]) -> list[CheckResult]:
+    """Evidence-chain findings (a rewritten or removed newest bundle, a fork, no signature) as records."""
+    return [CheckResult(check="evidence_chain", title="证据链校验", site=site, target=f.code, value=f.code,
+                        status=Status(f.status), reason=f.detail, code=f.code) for f in findings]
+
+
 @task(name="store_evidence", cache_policy=NONE, retries=0)
 def store_evidence(site: Site, duty: str, period: str, form: str, title: str, kind_zh: str,
                    results: list[CheckResult], started_at: datetime, engineer: str = "",
@@ -121,10 +128,11 @@ def store_evidence(site: Site, duty: str, period: str, form: str, title: str, ki
                    approvals: list[dict] | None = None, context: dict | None = None) -> StoredBundle:
     form_extra = dict(context or {})  # form-specific fields (the pre-holiday check's holiday, roster)
     finished_at = utcnow()
-    v = verdict(results)
     run_id = current_run_id()
     writer = BundleWriter(site.site, duty, period, run_id, started_at, site.evidence, outbox_dir(site))
     EVIDENCE_IN_PROCESS[writer.prefix] = "writing"
+    results = results + chain_results(site.site, writer.chain_findings())  # tampering is a finding of this run
+    v = verdict(results)
     counts = {s: sum(1 for r in results if r.status == s) for s in _SUMMARY_ORDER}
     context = dict(
         hospital=site.name, title=title, kind_zh=kind_zh, period=period, timezone=site.timezone,
@@ -132,7 +140,7 @@ def store_evidence(site: Site, duty: str, period: str, form: str, title: str, ki
         flow_run_id=run_id, verdict=v.value, verdict_zh=v.label_zh, engineer=engineer,
         summary=[{"status": s.value, "label": s.label_zh, "count": c} for s, c in counts.items() if c],
         results=report_rows(results, site.timezone), suggestions=suggestions(results),
-        evidence_prefix=writer.prefix,
+        evidence_prefix=writer.prefix, evidence_key=writer.public_key and f"{writer.public_key}（{fingerprint(writer.public_key)}）",
     )
     context.update(form_extra)
     for name, text in render_both(form, **context).items():
@@ -167,6 +175,9 @@ def finish(site: Site, duty: str, results: list[CheckResult], bundle: StoredBund
            raise_on_failure: bool = True, strict: bool = False) -> RunOutcome:
     """Return the outcome, or fail the run once the evidence is safe. `strict`: anything but OK
     fails it (a verification passes only if every step passed; a WARN or SKIPPED step is not a pass)."""
+    # As found under the chain's lock; once, also when a caller finishes the same outcome again.
+    results = results + [r for r in chain_results(site.site, list(bundle.findings))
+                         if not any(x.check == r.check and x.target == r.target for x in results)]
     v = verdict(results)
     outcome = RunOutcome(site.site, duty, v, results, bundle)
     failing = (lambda s: s is not Status.OK) if strict else run_failed

@@ -7,6 +7,7 @@ ever see them as environment variables). `up` twice is harmless; `down` stops by
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -21,7 +22,7 @@ from sandbox import app_services, host_trees, postgres, s3, sshd
 REPO = Path(__file__).resolve().parent.parent
 COMPONENTS = {"postgres": postgres, "ssh": sshd, "s3": s3, "app": app_services}
 CRED_NAMES = ("EBOPS_DEMO_DB_PASSWORD", "EBOPS_DEMO_DB_ADMIN_PASSWORD", "EBOPS_DEMO_S3_ACCESS_KEY",
-              "EBOPS_DEMO_S3_SECRET_KEY", "EBOPS_DEMO_DB_VERIFY_PASSWORD")
+              "EBOPS_DEMO_S3_SECRET_KEY", "EBOPS_DEMO_DB_VERIFY_PASSWORD", "EBOPS_DEMO_EVIDENCE_SIGNING_KEY")
 VAR_KEYS = ("pg_port", "bin_dir", "ssh_port_db1", "ssh_port_app1", "ssh_port_files1", "s3_port", "health_port", "tls_port")
 
 
@@ -53,10 +54,20 @@ def credentials() -> dict[str, str]:
     # a sandbox made by an older version lacks the newer names: add them, keep the others
     fresh = {n: secrets.token_urlsafe(18) for n in CRED_NAMES}
     fresh["EBOPS_DEMO_S3_ACCESS_KEY"] = "ebops" + secrets.token_hex(6)
+    fresh["EBOPS_DEMO_EVIDENCE_SIGNING_KEY"] = base64.b64encode(secrets.token_bytes(32)).decode()  # Ed25519 seed
     creds = fresh | creds
     f.touch(mode=0o600)
     f.write_text("".join(f"{k}={v}\n" for k, v in creds.items()))
     return creds
+
+
+def evidence_public_key(creds: dict[str, str]) -> str:
+    """The public half of the demo worker's manifest signing key, for the demo site file."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(creds["EBOPS_DEMO_EVIDENCE_SIGNING_KEY"]))
+    return base64.b64encode(key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
 
 
 def export_credentials() -> None:
@@ -94,7 +105,7 @@ def up(days: int = 400, bills_per_day: int = 60, seed: int = 20261126) -> dict:
         else:
             state[name] = mod.start(base, creds)
         _write_state(state)  # after each component, so `down` finds what did start
-    variables = {"sandbox_root": str(base)}
+    variables = {"sandbox_root": str(base), "evidence_public_key": evidence_public_key(creds)}
     for comp in state.values():
         variables.update({k: comp[k] for k in VAR_KEYS if k in comp})
     (base / "site-vars.yaml").write_text(yaml.safe_dump(variables, sort_keys=True))

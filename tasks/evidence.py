@@ -5,10 +5,14 @@ The manifest lists each file's SHA-256 and size and the SHA-256 of the previous 
 same site and duty, so the bundles form a chain in which a removed or altered bundle is detectable
 (tasks/evidence_verify.py checks it).
 
+Every manifest is signed with the worker's Ed25519 key (tasks/evidence_sign.py), and the steps
+from reading the predecessor to moving the chain head run under a per-chain lock and a sequence
+claim in the store (tasks/evidence_chain.py), so concurrent runs cannot fork the chain.
+
 Evidence is never lost: every file is first written to a local outbox folder, byte for byte as it
 will be uploaded, and the local copy is removed only once its manifest is in the store. A run that
-cannot reach the store leaves its bundle in the outbox; the next run uploads waiting bundles oldest
-first, before its own, so the order of the chain is kept.
+cannot reach the store leaves its bundle in the outbox; the next run of the same duty uploads the
+waiting bundles of its chain oldest first, before its own, so the order of the chain is kept.
 """
 from __future__ import annotations
 
@@ -28,13 +32,17 @@ from typing import Any
 from minio.error import S3Error
 
 from config.settings import EvidenceStoreConfig
+# ChainLink, read_chain_head and newest_in_store are re-exported: callers import them from here.
+from tasks.evidence_chain import (CHAIN_DIR, ChainFinding, ChainLink, chain_lock, choose_predecessor, claim,  # noqa: F401
+                                  newest_in_store, read_chain_head, write_chain_head)
+from tasks.evidence_sign import signer_for, trusted_keys
 from tasks.evidence_store import (MANIFEST, SCHEMA, Store, StoreUnreachable, bundle_prefix, manifest_bytes,
                                   open_store, sha256_hex)
 
 log = logging.getLogger("ebops.evidence")
 REPO = Path(__file__).resolve().parents[1]
-CHAIN_DIR = ".chain"
 REPORT = "report.html"
+MAX_CLAIMS = 20  # sequence claims lost to concurrent runs before giving up (6 at once need at most 5)
 # An outbox bundle without a manifest is one whose run was stopped (Ctrl-C, a crash) while writing
 # it: it is never uploaded nor chained; the next run moves it here, out of the way, kept for a look.
 INCOMPLETE_DIR = ".incomplete"
@@ -49,15 +57,7 @@ class StoredBundle:
     location: str  # "store" | "outbox"
     report_url: str | None = None
     upload_error: str | None = None  # why it stayed in the outbox
-
-
-@dataclass(frozen=True)
-class ChainLink:
-    """What the next bundle of a site and duty needs from the newest one."""
-
-    prefix: str
-    manifest_sha256: str
-    sequence: int
+    findings: tuple[ChainFinding, ...] = ()  # what was wrong with the chain (tampering, a fork, unsigned)
 
 
 @functools.lru_cache(maxsize=1)
@@ -119,33 +119,25 @@ def _check_name(name: str) -> str:
 
 # ---------------------------------------------------------------- the outbox
 def _outbox_bundles(outbox_base: Path, site: str | None = None, duty: str | None = None) -> list[Path]:
-    """Complete bundles (with a manifest) waiting in the outbox, oldest first."""
+    """Complete bundles (with a manifest) waiting in the outbox, oldest first: by sequence within a
+    chain (concurrent runs take sequences in another order than their start times)."""
     base = Path(outbox_base)
     pattern = f"{site or '*'}/{duty or '*'}/*/*/{MANIFEST}"
     dirs = [m.parent for m in base.glob(pattern) if CHAIN_DIR not in m.relative_to(base).parts]
-    return sorted(dirs, key=lambda d: (d.name, str(d)))
+
+    def order(d: Path) -> tuple:
+        try:
+            seq = json.loads((d / MANIFEST).read_bytes())["sequence"]
+        except (ValueError, KeyError, OSError):
+            seq = 0
+        return (d.relative_to(base).parts[:2], seq, d.name)
+
+    return sorted(dirs, key=order)
 
 
 def _link_of_dir(d: Path, outbox_base: Path) -> ChainLink:
     raw = (d / MANIFEST).read_bytes()
     return ChainLink(d.relative_to(outbox_base).as_posix() + "/", sha256_hex(raw), json.loads(raw)["sequence"])
-
-
-def _chain_head_file(outbox_base: Path, site: str, duty: str) -> Path:
-    return Path(outbox_base) / CHAIN_DIR / site / f"{duty}.json"
-
-
-def read_chain_head(outbox_base: Path, site: str, duty: str) -> ChainLink | None:
-    f = _chain_head_file(outbox_base, site, duty)
-    return ChainLink(**json.loads(f.read_text())) if f.exists() else None
-
-
-def _write_chain_head(outbox_base: Path, site: str, duty: str, link: ChainLink) -> None:
-    f = _chain_head_file(outbox_base, site, duty)
-    f.parent.mkdir(parents=True, exist_ok=True)
-    tmp = f.with_suffix(".tmp")
-    tmp.write_text(json.dumps(link.__dict__))
-    tmp.replace(f)
 
 
 def _writer_gone(d: Path) -> bool:
@@ -180,12 +172,27 @@ def set_aside_incomplete(outbox_base: Path, site: str) -> list[str]:
     return moved
 
 
-def _upload_dir(store: Store, d: Path, prefix: str) -> None:
-    """Upload one outbox bundle byte-identical: the listed files, then the manifest."""
+def _upload_files(store: Store, d: Path, prefix: str) -> None:
     raw = (d / MANIFEST).read_bytes()
     for f in json.loads(raw)["files"]:
         store.put(prefix + f["name"], (d / f["name"]).read_bytes())
+
+
+def _upload_waiting(store: Store, d: Path, outbox_base: Path) -> ChainFinding | None:
+    """Upload one outbox bundle byte-identical: the listed files, its sequence claim, the manifest.
+    A sequence another bundle took meanwhile (a fork while this one waited) is uploaded all the
+    same, since evidence is never dropped, and reported."""
+    prefix = d.relative_to(outbox_base).as_posix() + "/"
+    site, duty = prefix.split("/")[:2]
+    raw = (d / MANIFEST).read_bytes()
+    link = ChainLink(prefix, sha256_hex(raw), json.loads(raw)["sequence"])
+    _upload_files(store, d, prefix)
+    finding = None
+    if not claim(store, site, duty, link, raw):
+        finding = ChainFinding("sequence_taken", f"sequence {link.sequence} of {site}/{duty} was taken by another "
+                               f"bundle while {prefix} waited in the outbox: the chain forked; uploaded all the same")
     store.put(prefix + MANIFEST, raw)
+    return finding
 
 
 def _remove_local(d: Path, outbox_base: Path) -> None:
@@ -197,35 +204,34 @@ def _remove_local(d: Path, outbox_base: Path) -> None:
 
 
 def flush_outbox(store_cfg: EvidenceStoreConfig, outbox_base: Path, *, store: Store | None = None,
-                 site: str | None = None) -> list[str]:
+                 site: str | None = None, duty: str | None = None) -> list[str]:
     """Upload waiting bundles (of one site, or all) oldest first; return their prefixes. Stops at
-    the first failure (raising it) so a later bundle never reaches the store before an earlier one."""
-    waiting = _outbox_bundles(outbox_base, site=site)
+    the first failure (raising it) so a later bundle never reaches the store before an earlier one.
+    Each chain is flushed under its lock, so a run of that duty never uploads the same bundle too."""
+    outbox_base = Path(outbox_base)
+    waiting = _outbox_bundles(outbox_base, site=site, duty=duty)
     if not waiting:
         return []
     store = store or open_store(store_cfg)
     done = []
-    for d in waiting:
-        prefix = d.relative_to(outbox_base).as_posix() + "/"
-        _upload_dir(store, d, prefix)
-        _remove_local(d, Path(outbox_base))
-        log.info("evidence bundle %s uploaded from the outbox", prefix)
-        done.append(prefix)
+    for chain in sorted({d.relative_to(outbox_base).parts[:2] for d in waiting}):
+        with chain_lock(outbox_base, *chain):
+            done += _flush_chain(store, outbox_base, *chain)[0]
     return done
 
 
-def newest_in_store(store: Store, site: str, duty: str) -> ChainLink | None:
-    """The newest bundle of a site and duty that has a manifest (a bundle without one is incomplete)."""
-    for year in reversed(store.subfolders(f"{site}/{duty}/")):
-        for prefix in reversed(store.subfolders(year)):
-            try:
-                raw = store.get(prefix + MANIFEST)
-            except S3Error as exc:
-                if exc.code in ("NoSuchKey", "NoSuchObject"):
-                    continue
-                raise
-            return ChainLink(prefix, sha256_hex(raw), json.loads(raw)["sequence"])
-    return None
+def _flush_chain(store: Store, outbox_base: Path, site: str, duty: str) -> tuple[list[str], list[ChainFinding]]:
+    """The waiting bundles of one chain (the caller holds its lock)."""
+    done, findings = [], []
+    for d in _outbox_bundles(outbox_base, site, duty):
+        if (finding := _upload_waiting(store, d, outbox_base)) is not None:
+            log.error("evidence chain: %s", finding.detail)
+            findings.append(finding)
+        prefix = d.relative_to(outbox_base).as_posix() + "/"
+        _remove_local(d, outbox_base)
+        log.info("evidence bundle %s uploaded from the outbox", prefix)
+        done.append(prefix)
+    return done, findings
 
 
 # ---------------------------------------------------------------- one bundle
@@ -248,11 +254,16 @@ class BundleWriter:
             self._lock = open(self.local_dir / WRITING, "a")
             fcntl.flock(self._lock, fcntl.LOCK_EX)
 
+    @property
+    def public_key(self) -> str | None:
+        """The public key that verifies this site's manifests (the reports print it)."""
+        return self.store_cfg.signing.public_key if self.store_cfg.signing else None
+
     def add_file(self, name: str, data: bytes | str) -> None:
         if self._finished:
             raise RuntimeError(f"bundle {self.prefix} is finished; no more files")
-        raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
         self._claim_folder()
+        raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
         path = self.local_dir / _check_name(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(raw)
@@ -261,8 +272,21 @@ class BundleWriter:
     def add_json(self, name: str, obj: Any) -> None:
         self.add_file(name, json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n")
 
+    def chain_findings(self) -> list[ChainFinding]:
+        """What is wrong with the chain as things stand, for the report (read only, no lock): the
+        same check finish() repeats under the lock, whose result is authoritative."""
+        signer, why = signer_for(self.store_cfg)
+        findings = [] if signer or self.store_cfg.allow_unsigned else [_unsigned_finding(why)]
+        try:
+            store = open_store(self.store_cfg)
+            return findings + self._previous(store)[1]
+        except (StoreUnreachable, S3Error, OSError) as exc:
+            log.warning("could not check the evidence chain of %s/%s: %s", self.site, self.duty, exc)
+            return findings
+
     def finish(self, verdict: str, finished_at: datetime, approvals: list[dict], extra: dict | None = None) -> StoredBundle:
-        """Write the manifest last, flush older bundles, then upload this one (or leave it waiting)."""
+        """Write the manifest last, flush older bundles, then upload this one (or leave it waiting).
+        Everything from reading the predecessor to moving the chain head holds the chain's lock."""
         if self._finished:
             raise RuntimeError(f"bundle {self.prefix} is already finished")
         self._claim_folder()
@@ -273,51 +297,93 @@ class BundleWriter:
 
     def _finish(self, verdict: str, finished_at: datetime, approvals: list[dict], extra: dict | None) -> StoredBundle:
         set_aside_incomplete(self.outbox_base, self.site)
-        error: str | None = None
-        store: Store | None = None
-        try:
-            store = open_store(self.store_cfg)
-            # Only this site's waiting bundles: hospitals of a fleet run may share one outbox, and
-            # flushing another site's bundle raced with that site's own upload of it.
-            flush_outbox(self.store_cfg, self.outbox_base, store=store, site=self.site)
-        except (StoreUnreachable, S3Error) as exc:
-            error = str(exc)
-            log.warning("evidence store not usable, bundle %s waits in the outbox: %s", self.prefix, exc)
-        prev = self._previous(store if error is None else None)
-        manifest = build_manifest(
-            site=self.site, duty=self.duty, period=self.period, flow_run_id=self.flow_run_id,
-            started_at=self.started_at, finished_at=finished_at, verdict=verdict, approvals=approvals,
-            files=list(self._files.values()), prev=prev, code=code_version(), extra=extra)
-        raw = manifest_bytes(manifest)
-        # Last, and atomically: a folder with a manifest is complete, a stopped run leaves none.
-        tmp = self.local_dir / f".{MANIFEST}.tmp"
-        tmp.write_bytes(raw)
-        os.replace(tmp, self.local_dir / MANIFEST)
-        (self.local_dir / WRITING).unlink(missing_ok=True)  # complete now: the manifest says so
-        self._finished = True
-        link = ChainLink(self.prefix, sha256_hex(raw), manifest["sequence"])
-        _write_chain_head(self.outbox_base, self.site, self.duty, link)
-        if error is None:
-            try:
-                _upload_dir(store, self.local_dir, self.prefix)
-                _remove_local(self.local_dir, self.outbox_base)
-            except (StoreUnreachable, S3Error) as exc:
-                error = str(exc)
-                log.warning("upload of bundle %s failed, it waits in the outbox: %s", self.prefix, exc)
-        if error is not None:
-            return StoredBundle(self.prefix, link.manifest_sha256, "outbox", None, error)
-        url = None
-        if REPORT in self._files:
-            url = store.presigned(self.prefix + REPORT, timedelta(hours=self.store_cfg.link_hours))
-        return StoredBundle(self.prefix, link.manifest_sha256, "store", url)
+        signer, why = signer_for(self.store_cfg)
+        findings = [] if signer or self.store_cfg.allow_unsigned else [_unsigned_finding(why)]
 
-    def _previous(self, store: Store | None) -> ChainLink | None:
+        def manifest_for(prev: ChainLink | None, found: list[ChainFinding]) -> bytes:
+            m = build_manifest(site=self.site, duty=self.duty, period=self.period, flow_run_id=self.flow_run_id,
+                               started_at=self.started_at, finished_at=finished_at, verdict=verdict,
+                               approvals=approvals, files=list(self._files.values()), prev=prev,
+                               code=code_version(), extra=extra)
+            if found:
+                m["chain_findings"] = [f.__dict__ for f in found]
+            return manifest_bytes(signer.sign(m) if signer else m)
+
+        with chain_lock(self.outbox_base, self.site, self.duty) as locked:
+            if not locked:
+                findings.append(ChainFinding("lock_timeout", f"another run of {self.site}/{self.duty} held the chain's "
+                                             f"lock too long; written without it (the store's claim still applies)", "WARN"))
+            store, error = None, None
+            try:
+                store = open_store(self.store_cfg)
+                findings += _flush_chain(store, self.outbox_base, self.site, self.duty)[1]
+                for f in self._files.values():  # under a prefix of its own: no sequence needed yet
+                    store.put(self.prefix + f["name"], (self.local_dir / f["name"]).read_bytes())
+            except (StoreUnreachable, S3Error) as exc:
+                store, error = None, str(exc)
+                log.warning("evidence store not usable, bundle %s waits in the outbox: %s", self.prefix, exc)
+            link, raw, error, found = self._take_sequence(store, error, manifest_for, findings)
+            findings += found
+            (self.local_dir / WRITING).unlink(missing_ok=True)  # complete now: the manifest says so
+            self._finished = True
+            write_chain_head(self.outbox_base, self.site, self.duty, link)
+            if error is None:
+                try:
+                    store.put(self.prefix + MANIFEST, raw)
+                    _remove_local(self.local_dir, self.outbox_base)
+                except (StoreUnreachable, S3Error) as exc:
+                    error = str(exc)
+                    log.warning("upload of bundle %s failed, it waits in the outbox: %s", self.prefix, exc)
+        for f in findings:
+            log.error("evidence chain of %s/%s: %s: %s", self.site, self.duty, f.code, f.detail)
+        if error is not None:
+            return StoredBundle(self.prefix, link.manifest_sha256, "outbox", None, error, tuple(findings))
+        url = store.presigned(self.prefix + REPORT, timedelta(hours=self.store_cfg.link_hours)) if REPORT in self._files else None
+        return StoredBundle(self.prefix, link.manifest_sha256, "store", url, None, tuple(findings))
+
+    def _take_sequence(self, store: Store | None, error: str | None, manifest_for, findings: list[ChainFinding]):
+        """Write the manifest locally and claim its sequence; after a claim lost to a concurrent run,
+        read the chain again and renumber. Returns (link, manifest bytes, error, new findings)."""
+        tried: set[ChainLink | None] = set()
+        for _attempt in range(MAX_CLAIMS):
+            prev, found = self._previous(store)
+            if prev in tried:  # the chain did not move on: a fork, not a concurrent run
+                return link, raw, error, found + [ChainFinding(
+                    "sequence_taken", f"sequence {link.sequence} is held by a bundle that does not follow "
+                    f"{prev.prefix if prev else 'nothing'}: {self.prefix} keeps it too (verify: sequence_duplicate)")]
+            tried.add(prev)
+            raw = manifest_for(prev, findings + found)
+            link = ChainLink(self.prefix, sha256_hex(raw), json.loads(raw)["sequence"])
+            # Written before the claim: once the sequence is ours, the outbox must hold the bundle.
+            # Atomically: a folder with a manifest is complete, a stopped run leaves none.
+            tmp = self.local_dir / f".{MANIFEST}.tmp"
+            tmp.write_bytes(raw)
+            os.replace(tmp, self.local_dir / MANIFEST)
+            if error is not None:
+                return link, raw, error, found
+            try:
+                if claim(store, self.site, self.duty, link, raw):
+                    return link, raw, None, found
+            except (StoreUnreachable, S3Error) as exc:
+                log.warning("claiming sequence %s failed, bundle %s waits in the outbox: %s", link.sequence, self.prefix, exc)
+                return link, raw, str(exc), found
+            log.info("sequence %s of %s/%s was taken by a concurrent run; reading the chain again",
+                     link.sequence, self.site, self.duty)
+        return link, raw, error, found + [ChainFinding(
+            "sequence_taken", f"no free sequence after {MAX_CLAIMS} tries: {self.prefix} keeps {link.sequence} too")]
+
+    def _previous(self, store: Store | None) -> tuple[ChainLink | None, list[ChainFinding]]:
         waiting = [d for d in _outbox_bundles(self.outbox_base, self.site, self.duty) if d != self.local_dir]
         in_outbox = _link_of_dir(waiting[-1], self.outbox_base) if waiting else None
-        in_store = None
-        if store is not None and in_outbox is None:
-            try:
-                in_store = newest_in_store(store, self.site, self.duty)
-            except (StoreUnreachable, S3Error) as exc:
-                log.warning("could not read the newest bundle of %s/%s from the store: %s", self.site, self.duty, exc)
-        return newest_link([in_outbox, in_store, read_chain_head(self.outbox_base, self.site, self.duty)])
+        local = newest_link([in_outbox, read_chain_head(self.outbox_base, self.site, self.duty)])
+        local_waiting = local is not None and (self.outbox_base / local.prefix / MANIFEST).exists()
+        try:
+            return choose_predecessor(store, local, local_waiting, self.site, self.duty, trusted_keys(self.store_cfg))
+        except (StoreUnreachable, S3Error) as exc:
+            log.warning("could not read the chain of %s/%s from the store: %s", self.site, self.duty, exc)
+            return local, []
+
+
+def _unsigned_finding(why: str | None) -> ChainFinding:
+    return ChainFinding("unsigned", f"the manifest is stored unsigned: {why} (set evidence.signing, or "
+                        f"evidence.allow_unsigned: true to accept unsigned manifests)")

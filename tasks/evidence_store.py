@@ -17,6 +17,7 @@ from typing import Iterator
 import urllib3
 from minio import Minio
 from minio.error import S3Error
+from minio.helpers import genheaders
 from minio.retention import Retention as LockRetention
 
 from config.settings import EvidenceStoreConfig, resolve_secret
@@ -133,6 +134,21 @@ class Store:
     def put(self, key: str, data: bytes) -> None:
         self.call(f"upload of {key}", self.client.put_object, self.bucket, key, BytesIO(data), len(data),
                   content_type=content_type(key), retention=self.retention())
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Create `key` only if no object has that name (`If-None-Match: *`); False when one has.
+        The store decides atomically, so of several workers only one can take a key (SeaweedFS 4.48
+        and MinIO honour it; tests/integration/test_evidence_concurrency.py checks it). minio-py's
+        put_object would turn the header into user metadata, hence its lower-level _put_object."""
+        headers = genheaders({"Content-Type": content_type(key)}, None, None, self.retention(), False)
+        headers["If-None-Match"] = "*"
+        try:
+            self.call(f"conditional upload of {key}", self.client._put_object, self.bucket, key, data, headers)
+        except S3Error as exc:
+            if exc.code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise
+        return True
 
     def get(self, key: str) -> bytes:
         resp = self.call(f"download of {key}", self.client.get_object, self.bucket, key)

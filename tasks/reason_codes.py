@@ -85,6 +85,14 @@ so "the host is unreachable" reads the same in every check.
 | **data quality (票据数据质量)** | |
 | rule_violated | rows break the rule (FAIL for error rules, WARN for warning rules) |
 | rule_error | the rule could not run |
+| **evidence chain (every duty's run, from tasks/evidence_chain.py; `ebops evidence verify` has its own codes)** | |
+| unsigned | the manifest was stored unsigned (no signing key, or one that does not match the site's public key) |
+| chain_head_mismatch | the store's newest manifest differs from this worker's chain head (rewritten, or a bundle that does not follow it) |
+| bundle_removed | this worker's newest bundle is gone from the store |
+| claim_mismatch | the store's sequence claim and the manifest it names disagree |
+| signature_invalid | the store's newest manifest does not verify with the site's keys |
+| sequence_taken | another bundle holds this run's sequence: the chain forked |
+| lock_timeout | another run held the chain's lock too long; written without it (the store's claim still applies) |
 """
 from __future__ import annotations
 
@@ -167,6 +175,14 @@ class Code(str, Enum):
     # data quality
     RULE_VIOLATED = "rule_violated"
     RULE_ERROR = "rule_error"
+    # evidence chain
+    UNSIGNED = "unsigned"
+    CHAIN_HEAD_MISMATCH = "chain_head_mismatch"
+    BUNDLE_REMOVED = "bundle_removed"
+    CLAIM_MISMATCH = "claim_mismatch"
+    SIGNATURE_INVALID = "signature_invalid"
+    SEQUENCE_TAKEN = "sequence_taken"
+    LOCK_TIMEOUT = "lock_timeout"
 
 
 # By exception class name (the class or any base), so that this module imports neither paramiko

@@ -1,11 +1,14 @@
 """Evidence bundles against a real SeaweedFS S3 store started for this module (sandbox.s3).
 
-Covers: manifest last and retention, the outbox while the store is down and the byte-identical
-upload after it comes back, verify catching an altered and a removed bundle by prefix, and the
-auditor CLI's exit codes.
+Covers: manifest last and retention, the outbox while the store is down (for a whole run, and
+killed in the middle of an upload) and the byte-identical upload after it comes back, verify
+catching an altered, a removed and a manifest-less bundle by prefix, the forged and the deleted
+newest bundle (with and without the worker's local state), unsigned sites, and the auditor CLI's
+exit codes. Findings are asserted by their codes, never by wording.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import secrets
@@ -19,6 +22,7 @@ from config.settings import EvidenceStoreConfig
 from sandbox import s3 as sandbox_s3
 from sandbox.ports import port_open
 from tasks.evidence import BundleWriter, flush_outbox
+from tasks.evidence_sign import load_private_key, public_key_b64
 from tasks.evidence_store import MANIFEST, open_store
 from tasks.evidence_verify import list_bundles, show, verify
 
@@ -33,17 +37,24 @@ def s3(tmp_path_factory, request):
     mp = pytest.MonkeyPatch()
     for k, v in creds.items():
         mp.setenv(k, v)
+    mp.setenv("EBOPS_TEST_SIGNING_KEY", SIGNING_SEED)
     holder = {"state": sandbox_s3.start(root, creds), "root": root, "creds": creds}
     yield holder
     sandbox_s3.stop(holder["state"])
     mp.undo()
 
 
-def _cfg(port: int, bucket: str = sandbox_s3.EVIDENCE_BUCKET) -> EvidenceStoreConfig:
+SIGNING_SEED = base64.b64encode(secrets.token_bytes(32)).decode()
+PUBLIC_KEY = public_key_b64(load_private_key(SIGNING_SEED))
+
+
+def _cfg(port: int, bucket: str = sandbox_s3.EVIDENCE_BUCKET, signing: bool = True, **more) -> EvidenceStoreConfig:
     return EvidenceStoreConfig.model_validate({
         "endpoint": f"127.0.0.1:{port}", "secure": False, "bucket": bucket,
         "access_key": {"env": "EBOPS_DEMO_S3_ACCESS_KEY"}, "secret_key": {"env": "EBOPS_DEMO_S3_SECRET_KEY"},
-        "retention": {"mode": "GOVERNANCE", "days": 1}})
+        "retention": {"mode": "GOVERNANCE", "days": 1}}
+        | ({"signing": {"private_key": {"env": "EBOPS_TEST_SIGNING_KEY"}, "public_key": PUBLIC_KEY}} if signing else {})
+        | more)
 
 
 def _bundle(cfg, outbox: Path, duty: str, i: int, site: str = "demo"):
@@ -77,6 +88,11 @@ def test_bundle_stored_with_manifest_last_and_retention(s3, tmp_path):
     assert ret is not None and ret.mode == "GOVERNANCE"
     assert ret.retain_until_date > datetime.now(timezone.utc) + timedelta(hours=23)
     assert not any(tmp_path.glob("stored/**/manifest.json")), "uploaded bundles must leave the outbox"
+    # Signed with the worker's key, which never reaches the store (nor the outbox's chain state).
+    assert m2["signature"]["alg"] == "Ed25519" and verify(cfg, site="demo", duty="stored").problems == []
+    seed = SIGNING_SEED.encode()
+    assert not any(seed in store.get(o.object_name) for o in store.list("") if "/stored/" in o.object_name)
+    assert not any(seed in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
 
 
 def test_outbox_while_store_down_then_byte_identical_upload(s3, tmp_path):
@@ -119,9 +135,9 @@ def test_verify_names_altered_and_removed_bundles(s3, tmp_path):
         store.client.remove_object(cfg.bucket, o.object_name)
     report = verify(cfg, site="demo", duty="tamper")
     assert not report.ok and report.bundles_checked == 4
-    kinds = {(p.prefix, p.kind) for p in report.problems}
-    assert kinds == {(altered.prefix, "file_altered"), (removed.prefix, "bundle_removed")}
-    detail = {p.kind: p.detail for p in report.problems}
+    assert report.codes == {(altered.prefix, "file_altered"), (altered.prefix, "newer_version"),
+                            (removed.prefix, "bundle_removed")}
+    detail = {p.code: p.detail for p in report.problems if p.code != "newer_version"}
     assert "result.json" in detail["file_altered"]
     assert "sequence 4" in detail["bundle_removed"] and bundles[2].prefix in detail["bundle_removed"]
     assert bundles[4].prefix in detail["bundle_removed"]
@@ -144,6 +160,7 @@ evidence:
   access_key: {{env: EBOPS_DEMO_S3_ACCESS_KEY}}
   secret_key: {{env: EBOPS_DEMO_S3_SECRET_KEY}}
   retention: {{mode: GOVERNANCE, days: 1}}
+  signing: {{public_key: "{PUBLIC_KEY}"}}
 """, encoding="utf-8")
     monkeypatch.setenv("EBOPS_SITES_DIR", str(sites))
     cfg = _cfg(port)
@@ -161,6 +178,9 @@ evidence:
     open_store(cfg).client.remove_object(cfg.bucket, made[0].prefix + "report.md")
     res = runner.invoke(evidence_app, ["verify", "-s", "audit", "--site", "audit"])
     assert res.exit_code == 1 and "file_missing" in res.output, res.output
+    res = runner.invoke(evidence_app, ["verify", "-s", "audit", "--site", "audit", "--format", "json"])
+    assert res.exit_code == 1 and {(p["prefix"], p["code"]) for p in json.loads(res.output)["problems"]} == {
+        (made[0].prefix, "file_missing")}, res.output
     res = runner.invoke(evidence_app, ["list", "-s", "nosuchsite"])
     assert res.exit_code == 2 and "Traceback" not in res.output
     monkeypatch.delenv("EBOPS_DEMO_S3_SECRET_KEY")
@@ -168,3 +188,167 @@ evidence:
     assert res.exit_code == 2 and "EBOPS_DEMO_S3_SECRET_KEY" in res.output
     monkeypatch.setenv("EBOPS_DEMO_S3_SECRET_KEY", s3["creds"]["EBOPS_DEMO_S3_SECRET_KEY"])
     assert list_bundles(cfg, site="audit", year=2026)
+
+
+# ---------------------------------------------------------------- issue 19.1 and issue 13's fault rows
+def _forge_newest(cfg, b) -> None:
+    """What someone with write access to the bucket but without the worker's key does: rewrite the
+    newest report.html, fix its SHA-256 and size in manifest.json, put both back as new versions."""
+    store = open_store(cfg)
+    forged = "<html><body>巡检报告 全部正常</body></html>".encode()
+    m = json.loads(store.get(b.prefix + MANIFEST))
+    for f in m["files"]:
+        if f["name"] == "report.html":
+            f["sha256"], f["bytes"] = hashlib.sha256(forged).hexdigest(), len(forged)
+    store.put(b.prefix + "report.html", forged)
+    store.put(b.prefix + MANIFEST, json.dumps(m, ensure_ascii=False, indent=2, sort_keys=True).encode() + b"\n")
+
+
+def test_forged_newest_bundle_is_detected_with_and_without_local_state(s3, tmp_path):
+    cfg = _cfg(s3["state"]["s3_port"])
+    worker = tmp_path / "worker"
+    bundles = [_bundle(cfg, worker, "forge", i) for i in (1, 2, 3)]
+    assert verify(cfg, site="demo", duty="forge", outbox=worker).ok
+    assert json.loads(open_store(cfg).get(bundles[2].prefix + MANIFEST))["signature"]["alg"] == "Ed25519"
+    _forge_newest(cfg, bundles[2])
+    newest = bundles[2].prefix
+    # An auditor without the worker's state: the signature, the versions and the claim give it away.
+    report = verify(cfg, site="demo", duty="forge")
+    assert not report.ok
+    assert {(newest, "signature_invalid"), (newest, "newer_version"), (newest, "claim_mismatch")} <= report.codes
+    assert {p.prefix for p in report.problems} == {newest}
+    # On the worker: its chain head holds the true manifest's SHA-256 too.
+    assert (newest, "chain_head_mismatch") in verify(cfg, site="demo", duty="forge", outbox=worker).codes
+    # The next run links to the true manifest and reports the tampering as a FAIL finding.
+    nxt = _bundle(cfg, worker, "forge", 4)
+    m4 = show(cfg, nxt.prefix)
+    assert m4["prev_manifest_sha256"] == bundles[2].manifest_sha256 and m4["sequence"] == 4
+    assert [(f.code, f.status) for f in nxt.findings] == [("chain_head_mismatch", "FAIL")]
+    assert m4["chain_findings"][0]["code"] == "chain_head_mismatch"
+    # A new worker (no local state) never adopts the forged manifest silently either.
+    fresh = _bundle(cfg, tmp_path / "new-worker", "forge", 5)
+    assert fresh.findings == ()  # the newest is now bundle 4, intact and signed
+    _forge_newest(cfg, fresh)
+    sixth = _bundle(cfg, tmp_path / "third-worker", "forge", 6)
+    assert {f.code for f in sixth.findings} == {"claim_mismatch", "signature_invalid"}
+    assert show(cfg, sixth.prefix)["prev_manifest_sha256"] == fresh.manifest_sha256  # the claimed, true manifest
+
+
+def test_deleted_newest_bundle_is_reported_at_once(s3, tmp_path):
+    cfg = _cfg(s3["state"]["s3_port"])
+    worker = tmp_path / "worker"
+    bundles = [_bundle(cfg, worker, "delnewest", i) for i in (1, 2, 3)]
+    store = open_store(cfg)
+    for o in list(store.list(bundles[2].prefix)):
+        store.client.remove_object(cfg.bucket, o.object_name)
+    for outbox in (None, worker):
+        report = verify(cfg, site="demo", duty="delnewest", outbox=outbox)
+        assert not report.ok and report.codes == {(bundles[2].prefix, "bundle_removed")}, report.problems
+    nxt = _bundle(cfg, worker, "delnewest", 4)
+    assert [f.code for f in nxt.findings] == ["bundle_removed"]
+    assert show(cfg, nxt.prefix)["sequence"] == 4  # the gap stays visible, its number is not reused
+
+
+def test_deleted_manifest_and_overwritten_object_are_named(s3, tmp_path):
+    cfg = _cfg(s3["state"]["s3_port"])
+    bundles = [_bundle(cfg, tmp_path, "delmanifest", i) for i in (1, 2, 3)]
+    store = open_store(cfg)
+    store.client.remove_object(cfg.bucket, bundles[1].prefix + MANIFEST)
+    store.put(bundles[0].prefix + "logs/step1.log", b"rewritten\n")
+    report = verify(cfg, site="demo", duty="delmanifest")
+    assert {(bundles[1].prefix, "manifest_missing"), (bundles[1].prefix, "bundle_removed"),
+            (bundles[0].prefix, "file_altered"), (bundles[0].prefix, "newer_version")} == report.codes
+
+
+def test_store_killed_mid_upload(s3, tmp_path, monkeypatch):
+    """S3 dies after two of the bundle's files: no manifest without all files in the store, the
+    bundle waits complete in the outbox, goes up byte-identical later, and the chain continues from it."""
+    from tasks import evidence_store
+
+    cfg = _cfg(s3["state"]["s3_port"])
+    first = _bundle(cfg, tmp_path, "midkill", 1)
+    real_put, calls = evidence_store.Store.put, []
+
+    def put_then_kill(self, key, data):
+        calls.append(key)
+        if len(calls) == 3:
+            sandbox_s3.stop(s3["state"])  # a real kill of the real server, between two uploads
+        return real_put(self, key, data)
+
+    monkeypatch.setattr(evidence_store.Store, "put", put_then_kill)
+    try:
+        waiting = _bundle(cfg, tmp_path, "midkill", 2)
+    finally:
+        monkeypatch.setattr(evidence_store.Store, "put", real_put)
+        s3["state"] = sandbox_s3.start(s3["root"], s3["creds"])
+    assert waiting.location == "outbox" and len(calls) == 3
+    local = tmp_path / waiting.prefix
+    before = {p.relative_to(local).as_posix(): p.read_bytes() for p in local.rglob("*") if p.is_file()}
+    assert MANIFEST in before and len(before) == 5
+    store = open_store(cfg)
+    in_store = {o.object_name[len(waiting.prefix):] for o in store.list(waiting.prefix)}
+    assert in_store and MANIFEST not in in_store and len(in_store) < 4
+    third = _bundle(cfg, tmp_path, "midkill", 3)
+    assert third.location == "store" and not local.exists() and third.findings == ()
+    assert {n: store.get(waiting.prefix + n) for n in before} == before
+    assert (show(cfg, third.prefix)["sequence"], show(cfg, third.prefix)["prev_bundle"]) == (3, waiting.prefix)
+    assert show(cfg, waiting.prefix)["prev_bundle"] == first.prefix
+    report = verify(cfg, site="demo", duty="midkill", outbox=tmp_path)
+    assert report.ok and report.problems == [], report.problems  # the re-uploaded files are the same bytes
+
+
+def test_unsigned_only_with_an_explicit_setting(s3, tmp_path, monkeypatch):
+    port = s3["state"]["s3_port"]
+    b = _bundle(_cfg(port, signing=False), tmp_path, "unsigned", 1)
+    assert [(f.code, f.status) for f in b.findings] == [("unsigned", "FAIL")]
+    assert "signature" not in show(_cfg(port), b.prefix)
+    report = verify(_cfg(port), site="demo", duty="unsigned")
+    assert not report.ok and report.codes == {(b.prefix, "unsigned")}
+    relaxed = _cfg(port, signing=False, allow_unsigned=True)
+    b2 = _bundle(relaxed, tmp_path, "unsigned", 2)
+    assert b2.findings == ()
+    report = verify(relaxed, site="demo", duty="unsigned")
+    assert report.ok and [(p.code, p.severity) for p in report.problems] == [("unsigned", "warning")]
+    # Signed from now on: the signed manifest vouches for the unsigned ones before it.
+    _bundle(_cfg(port), tmp_path, "unsigned", 3)
+    assert verify(_cfg(port), site="demo", duty="unsigned").problems == []
+    # A key that is not the site's is refused and the bundle is stored unsigned, with the finding.
+    monkeypatch.setenv("EBOPS_TEST_SIGNING_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
+    b4 = _bundle(_cfg(port), tmp_path, "unsigned", 4)
+    assert [f.code for f in b4.findings] == ["unsigned"] and "signature" not in show(_cfg(port), b4.prefix)
+
+
+def test_cli_verify_on_the_worker_compares_its_chain_head(s3, tmp_path, monkeypatch):
+    from flows.cli_evidence import evidence_app
+
+    port = s3["state"]["s3_port"]
+    sites, outbox = tmp_path / "sites", tmp_path / "outbox"
+    sites.mkdir()
+    (sites / "worker.yaml").write_text(f"""
+site: worker
+name: 工作站医院
+database: {{dialect: postgresql, dsn: "host=127.0.0.1 dbname=x", user: u, password: {{env: NOPE}}}}
+evidence:
+  endpoint: "127.0.0.1:{port}"
+  secure: false
+  bucket: {sandbox_s3.EVIDENCE_BUCKET}
+  access_key: {{env: EBOPS_DEMO_S3_ACCESS_KEY}}
+  secret_key: {{env: EBOPS_DEMO_S3_SECRET_KEY}}
+  retention: {{mode: GOVERNANCE, days: 1}}
+  outbox: {outbox}
+  signing: {{private_key: {{env: EBOPS_TEST_SIGNING_KEY}}, public_key: "{PUBLIC_KEY}"}}
+""", encoding="utf-8")
+    monkeypatch.setenv("EBOPS_SITES_DIR", str(sites))
+    made = [_bundle(_cfg(port), outbox, "clilocal", i, site="worker") for i in (1, 2)]
+    _forge_newest(_cfg(port), made[1])
+    runner = CliRunner()
+
+    def codes(*extra):
+        res = runner.invoke(evidence_app, ["verify", "-s", "worker", "--site", "worker", "--format", "json", *extra])
+        assert res.exit_code == 1, res.output
+        return {p["code"] for p in json.loads(res.output)["problems"]}
+
+    assert "chain_head_mismatch" in codes() and "signature_invalid" in codes()
+    assert "chain_head_mismatch" not in codes("--no-local")
+    res = runner.invoke(evidence_app, ["verify", "-s", "worker", "--format", "yaml"])
+    assert res.exit_code == 2 and "Traceback" not in res.output

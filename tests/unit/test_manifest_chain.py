@@ -147,3 +147,114 @@ def test_duplicate_sequence_is_reported():
     twin = BundleState("demo/daily/2026/20261122T030000Z_t/", chain[1].manifest_raw, dict(chain[1].objects))
     kinds = [p.kind for p in chain_problems(chain + [twin])]
     assert "sequence_duplicate" in kinds
+
+
+# ---------------------------------------------------------------- signatures (issue 19.1)
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+
+from tasks.evidence_sign import (Signer, SigningKeyUnusable, fingerprint, load_private_key, public_key_b64,  # noqa: E402
+                                 signature_state)
+from tasks.evidence_verify import StoreListing, newest_problems, signature_problems  # noqa: E402
+
+KEY = Ed25519PrivateKey.generate()
+PUB = public_key_b64(KEY)
+SIGNER = Signer(KEY, PUB)
+
+
+def test_signature_covers_every_field_and_only_the_sites_key_verifies():
+    m = SIGNER.sign(_manifest(None))
+    assert m["signature"]["alg"] == "Ed25519" and m["signature"]["public_key"] == fingerprint(PUB)
+    assert signature_state(m, [PUB]) == "valid"
+    assert signature_state(json.loads(manifest_bytes(m)), [PUB]) == "valid"  # survives the round trip
+    forged = dict(m, files=[{"name": "report.html", "sha256": "0" * 64, "bytes": 1}])
+    assert signature_state(forged, [PUB]) == "invalid"
+    other = public_key_b64(Ed25519PrivateKey.generate())
+    assert signature_state(m, [other]) == "invalid"
+    assert signature_state(m, [other, PUB]) == "valid"  # a retired key next to the current one
+    assert signature_state(_manifest(None), [PUB]) == "unsigned"
+    assert signature_state(m, []) == "unchecked"
+    resigned = Signer(Ed25519PrivateKey.generate(), other).sign(forged)  # signed, but with someone else's key
+    assert signature_state(resigned, [PUB]) == "invalid"
+
+
+def test_private_key_as_pem_or_base64_seed():
+    pem = KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    seed = __import__("base64").b64encode(KEY.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                                            serialization.NoEncryption())).decode()
+    assert public_key_b64(load_private_key(pem)) == PUB == public_key_b64(load_private_key(seed + "\n"))
+    for bad in ("not a key", "AAAA", "-----BEGIN PRIVATE KEY-----\nxx\n-----END PRIVATE KEY-----"):
+        with pytest.raises(SigningKeyUnusable) as exc:
+            load_private_key(bad)
+        assert bad not in str(exc.value)  # the secret never goes into a message
+
+
+def test_site_file_public_key_must_be_a_raw_ed25519_key():
+    from pydantic import ValidationError
+
+    from config.settings import ManifestSigning
+
+    assert ManifestSigning.model_validate({"public_key": PUB}).private_key is None  # an auditor's copy
+    for bad in ("abc", "A" * 44, __import__("base64").b64encode(b"x" * 31).decode()):
+        with pytest.raises(ValidationError):
+            ManifestSigning.model_validate({"public_key": bad})
+    with pytest.raises(ValidationError):
+        ManifestSigning.model_validate({"public_key": PUB, "private_key": "-----BEGIN PRIVATE KEY-----"})
+
+
+def _signed_chain(n: int, signer: Signer | None = SIGNER) -> list[BundleState]:
+    out, prev = [], None
+    for i in range(1, n + 1):
+        m = _manifest(prev)
+        raw = manifest_bytes(signer.sign(m) if signer else m)
+        prefix = f"demo/daily/2026/2026112{i}T020000Z_r{i}/"
+        out.append(BundleState(prefix, raw, {}))
+        prev = ChainLink(prefix, sha256_hex(raw), i)
+    return out
+
+
+def test_signature_problems_name_the_forged_newest_and_the_unsigned_tail():
+    chain = _signed_chain(3)
+    assert signature_problems(chain, [PUB], allow_unsigned=False) == []
+    m = chain[2].manifest
+    m["verdict"] = "FAIL"
+    chain[2].manifest_raw = manifest_bytes(m)  # the newest rewritten: the chain links cannot see it
+    assert chain_problems(chain) == []
+    assert [(p.prefix, p.code) for p in signature_problems(chain, [PUB], False)] == [(chain[2].prefix, "signature_invalid")]
+    unsigned = _signed_chain(2, signer=None)
+    [p] = signature_problems(unsigned, [PUB], allow_unsigned=False)
+    assert (p.prefix, p.code, p.severity) == (unsigned[1].prefix, "unsigned", "error")
+    [p] = signature_problems(unsigned, [PUB], allow_unsigned=True)
+    assert (p.code, p.severity) == ("unsigned", "warning")
+    # Bundles from before signing are vouched for by the first signed manifest after them.
+    legacy_then_signed = _signed_chain(2, signer=None)
+    link = ChainLink(legacy_then_signed[1].prefix, sha256_hex(legacy_then_signed[1].manifest_raw), 2)
+    legacy_then_signed.append(BundleState("demo/daily/2026/20261129T020000Z_r3/",
+                                          manifest_bytes(SIGNER.sign(_manifest(link))), {}))
+    assert signature_problems(legacy_then_signed, [PUB], allow_unsigned=False) == []
+    assert [p.code for p in signature_problems(_signed_chain(2), [], False)] == ["signature_unchecked"]
+
+
+def test_newest_problems_codes():
+    chain = _signed_chain(2)
+    manifests = {b.prefix: b.manifest_raw for b in chain}
+    gone = "demo/daily/2026/20261130T020000Z_r9/"
+    listing = StoreListing(deleted={gone: "2026-11-30 10:00"},
+                           rewritten={chain[1].prefix + "report.html": "2 versions with different content"})
+    claims = {chain[0].prefix: (1, sha256_hex(chain[0].manifest_raw), "t1"),
+              chain[1].prefix: (2, "f" * 64, "t2"),  # the claim holds another manifest than the store
+              "demo/daily/2026/20261131T020000Z_r3/": (3, "e" * 64, "t3")}  # claimed, no manifest
+    heads = {chain[1].prefix: ("d" * 64, 2)}
+    got = {(p.prefix, p.code) for p in newest_problems(listing, manifests, claims, heads)}
+    assert got == {(gone, "bundle_removed"), (chain[1].prefix, "newer_version"), (chain[1].prefix, "claim_mismatch"),
+                   ("demo/daily/2026/20261131T020000Z_r3/", "bundle_removed"), (chain[1].prefix, "chain_head_mismatch")}
+    assert newest_problems(StoreListing(), manifests, {}, {chain[1].prefix: (sha256_hex(chain[1].manifest_raw), 2)}) == []
+
+
+def test_a_fork_is_one_duplicate_and_the_next_bundle_is_checked_against_the_one_it_names():
+    chain = _chain(3)  # 1 <- 2 <- 3
+    first = ChainLink(chain[0].prefix, sha256_hex(chain[0].manifest_raw), 1)
+    fork = BundleState("demo/daily/2026/20261122T090000Z_z/", manifest_bytes(_manifest(first, files=[])), {})
+    assert fork.prefix > chain[1].prefix  # sorted after the bundle that bundle 3 follows
+    assert [(p.prefix, p.code) for p in chain_problems(chain + [fork])] == [(fork.prefix, "sequence_duplicate")]
