@@ -32,9 +32,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# A local Prefect server (127.0.0.1:4200) serving every deployment of the demo site; Ctrl-C stops it.
-# Start the sandbox first (make sandbox-up) for runs that reach the demo hospital.
+# A local Prefect server (127.0.0.1:4200, or a free port) serving every deployment of the demo site;
+# Ctrl-C or SIGTERM stops it. The demo site's file reads the sandbox's ports, so the sandbox is started
+# first (harmless when it runs; `make sandbox-down` stops it).
 ui: $(STAMP)
+	$(BIN)/ebops sandbox up
 	$(BIN)/ebops ui demo
 
 sandbox-up: $(STAMP)
