@@ -52,7 +52,9 @@ def _mount_evidence() -> None:
 @config_app.command("check")
 def config_check(sites: Optional[list[str]] = typer.Argument(None, help="site names or files; all when omitted")) -> None:
     """List every problem of the site files: file, field, what is wrong, a hint."""
-    report = check_sites(sites or None)
+    from tasks.alerts import validate_notify_urls
+
+    report = check_sites(sites or None, checks=[lambda site, file: validate_notify_urls(site, file, missing_ok=True)])
     bad = 0
     for path, problems in report.items():
         if not problems:
