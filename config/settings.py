@@ -160,7 +160,7 @@ class EvidenceStoreConfig(_Strict):
 
 
 
-# ---------------------------------------------------------------- thresholds (duties.md defaults)
+# ---------------------------------------------------------------- thresholds (docs/duties.md defaults)
 class Thresholds(_Strict):
     # Bounds on every number: a percentage outside 0-100 or a negative age is a typo, never a wish,
     # and silently accepted it turns a check into one that can never (or always) fire.

@@ -1,4 +1,4 @@
-"""Evidence bundles (architecture.md, "Evidence bundles"): one per flow run, under
+"""Evidence bundles (docs/architecture.md, "A run, from site file to evidence"): one per flow run, under
 `<site>/<duty>/<yyyy>/<started-at>_<run-id>/`, with `manifest.json` written last.
 
 The manifest lists each file's SHA-256 and size and the SHA-256 of the previous manifest of the
