@@ -52,13 +52,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-CANON = "ebill_canon"
-PW_ENV = "EBOPS_DEMO_DB_PASSWORD"  # the read-only account's password (ebops sandbox env)
+from quality_common import CANON, PW_ENV, READ_RELATIONS, period  # noqa: E402 (bench/ is the script's folder)
+
 GOAL_VS_READ, GOAL_VS_NAIVE, GOAL_PEAK_MIB = 2.0, 3.0, 2048
 # scope of run_suites' row counts -> the relation it counts
 SCOPE_RELATION = {"invoice": "ebill_invoice", "item": "ebill_invoice_item", "settlement": "his_settlement",
                   "stock": "ebill_stock"}
-READ_RELATIONS = ("ebill_invoice", "ebill_invoice_item", "his_settlement", "ebill_stock")
 
 
 class Hint(RuntimeError):
@@ -336,10 +335,6 @@ def child(phase: str, p: dict, result_file: Path) -> int:
     return code
 
 
-def _period(p: dict) -> tuple[date, date, datetime]:
-    return date.fromisoformat(p["start"]), date.fromisoformat(p["end"]), datetime.fromisoformat(p["now"])
-
-
 def _database(p: dict):
     """The read-only session every check uses (tasks.database.connect), on the bench's database."""
     from config.settings import DatabaseConfig
@@ -355,7 +350,7 @@ def phase_ours(p: dict, t0: float) -> dict:
 
     import great_expectations  # noqa: F401 - imported here so that its import is not in the wall time
 
-    start, end, now = _period(p)
+    start, end, now = period(p)
     db = _database(p)
     imported = time.perf_counter() - t0
     try:
@@ -384,7 +379,7 @@ def read_queries(canon: str, start: date, end: date) -> dict[str, str]:
 
 
 def phase_read(p: dict, t0: float) -> dict:
-    start, end, _ = _period(p)
+    start, end, _ = period(p)
     db = _database(p)
     imported = time.perf_counter() - t0
     rows, size = {}, {}

@@ -11,7 +11,7 @@ import time
 import warnings
 from datetime import datetime, timedelta
 
-from quality_bench import CANON, PW_ENV, READ_RELATIONS, _period  # noqa: F401 (the same schema and relations)
+from quality_common import PW_ENV, READ_RELATIONS, period  # the same account and relations as quality_bench
 
 
 def naive_expectations(gx, C, now: datetime) -> tuple[list[tuple[str, str, object]], dict[str, str]]:
@@ -83,7 +83,7 @@ def phase_naive(p: dict, t0: float) -> dict:
     from tasks.quality.gx_run import _quiet_gx
     from tasks.quality.suites import load_suites, render, rule_checks
 
-    start, end, now = _period(p)
+    start, end, now = period(p)
     password = os.environ.get(PW_ENV)
     if not password:
         raise RuntimeError(f"{PW_ENV} is not set (hint: eval \"$(.venv/bin/ebops sandbox env)\")")

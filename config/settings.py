@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -159,7 +160,7 @@ class EvidenceStoreConfig(_Strict):
 
 
 
-# ---------------------------------------------------------------- thresholds (duties.md defaults)
+# ---------------------------------------------------------------- thresholds (docs/duties.md defaults)
 class Thresholds(_Strict):
     # Bounds on every number: a percentage outside 0-100 or a negative age is a typo, never a wish,
     # and silently accepted it turns a check into one that can never (or always) fire.
@@ -315,14 +316,21 @@ def load_site(name_or_path: str | Path) -> Site:
     return site
 
 
-def check_sites(names: list[str] | None = None) -> dict[str, list[ConfigProblem]]:
-    """Every problem of every named site (all sites when none is named), for `ebops config check`."""
+SiteCheck = Callable[["Site", str], list[ConfigProblem]]
+
+
+def check_sites(names: list[str] | None = None, checks: Sequence[SiteCheck] = ()) -> dict[str, list[ConfigProblem]]:
+    """Every problem of every named site (all sites when none is named), for `ebops config check`.
+
+    `checks` judge a site that loads, given the site and its file: the caller passes the checks
+    that need the tasks' libraries (e.g. apprise for notify URLs), so config/ imports nothing of tasks/.
+    """
     paths = [Path(n) if Path(n).suffix else sites_dir() / f"{n}.yaml" for n in names] if names else sorted(sites_dir().glob("*.yaml"))
     out: dict[str, list[ConfigProblem]] = {}
     for p in paths:
         try:
-            load_site(p)
-            out[str(p)] = []
+            site = load_site(p)
+            out[str(p)] = [problem for check in checks for problem in check(site, str(p))]
         except SiteConfigError as exc:
             out[str(p)] = exc.problems
         except Exception as exc:  # noqa: BLE001 - one file that breaks the checker must not hide the others

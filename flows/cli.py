@@ -8,8 +8,12 @@
     ebops schedule SITE               when the pre-holiday checks run (from the holiday calendar)
     ebops ui                          a local Prefect server serving every deployment
     ebops evidence list|show|get|verify|url
-    ebops sandbox up|down|status|env  the demo hospital on 127.0.0.1
-    ebops demo                        sandbox up, inspection, summary, sandbox down
+    ebops sandbox up|down|status|env  the demo hospital on 127.0.0.1 (sandbox/cli.py)
+    ebops demo                        sandbox up, inspection, summary, sandbox down (sandbox/cli.py)
+
+The sandbox's commands live with the sandbox and are mounted by the `ebops` entry point
+(ebops_cli.py): nothing in flows/ imports sandbox/, so a hospital's worker never depends on the
+demo hospital. `python -m flows.cli` is the same command without them.
 
 Errors a user can fix are printed as one line with a hint and exit code 2, never a traceback.
 A duty whose verdict fails prints its findings and a one-line summary and exits 1; Ctrl-C stops a
@@ -31,9 +35,7 @@ from flows.cli_output import FormatOpt, OutputFormat, emit, make_console
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="ebill-ops: e-bill system maintenance duties")
 config_app = typer.Typer(no_args_is_help=True, help="site files")
-sandbox_app = typer.Typer(no_args_is_help=True, help="the sandbox hospital (demo and tests)")
 app.add_typer(config_app, name="config")
-app.add_typer(sandbox_app, name="sandbox")
 console = make_console()
 err = make_console(stderr=True)
 
@@ -52,7 +54,9 @@ def _mount_evidence() -> None:
 @config_app.command("check")
 def config_check(sites: Optional[list[str]] = typer.Argument(None, help="site names or files; all when omitted")) -> None:
     """List every problem of the site files: file, field, what is wrong, a hint."""
-    report = check_sites(sites or None)
+    from tasks.alerts import validate_notify_urls
+
+    report = check_sites(sites or None, checks=[lambda site, file: validate_notify_urls(site, file, missing_ok=True)])
     bad = 0
     for path, problems in report.items():
         if not problems:
@@ -233,80 +237,6 @@ def schedule(site: str = typer.Argument("demo", help="site name")) -> None:
         console.print(f"[yellow]note:[/] {n}")
     sched = schedules.precheck_schedule(runs)
     console.print(f"RRULE ({schedules.TZ}): {sched.rrule if sched else 'none'}")
-
-
-@sandbox_app.command("up")
-def sandbox_up(days: int = typer.Option(400, help="days of bills to generate"),
-               bills_per_day: int = typer.Option(60, help="bills per day")) -> None:
-    """Start the sandbox hospital (harmless when it already runs)."""
-    from sandbox import manager
-
-    state = manager.up(days=days, bills_per_day=bills_per_day)
-    _print_status(state)
-
-
-@sandbox_app.command("down")
-def sandbox_down() -> None:
-    """Stop every process the sandbox started, by PID."""
-    from sandbox import manager
-
-    stopped = manager.down()
-    console.print("stopped: " + (", ".join(stopped) or "nothing was running"))
-
-
-def _print_status(state: dict) -> None:
-    from sandbox import manager
-
-    running = manager.status()
-    table = Table(title=f"sandbox {manager.root()}")
-    for col in ("component", "running", "pid", "ports"):
-        table.add_column(col)
-    for name, is_up in running.items():
-        comp = state.get(name) or {}
-        ports = ", ".join(f"{k}={v}" for k, v in comp.items() if k in manager.VAR_KEYS)
-        table.add_row(name, "[green]yes[/]" if is_up else "[red]no[/]", str(comp.get("pid", "")), ports)
-    console.print(table)
-
-
-@sandbox_app.command("status")
-def sandbox_status() -> None:
-    """Which sandbox servers run, with PIDs and ports."""
-    from sandbox import manager
-
-    _print_status(manager.read_state())
-    raise typer.Exit(0 if all(manager.status().values()) else 1)
-
-
-@sandbox_app.command("env")
-def sandbox_env() -> None:
-    """Print `export` lines for the sandbox's secrets: eval "$(ebops sandbox env)"."""
-    from sandbox import manager
-
-    for k, v in manager.credentials().items():
-        print(f"export {k}={v}")
-
-
-@app.command()
-def demo() -> None:
-    """Start the sandbox hospital, run the inspection, the pre-holiday check and the data-quality check, print the findings and the evidence, stop it."""
-    from flows.cli_interrupt import also_on_stop
-    from sandbox import manager
-
-    console.rule("starting the sandbox hospital")
-    _print_status(manager.up())
-    manager.export_credentials()
-    try:
-        with also_on_stop(manager.down):  # Ctrl-C ends the process at once: it must stop the sandbox too
-            console.rule("inspection (巡检) of site demo")
-            code = _run_inspection("demo", "adhoc")
-            console.rule("pre-holiday check (节前巡检) of site demo, for the next ≥3-day holiday")
-            code = max(code, _run_precheck("demo", engineer="演示工程师"))
-            console.rule("invoice data quality (票据数据质量检查) of site demo, yesterday's bills")
-            code = max(code, _run_quality("demo", engineer="演示工程师"))
-    finally:
-        console.rule("stopping the sandbox")
-        manager.down()
-    raise typer.Exit(code)
 
 
 def main() -> None:

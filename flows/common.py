@@ -1,7 +1,7 @@
 """What every duty's flow does at its end: report, evidence bundle, Prefect artifact, honest state.
 
 Order matters: the evidence is stored first, and only then does a FAIL or ERROR verdict fail the
-Prefect run, so that a failed inspection still leaves its record (architecture.md).
+Prefect run, so that a failed inspection still leaves its record (docs/architecture.md).
 """
 from __future__ import annotations
 

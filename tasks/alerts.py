@@ -25,6 +25,8 @@ from typing import Iterable
 import apprise
 from apprise.logger import LOGGER_NAME
 
+from config.problems import ConfigProblem
+from config.secrets import PrefectSecret
 from config.settings import NotifyTarget, SecretMissing, Site, resolve_secret
 from tasks.masking import mask_name, mask_text
 from tasks.results import CheckResult, Status
@@ -172,8 +174,12 @@ def _record(target: NotifyTarget, status: str, findings: int, error: str | None 
     return {"target": target.name, "status": status, "findings": findings, "error": error}
 
 
-def _client(url: str, target: NotifyTarget) -> tuple[apprise.Apprise | None, str | None]:
-    """An Apprise object holding only this target's URL, or why the URL is unusable."""
+def _url_hint(target: NotifyTarget) -> str:
+    return f"检查 {target.url.describe()} 的值，应为 wecombot://KEY 或 dingtalk://TOKEN/ 等 apprise URL"
+
+
+def _parse(url: str, target: NotifyTarget) -> tuple[apprise.Apprise | None, str | None]:
+    """An Apprise object holding only this target's URL, or why the URL is unusable (without hint)."""
     client = apprise.Apprise()
     captured = _capture.start()
     try:
@@ -183,9 +189,13 @@ def _client(url: str, target: NotifyTarget) -> tuple[apprise.Apprise | None, str
     if ok and len(client) == 1:
         return client, None
     detail = "; ".join(_redact(m, url) for m in captured[-2:])
-    return None, (f"通知目标 {target.name} 的 URL 无法被 apprise 解析（协议未知或格式错误"
-                  f"{'：' + detail if detail else ''}）；hint: 检查 {target.url.describe()} 的值，"
-                  f"应为 wecombot://KEY 或 dingtalk://TOKEN/ 等 apprise URL")
+    return None, f"通知目标 {target.name} 的 URL 无法被 apprise 解析（协议未知或格式错误{'：' + detail if detail else ''}）"
+
+
+def _client(url: str, target: NotifyTarget) -> tuple[apprise.Apprise | None, str | None]:
+    """An Apprise object holding only this target's URL, or why the URL is unusable, with a hint."""
+    client, problem = _parse(url, target)
+    return client, (f"{problem}；hint: {_url_hint(target)}" if problem else None)
 
 
 def _deliver(target: NotifyTarget, results: list[CheckResult], site: Site, title: str,
@@ -236,16 +246,26 @@ def send_alerts(site: Site, results: list[CheckResult], *, title: str, report_ur
     return records
 
 
-def validate_notify_urls(site: Site) -> list[str]:
-    """Problems with the site's notify URLs (secret missing, scheme unknown), without sending."""
+def validate_notify_urls(site: Site, file: str = "", missing_ok: bool = False) -> list[ConfigProblem]:
+    """Problems with the site's notify URLs (secret missing, URL apprise cannot parse), without sending.
+
+    `ebops config check` passes missing_ok: like every other secret, a robot URL is read where the
+    worker runs, so an unset variable on the engineer's machine is not a fault of the site file,
+    and a Prefect Secret is not fetched (a config check never needs the Prefect API).
+    """
     problems = []
-    for target in site.notify:
+    for i, target in enumerate(site.notify):
+        field = f"notify[{i}].url"
+        if missing_ok and isinstance(target.url, PrefectSecret):
+            continue
         try:
             url = resolve_secret(target.url)
         except SecretMissing as exc:
-            problems.append(f"通知目标 {target.name}：{exc}")
+            if not missing_ok:
+                problems.append(ConfigProblem(file, field, f"通知目标 {target.name}：{exc}",
+                                              f"设置 {target.url.describe()}"))
             continue
-        _, problem = _client(url, target)
+        _, problem = _parse(url, target)
         if problem:
-            problems.append(problem)
+            problems.append(ConfigProblem(file, field, problem, _url_hint(target)))
     return problems

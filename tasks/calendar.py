@@ -24,6 +24,7 @@ from typing import Iterator
 
 import chinese_calendar as _cc
 import yaml
+from dateutil.relativedelta import relativedelta
 
 HOLIDAYS_DIR = Path(__file__).resolve().parent.parent / "config" / "holidays"
 _ONE = timedelta(days=1)
@@ -172,25 +173,9 @@ def is_workday(d: date) -> bool:
     return not _day(d, allow_template=False)[0]
 
 
-def is_holiday(d: date) -> bool:
-    """A day off: a weekend not worked, or an official holiday day. Raises CalendarGap."""
-    return _day(d, allow_template=False)[0]
-
-
-def _add_months(start: date, months: int) -> date:
-    y, m = divmod(start.month - 1 + months, 12)
-    year, month = start.year + y, m + 1
-    for day in (start.day, 30, 29, 28):   # clip 31 Jan + 1 month to the end of February
-        try:
-            return date(year, month, day)
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
-
-
 def coverage(start: date, months: int = 12) -> tuple[bool, list[int], str]:
     """Is every day from start to start+months known officially? (ok, uncovered or template years, reason)."""
-    end = _add_months(start, months)
+    end = start + relativedelta(months=months)   # 31 Jan + 1 month is the end of February
     overrides, bad, reasons = _overrides(), [], []
     for year in range(start.year, end.year + 1):
         ov = overrides.get(year)
@@ -293,11 +278,6 @@ def workdays_before(d: date, n: int) -> date:
         day -= _ONE
         found += is_workday(day)
     return day
-
-
-def precheck_date(h: Holiday, workdays_before_n: int = 2) -> date:
-    """When the pre-holiday inspection runs: the n-th working day strictly before the first day off."""
-    return workdays_before(h.first_day, workdays_before_n)
 
 
 def first_workday_of_month(year: int, month: int) -> date:

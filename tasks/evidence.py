@@ -1,4 +1,4 @@
-"""Evidence bundles (architecture.md, "Evidence bundles"): one per flow run, under
+"""Evidence bundles (docs/architecture.md, "A run, from site file to evidence"): one per flow run, under
 `<site>/<duty>/<yyyy>/<started-at>_<run-id>/`, with `manifest.json` written last.
 
 The manifest lists each file's SHA-256 and size and the SHA-256 of the previous manifest of the
@@ -33,6 +33,7 @@ from minio.error import S3Error
 
 from config.settings import EvidenceStoreConfig
 # ChainLink, read_chain_head and newest_in_store are re-exported: callers import them from here.
+from tasks.atomic_file import write_atomic
 from tasks.evidence_chain import (CHAIN_DIR, ChainFinding, ChainLink, chain_lock, choose_predecessor, claim,  # noqa: F401
                                   newest_in_store, read_chain_head, write_chain_head)
 from tasks.evidence_sign import signer_for, trusted_keys
@@ -356,9 +357,7 @@ class BundleWriter:
             link = ChainLink(self.prefix, sha256_hex(raw), json.loads(raw)["sequence"])
             # Written before the claim: once the sequence is ours, the outbox must hold the bundle.
             # Atomically: a folder with a manifest is complete, a stopped run leaves none.
-            tmp = self.local_dir / f".{MANIFEST}.tmp"
-            tmp.write_bytes(raw)
-            os.replace(tmp, self.local_dir / MANIFEST)
+            write_atomic(self.local_dir / MANIFEST, raw)
             if error is not None:
                 return link, raw, error, found
             try:

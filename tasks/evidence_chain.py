@@ -27,6 +27,7 @@ from typing import Iterator
 
 from minio.error import S3Error
 
+from tasks.atomic_file import write_atomic
 from tasks.evidence_sign import signature_state
 from tasks.evidence_store import MANIFEST, Store, sha256_hex
 
@@ -67,11 +68,7 @@ def read_chain_head(outbox_base: Path, site: str, duty: str) -> ChainLink | None
 
 
 def write_chain_head(outbox_base: Path, site: str, duty: str, link: ChainLink) -> None:
-    f = _chain_file(outbox_base, site, duty, ".json")
-    f.parent.mkdir(parents=True, exist_ok=True)
-    tmp = f.with_suffix(f".{id(link)}.tmp")
-    tmp.write_text(json.dumps(link.__dict__))
-    tmp.replace(f)
+    write_atomic(_chain_file(outbox_base, site, duty, ".json"), json.dumps(link.__dict__).encode("utf-8"))
 
 
 @contextmanager

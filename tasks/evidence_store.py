@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import mimetypes
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from io import BytesIO
@@ -30,9 +31,10 @@ CONNECT_TIMEOUT_S = 3
 READ_TIMEOUT_S = 30
 _NO_LOCK_CODES = {"ObjectLockConfigurationNotFoundError", "NoSuchObjectLockConfiguration", "InvalidRequest",
                   "NotImplemented", "InvalidBucketState"}
-_CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".md": "text/markdown; charset=utf-8",
-                  ".json": "application/json", ".txt": "text/plain; charset=utf-8", ".log": "text/plain; charset=utf-8",
-                  ".csv": "text/csv; charset=utf-8", ".pdf": "application/pdf", ".png": "image/png"}
+# Python's own table, not the worker's /etc/mime.types: the same type for a file on every worker.
+_MIME = mimetypes.MimeTypes()
+_MIME.add_type("text/markdown", ".md")   # report.md; Python 3.11's table lacks it
+_MIME.add_type("text/plain", ".log")     # raw command output
 
 
 class StoreUnreachable(RuntimeError):
@@ -44,8 +46,10 @@ def sha256_hex(data: bytes) -> str:
 
 
 def content_type(name: str) -> str:
-    dot = name.rfind(".")
-    return _CONTENT_TYPES.get(name[dot:].lower(), "application/octet-stream") if dot >= 0 else "application/octet-stream"
+    """The object's Content-Type; text is always written as UTF-8, so say so (a browser opening
+    report.html from a presigned link would guess otherwise)."""
+    kind = _MIME.guess_type(name.lower())[0] or "application/octet-stream"
+    return f"{kind}; charset=utf-8" if kind.startswith("text/") else kind
 
 
 def stamp(ts: datetime) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 from config.settings import EvidenceStoreConfig
@@ -369,7 +368,3 @@ def get(store_cfg: EvidenceStoreConfig, prefix: str, dest: Path) -> list[Path]:
         path.write_bytes(store.get(o.object_name))
         written.append(path)
     return sorted(written)
-
-
-def presigned_url(store_cfg: EvidenceStoreConfig, key: str, expires: timedelta) -> str:
-    return open_store(store_cfg).presigned(key, expires)

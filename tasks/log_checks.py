@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from config.settings import HostConfig, LogFile
+from tasks.atomic_file import write_atomic
 from tasks.hosts import HostError, HostPool, HostSession
 from tasks.reason_codes import Code, code_for_exception
 from tasks.results import CheckResult, Status, error_result, utcnow
@@ -362,18 +362,4 @@ def load_positions(path: Path) -> dict:
 
 def save_positions(path: Path, positions: dict) -> None:
     """Write atomically (a crash leaves the old file or the new one, never half of one), mode 0600."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # created 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(positions, f, indent=1, sort_keys=True, ensure_ascii=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(Path(path), json.dumps(positions, indent=1, sort_keys=True, ensure_ascii=False).encode("utf-8"))

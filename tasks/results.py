@@ -1,4 +1,4 @@
-"""The one result model every check and runbook step returns (architecture.md, "One result model").
+"""The one result model every check and runbook step returns (docs/architecture.md, "A run, from site file to evidence").
 
 A run's verdict is the worst status of its records. SKIPPED and ERROR never count as passed:
 SKIPPED means "not checked" and ERROR means "could not be measured", and an auditor must not
@@ -93,7 +93,7 @@ def verdict(results: Iterable[CheckResult]) -> Status:
 
 
 def run_failed(v: Status) -> bool:
-    """Whether the Prefect run must end Failed (architecture.md: FAIL or ERROR)."""
+    """Whether the Prefect run must end Failed (docs/architecture.md: FAIL or ERROR)."""
     return v in (Status.FAIL, Status.ERROR)
 
 

@@ -234,12 +234,6 @@ class EbillDatabase(ABC):
         columns, rows = self._fetch(sql, params)
         return [mask_row(dict(zip(columns, row))) for row in rows]
 
-    def query_df(self, sql: str, params: dict | None = None):
-        import pandas as pd  # only the data-quality checks need pandas
-
-        columns, rows = self._fetch(sql, params)
-        return pd.DataFrame([mask_row(dict(zip(columns, row))) for row in rows], columns=columns)
-
     @abstractmethod
     def tablespace_usage(self) -> list[TablespaceUsage]:
         ...

@@ -42,7 +42,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable, Mapping
 
-DIALECTS = ("postgresql", "oracle")
+# Names and columns are shared with the row text of each dialect (fingerprint_rowtext), which this
+# module builds on: they live apart so the two modules do not import each other.
+from tasks.database.fingerprint_names import DIALECTS, Column, check_name, quote  # noqa: F401 (re-exported)
+from tasks.database.fingerprint_names import checked_dialect as _dialect
+from tasks.database.fingerprint_rowtext import build_fingerprint_sql
+
 METHODS = {"postgresql": ("sum", "ordered", "hash"), "oracle": ("sum",)}
 # format_type() spellings whose types have an extended hash function (for the "hash" method)
 _PG_HASHABLE = re.compile(r"^(smallint|integer|bigint|numeric|real|double precision|boolean|text|bytea|uuid|jsonb|"
@@ -57,29 +62,7 @@ def hash_method_fits(shape: "TableShape", columns: "Iterable[str] | None" = None
     return all(_PG_HASHABLE.match(c.data_type) for c in shape.columns if c.name in names)
 DEFAULT_CHUNK_ROWS = 10_000
 
-_NAME = {
-    "postgresql": re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$"),
-    "oracle": re.compile(r"^[A-Za-z][A-Za-z0-9_$#]{0,127}$"),
-}
 _PG_SNAPSHOT = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{8}-[0-9]{1,10}$")
-
-
-def _dialect(dialect: str) -> str:
-    if dialect not in DIALECTS:
-        raise ValueError(f"dialect {dialect!r} is not supported (hint: postgresql or oracle)")
-    return dialect
-
-
-def check_name(dialect: str, name: str) -> str:
-    """The name unchanged if it is a plain identifier of the dialect; ValueError otherwise."""
-    if not isinstance(name, str) or not _NAME[_dialect(dialect)].match(name):
-        raise ValueError(f"{name!r} is not a plain {dialect} identifier; refusing to put it into SQL "
-                         f"(hint: letters, digits and _ only, as the catalog spells it)")
-    return name
-
-
-def quote(dialect: str, name: str) -> str:
-    return f'"{check_name(dialect, name)}"'
 
 
 @dataclass(frozen=True)
@@ -247,13 +230,6 @@ def inventory_from_rows(rows: Iterable[dict]) -> frozenset[DbObject]:
 
 
 # ------------------------------------------------------------------ table shapes (columns, primary key)
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    data_type: str
-    max_bytes: int | None = None  # Oracle DATA_LENGTH; sizes the row text (4000-byte limit)
-
 
 @dataclass(frozen=True)
 class TableShape:
@@ -445,8 +421,6 @@ def fingerprint_statement(dialect: str, schema: str, shape: TableShape, *, metho
     first_key, last_key). `columns` limits the hash to those columns (e.g. the immutable ones of
     a backup someone else took); by default every column. `key_shift` chunks by key range (the
     "sum" method, an integer first key); otherwise chunks are cut by rank."""
-    from tasks.database.fingerprint_rowtext import build_fingerprint_sql
-
     _dialect(dialect)
     if method not in METHODS[dialect]:
         raise ValueError(f"method {method!r} is not available for {dialect} (hint: {', '.join(METHODS[dialect])})")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from tasks.database.fingerprint import Column, quote
+from tasks.database.fingerprint_names import Column, quote
 
 ORACLE_TEXT_BUDGET = 4000  # bytes of a VARCHAR2 expression with MAX_STRING_SIZE = STANDARD
 _MAX_BATCHES = ORACLE_TEXT_BUDGET // 32  # batch MD5s (32 hex digits) must fit one string themselves

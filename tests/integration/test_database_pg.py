@@ -121,9 +121,9 @@ def test_named_parameters_casts_and_percent_signs(db):
                     "WHERE bill_code = :code AND bill_no LIKE '%' AND total_amt > :amt",
                     {"code": code, "amt": Decimal("0")})
     assert rows[0]["n"] > 0 and rows[0]["s"] == ":not_a_param"
-    df = db.query_df("SELECT bill_code, bill_no, payer_name FROM ebill_invoice LIMIT 5")
-    assert list(df.columns) == ["bill_code", "bill_no", "payer_name"] and len(df) == 5
-    assert df["payer_name"].str.contains(r"\*").all()
+    five = db.query("SELECT bill_code, bill_no, payer_name FROM ebill_invoice LIMIT 5")
+    assert [list(r) for r in five] == [["bill_code", "bill_no", "payer_name"]] * 5
+    assert all("*" in r["payer_name"] for r in five)
 
 
 def test_tablespaces_per_year(db, sandbox_db):

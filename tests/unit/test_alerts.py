@@ -161,7 +161,8 @@ def test_unparseable_url_names_the_target_and_hides_the_key(monkeypatch):
     assert record["status"] == "failed" and "错协议" in record["error"] and "env:T1_BAD_URL" in record["error"]
     assert "SECRETKEY123456" not in record["error"]
     [problem] = validate_notify_urls(site)
-    assert "错协议" in problem and "SECRETKEY123456" not in problem
+    assert problem.field == "notify[0].url" and "错协议" in problem.message and "env:T1_BAD_URL" in problem.hint
+    assert "SECRETKEY123456" not in str(problem)
 
 
 def test_validate_accepts_robot_urls(monkeypatch):
@@ -169,7 +170,8 @@ def test_validate_accepts_robot_urls(monkeypatch):
     monkeypatch.delenv("T1_ABSENT", raising=False)
     site = make_site([{"name": "企业微信", "url": {"env": "T1_WECOM"}}, {"name": "缺", "url": {"env": "T1_ABSENT"}}])
     [problem] = validate_notify_urls(site)
-    assert problem.startswith("通知目标 缺") and "T1_ABSENT" in problem
+    assert problem.field == "notify[1].url" and problem.message.startswith("通知目标 缺") and "T1_ABSENT" in problem.message
+    assert validate_notify_urls(site, missing_ok=True) == []   # config check: read where the worker runs
 
 
 def test_long_digest_is_cut_under_the_wecom_limit_and_keeps_the_link():

@@ -17,11 +17,9 @@ from tasks.calendar import (
     HolidayFileError,
     coverage,
     first_workday_of_month,
-    is_holiday,
     is_workday,
     long_holidays,
     next_long_holiday,
-    precheck_date,
     workdays_before,
 )
 
@@ -40,8 +38,8 @@ def write(directory: Path, year: int, body: str) -> None:
 def test_2025_spring_festival_and_its_make_up_workdays():
     assert Holiday("春节", date(2025, 1, 28), date(2025, 2, 4), 8) in long_holidays(date(2025, 1, 1), date(2025, 2, 28))
     for make_up in (date(2025, 1, 26), date(2025, 2, 8)):   # a Sunday and a Saturday worked
-        assert make_up.weekday() >= 5 and is_workday(make_up) and not is_holiday(make_up)
-    assert is_holiday(date(2025, 1, 28)) and is_holiday(date(2025, 2, 4)) and is_workday(date(2025, 2, 5))
+        assert make_up.weekday() >= 5 and is_workday(make_up)
+    assert not is_workday(date(2025, 1, 28)) and not is_workday(date(2025, 2, 4)) and is_workday(date(2025, 2, 5))
 
 
 def test_2025_national_day_and_mid_autumn_form_one_eight_day_holiday():
@@ -58,8 +56,8 @@ def test_2026_spring_festival_nine_days_and_its_pre_check():
     assert is_workday(date(2026, 2, 14)) and is_workday(date(2026, 2, 28))   # Saturdays worked
     # The make-up Saturday is the last working day before the holiday, so it counts as the first.
     assert workdays_before(date(2026, 2, 15), 1) == date(2026, 2, 14)
-    assert precheck_date(spring) == date(2026, 2, 13)
-    assert precheck_date(spring, 3) == date(2026, 2, 12)
+    assert workdays_before(spring.first_day, 2) == date(2026, 2, 13)
+    assert workdays_before(spring.first_day, 3) == date(2026, 2, 12)
 
 
 def test_2026_national_day_is_separate_from_mid_autumn():
@@ -69,15 +67,15 @@ def test_2026_national_day_is_separate_from_mid_autumn():
         Holiday("国庆节", date(2026, 10, 1), date(2026, 10, 7), 7),
     ]
     assert is_workday(date(2026, 9, 20)) and is_workday(date(2026, 10, 10))
-    assert precheck_date(autumn[1]) == date(2026, 9, 29)   # 9-30 and 9-29 are the last workdays
-    assert precheck_date(autumn[0]) == date(2026, 9, 23)
+    assert workdays_before(autumn[1].first_day, 2) == date(2026, 9, 29)   # 9-30 and 9-29 are the last workdays
+    assert workdays_before(autumn[0].first_day, 2) == date(2026, 9, 23)
 
 
 def test_new_years_day_2026_is_a_three_day_holiday_and_ordinary_weekends_are_not():
     assert long_holidays(date(2025, 12, 20), date(2026, 1, 10)) == [Holiday("元旦", date(2026, 1, 1), date(2026, 1, 3), 3)]
     assert first_workday_of_month(2026, 1) == date(2026, 1, 4)   # a Sunday worked (调休上班)
     # March 2026 has only ordinary weekends: days off, but no holiday, even at min_days=2.
-    assert is_holiday(date(2026, 3, 7)) and is_holiday(date(2026, 3, 8))
+    assert not is_workday(date(2026, 3, 7)) and not is_workday(date(2026, 3, 8))
     assert long_holidays(date(2026, 3, 1), date(2026, 3, 31), min_days=2) == []
 
 
@@ -96,7 +94,7 @@ def test_2027_template_is_refused_for_workdays_and_reported_by_coverage():
     with pytest.raises(CalendarGap, match="template"):
         is_workday(date(2027, 3, 1))   # a day the template does not list
     with pytest.raises(CalendarGap, match="template"):
-        is_holiday(date(2027, 1, 1))   # a statutory day the template does list
+        is_workday(date(2027, 1, 1))   # a statutory day the template does list
     ok, years, reason = coverage(date(2026, 11, 26), 12)
     assert (ok, years) == (False, [2027]) and "2027" in reason and "template" in reason
     assert coverage(date(2025, 1, 1), 11)[0] is True
@@ -105,11 +103,11 @@ def test_2027_template_is_refused_for_workdays_and_reported_by_coverage():
 def test_2027_template_sketches_holidays_marked_unofficial():
     new_year = next_long_holiday(date(2026, 11, 26))
     assert new_year == Holiday("元旦", date(2027, 1, 1), date(2027, 1, 3), 3, official=False)
-    assert precheck_date(new_year) == date(2026, 12, 30)   # the days before lie in covered 2026
+    assert workdays_before(new_year.first_day, 2) == date(2026, 12, 30)   # the days before lie in covered 2026
     spring = next_long_holiday(date(2027, 1, 10))
     assert spring is not None and spring.name == "春节" and spring.first_day == date(2027, 2, 5)
     with pytest.raises(CalendarGap):   # its pre-check would fall on a guessed 2027 day
-        precheck_date(spring)
+        workdays_before(spring.first_day, 2)
 
 
 def test_a_year_without_any_data_is_a_gap(holidays_dir: Path):
@@ -144,7 +142,7 @@ def test_an_official_override_covers_the_year_and_names_its_holidays(holidays_di
         Holiday("春节（测试）", date(2027, 2, 5), date(2027, 2, 11), 7),
     ]
     assert not is_workday(date(2026, 12, 31)) and is_workday(date(2027, 1, 30))   # a Saturday worked
-    assert precheck_date(next_long_holiday(date(2027, 1, 10))) == date(2027, 2, 3)
+    assert workdays_before(next_long_holiday(date(2027, 1, 10)).first_day, 2) == date(2027, 2, 3)
     assert first_workday_of_month(2027, 2) == date(2027, 2, 1)
 
 

@@ -286,3 +286,24 @@ def test_config_check_command_names_every_bad_file_without_traceback(tmp_path):
     assert block("dup").startswith("BAD") and "site: duplicate key `site`" in block("dup") and "hint:" in block("dup"), out
     assert (block("bounds").startswith("BAD") and "thresholds.disk_warn_pct" in block("bounds")
             and "hint: got -5" in block("bounds")), out
+
+
+def test_config_check_command_names_a_bad_notify_url_with_field_and_hint(tmp_path):
+    """The real `ebops config check`: a robot URL apprise cannot parse is that site's problem
+    (field, hint), the key never printed; an unset URL variable is not (read where the worker runs)."""
+    write(tmp_path, {**MINIMAL, "site": "bad", "notify": [{"name": "值班群", "url": {"env": "T1_NOTIFY_BAD"}}]}, "bad")
+    write(tmp_path, {**MINIMAL, "site": "unset", "notify": [{"name": "值班群", "url": {"env": "T1_NOTIFY_UNSET"}}]}, "unset")
+    write(tmp_path, {**MINIMAL, "site": "good", "notify": [{"name": "值班群", "url": {"env": "T1_NOTIFY_GOOD"}}]}, "good")
+    env = {**os.environ, "EBOPS_SITES_DIR": str(tmp_path), "COLUMNS": "300",
+           "T1_NOTIFY_BAD": "wechat-robot://SECRETKEY123456", "T1_NOTIFY_GOOD": "wecombot://abcdef0123456789"}
+    env.pop("T1_NOTIFY_UNSET", None)
+    ebops = Path(sys.executable).parent / "ebops"
+    res = subprocess.run([str(ebops), "config", "check"], capture_output=True, text=True, env=env, timeout=120)
+    out = res.stdout + res.stderr
+    assert res.returncode == 1 and "Traceback" not in out and "SECRETKEY123456" not in out, out
+    lines = out.splitlines()
+    at = {name: next(i for i, line in enumerate(lines) if line.rstrip().endswith(f"{name}.yaml")) for name in ("bad", "unset", "good")}
+    assert lines[at["good"]].startswith("OK") and lines[at["unset"]].startswith("OK"), out
+    assert lines[at["bad"]].startswith("BAD"), out
+    problem = lines[at["bad"] + 1]
+    assert "notify[0].url" in problem and "值班群" in problem and "hint:" in problem and "env:T1_NOTIFY_BAD" in problem, out

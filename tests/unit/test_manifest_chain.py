@@ -32,6 +32,10 @@ def test_content_types():
     assert content_type("report.html") == "text/html; charset=utf-8"
     assert content_type("result.json") == "application/json"
     assert content_type("raw.bin") == "application/octet-stream"
+    assert content_type("s/inspection/2026/x/report.md") == "text/markdown; charset=utf-8"
+    assert content_type("raw/db1/messages.LOG") == "text/plain; charset=utf-8"
+    assert content_type("findings.csv") == "text/csv; charset=utf-8" and content_type("chart.png") == "image/png"
+    assert content_type("README") == "application/octet-stream"
 
 
 @pytest.mark.parametrize("bad", ["", "/etc/passwd", "../x", "a/../../b", "manifest.json", "dir/"])

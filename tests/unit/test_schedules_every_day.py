@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 import pytest
+from dateutil.relativedelta import relativedelta
 
 from deployments import schedules
 from tasks import calendar
@@ -158,7 +159,7 @@ def test_calendar_inspection_item_warns_and_never_errors_on_any_day(calendar_sta
         ok, years, _ = calendar.coverage(today, site.thresholds.calendar_months_ahead)
         assert r.status == (Status.OK if ok else Status.WARN), (today, r.reason)
         # a year the pre-holiday window cannot reach into within these months is named in the WARN
-        gap_year = _first_unknown_year(today, calendar._add_months(today, site.thresholds.calendar_months_ahead))
+        gap_year = _first_unknown_year(today, today + relativedelta(months=site.thresholds.calendar_months_ahead))
         if gap_year is not None:
             assert r.status == Status.WARN and str(gap_year) in r.value, (today, r.value)
 

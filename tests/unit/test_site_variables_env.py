@@ -15,7 +15,8 @@ from config.settings import load_site
 
 # What `ebops sandbox up` writes (sandbox/manager.py): every variable config/sites/demo.yaml uses.
 SANDBOX_VARS = {"pg_port": 15432, "bin_dir": "/opt/pg/bin", "ssh_port_db1": 12201, "ssh_port_app1": 12202,
-                "ssh_port_files1": 12203, "s3_port": 19000, "health_port": 18080, "tls_port": 18443}
+                "ssh_port_files1": 12203, "s3_port": 19000, "health_port": 18080, "tls_port": 18443,
+                "evidence_public_key": "A" * 43 + "="}   # base64 of 32 bytes (the sandbox's signing key)
 
 
 def _sandbox_dir(tmp_path: Path) -> Path:

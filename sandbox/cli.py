@@ -1,0 +1,93 @@
+"""`ebops sandbox up|down|status|env` and `ebops demo`: the commands of the sandbox hospital.
+
+They belong to the sandbox, not to flows/: flows never import sandbox/ (a hospital's worker runs
+the same flows against real servers). The `ebops` entry point (ebops_cli.py) mounts them beside
+the duty commands of flows/cli.py; `ebops demo` runs those duties against the sandbox.
+"""
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from flows.cli import _run_inspection, _run_precheck, _run_quality, console
+
+sandbox_app = typer.Typer(no_args_is_help=True, help="the sandbox hospital (demo and tests)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `sandbox …` and `demo` to the ebops command."""
+    app.add_typer(sandbox_app, name="sandbox")
+    app.command()(demo)
+
+
+@sandbox_app.command("up")
+def sandbox_up(days: int = typer.Option(400, help="days of bills to generate"),
+               bills_per_day: int = typer.Option(60, help="bills per day")) -> None:
+    """Start the sandbox hospital (harmless when it already runs)."""
+    from sandbox import manager
+
+    state = manager.up(days=days, bills_per_day=bills_per_day)
+    _print_status(state)
+
+
+@sandbox_app.command("down")
+def sandbox_down() -> None:
+    """Stop every process the sandbox started, by PID."""
+    from sandbox import manager
+
+    stopped = manager.down()
+    console.print("stopped: " + (", ".join(stopped) or "nothing was running"))
+
+
+def _print_status(state: dict) -> None:
+    from sandbox import manager
+
+    running = manager.status()
+    table = Table(title=f"sandbox {manager.root()}")
+    for col in ("component", "running", "pid", "ports"):
+        table.add_column(col)
+    for name, is_up in running.items():
+        comp = state.get(name) or {}
+        ports = ", ".join(f"{k}={v}" for k, v in comp.items() if k in manager.VAR_KEYS)
+        table.add_row(name, "[green]yes[/]" if is_up else "[red]no[/]", str(comp.get("pid", "")), ports)
+    console.print(table)
+
+
+@sandbox_app.command("status")
+def sandbox_status() -> None:
+    """Which sandbox servers run, with PIDs and ports."""
+    from sandbox import manager
+
+    _print_status(manager.read_state())
+    raise typer.Exit(0 if all(manager.status().values()) else 1)
+
+
+@sandbox_app.command("env")
+def sandbox_env() -> None:
+    """Print `export` lines for the sandbox's secrets: eval "$(ebops sandbox env)"."""
+    from sandbox import manager
+
+    for k, v in manager.credentials().items():
+        print(f"export {k}={v}")
+
+
+def demo() -> None:
+    """Start the sandbox hospital, run the inspection, the pre-holiday check and the data-quality check, print the findings and the evidence, stop it."""
+    from flows.cli_interrupt import also_on_stop
+    from sandbox import manager
+
+    console.rule("starting the sandbox hospital")
+    _print_status(manager.up())
+    manager.export_credentials()
+    try:
+        with also_on_stop(manager.down):  # Ctrl-C ends the process at once: it must stop the sandbox too
+            console.rule("inspection (巡检) of site demo")
+            code = _run_inspection("demo", "adhoc")
+            console.rule("pre-holiday check (节前巡检) of site demo, for the next ≥3-day holiday")
+            code = max(code, _run_precheck("demo", engineer="演示工程师"))
+            console.rule("invoice data quality (票据数据质量检查) of site demo, yesterday's bills")
+            code = max(code, _run_quality("demo", engineer="演示工程师"))
+    finally:
+        console.rule("stopping the sandbox")
+        manager.down()
+    raise typer.Exit(code)
