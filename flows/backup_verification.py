@@ -72,7 +72,7 @@ def record_context(run: Run, backend: Backend, scratch: str, results: list[Check
             "host": b.host, "path": b.path, "size_mib": round(b.size / 1048576, 2), "sha256": b.sha256,
             "taken_local": b.taken_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"), "time_source": b.time_source,
             "taken_by_us": b.taken_by_us, "snapshot_id": b.snapshot_id},
-        "noun": "验证", "scratch": scratch, "steps": steps, "passed": passed,
+        "scratch": scratch, "steps": steps, "passed": passed,
         "conclusion_zh": "通过（PASSED）" if passed else "不通过（NOT PASSED）",
         "database_zh": backend.name_zh, "scratch_kind_zh": "临时 schema" if run.cfg.dialect == "oracle" else "临时库",
         "scope_zh": (backend.scope_ours_zh if b is not None and b.taken_by_us else
