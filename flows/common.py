@@ -10,6 +10,7 @@ import logging
 import threading
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator
@@ -20,6 +21,7 @@ from prefect.cache_policies import NONE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
+from prefect.concurrency.context import ConcurrencyContext
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.runtime import flow_run
@@ -27,6 +29,7 @@ from prefect.runtime import flow_run
 from config.problems import SiteConfigError
 from config.secrets import SecretMissing
 from config.settings import Site
+from flows.cli_interrupt import also_on_stop
 from tasks.evidence import BundleWriter, ChainFinding, StoredBundle
 from tasks.evidence_sign import fingerprint
 from tasks.reports import format_value, local_time, render_both
@@ -46,6 +49,7 @@ DUTY_SLOT_WAIT_S = 2 * 3600
 # A run still without its slot after this long says once that it waits (an uncontended slot takes
 # milliseconds).
 WAIT_NOTICE_AFTER_S = 2.0
+RELEASE_ON_STOP_S = 3.0  # Ctrl-C ends the process at once: the slot's release may take this long
 
 
 class VerdictFailed(RuntimeError):
@@ -178,7 +182,26 @@ def duty_slot(site: str, duty: str, wait_s: float | None = None) -> Iterator[Non
         finally:
             got.set()
             notice.cancel()
+        # Ctrl-C ends `ebops` with os._exit, past this block's release. A Prefect server would free
+        # the slot when its lease runs out, but the temporary one is stopped with us and never
+        # expires leases, while its database keeps the slot taken: give it back before it stops.
+        ctx = ConcurrencyContext.get()
+        if ctx is not None and ctx.cleanup_lease_ids:
+            held.enter_context(also_on_stop(partial(_release_on_stop, ctx.cleanup_lease_ids[-1])))
         yield
+
+
+def _release_on_stop(lease_id) -> None:
+    def release() -> None:
+        try:
+            with get_client(sync_client=True) as client:
+                client.release_concurrency_slots_with_lease(lease_id)
+        except Exception:  # noqa: BLE001 - the exit must not wait for a server that is gone
+            pass
+
+    t = threading.Thread(target=contextvars.copy_context().run, args=(release,), daemon=True)
+    t.start()
+    t.join(RELEASE_ON_STOP_S)
 
 
 def report_rows(results: list[CheckResult], tz: str) -> list[dict]:
