@@ -10,8 +10,8 @@ import logging
 import threading
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -149,7 +149,8 @@ def duty_slot(site: str, duty: str, wait_s: float | None = None) -> Iterator[Non
     standing findings) and race for the evidence chain's next sequence; the second waits here for
     the first instead, at most `wait_s` (DUTY_SLOT_WAIT_S), then ends with DutyBusy. The slot is a
     lease the run renews: on a Prefect server a run killed hard frees it within the lease's 300 s.
-    (The temporary server of a run without one does not expire leases: see DutyBusy's hint.)
+    The temporary server of a run without one never expires leases: Ctrl-C gives the slot back
+    (below); after a SIGKILL it stays taken until freed by hand (DutyBusy's hint says how).
     """
     name = slot_name(site, duty)
     wait_s = DUTY_SLOT_WAIT_S if wait_s is None else wait_s
