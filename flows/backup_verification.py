@@ -23,7 +23,7 @@ from prefect import flow
 from pydantic import BaseModel, Field
 
 from config.settings import Site, load_site
-from flows.common import BadInput, RunOutcome, current_run_id, finish, store_evidence
+from flows.common import BadInput, RunOutcome, current_run_id, duty_slot, finish, store_evidence
 from tasks.backup_verify.backends import Backend, backend_for
 from tasks.backup_verify.steps import STEP_ZH, Run, locate_backup
 from tasks.hosts import HostPool
@@ -72,7 +72,7 @@ def record_context(run: Run, backend: Backend, scratch: str, results: list[Check
             "host": b.host, "path": b.path, "size_mib": round(b.size / 1048576, 2), "sha256": b.sha256,
             "taken_local": b.taken_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"), "time_source": b.time_source,
             "taken_by_us": b.taken_by_us, "snapshot_id": b.snapshot_id},
-        "noun": "验证", "scratch": scratch, "steps": steps, "passed": passed,
+        "scratch": scratch, "steps": steps, "passed": passed,
         "conclusion_zh": "通过（PASSED）" if passed else "不通过（NOT PASSED）",
         "database_zh": backend.name_zh, "scratch_kind_zh": "临时 schema" if run.cfg.dialect == "oracle" else "临时库",
         "scope_zh": (backend.scope_ours_zh if b is not None and b.taken_by_us else
@@ -96,39 +96,42 @@ def backup_verification(params: VerifyParams = VerifyParams()) -> RunOutcome:
     host = next((h for h in site.hosts if h.name == cfg.host), None)
     if host is None:
         raise NotConfigured(f"backup_verification.host {cfg.host!r} is not one of the hosts in {site.source}")
-    started = utcnow()
-    local = started.astimezone(ZoneInfo(site.timezone))
-    stamp = local.strftime("%Y%m%d_%H%M%S")
-    scratch = params.scratch_name or f"{cfg.scratch.prefix}{stamp}"
-    run = Run(site.site, site.timezone, cfg)
-    try:
-        location = backend.location(run, host.backup)
-    except ValueError as exc:
-        raise NotConfigured(f"{site.source}: {exc}") from None
-    keep = cfg.keep_on_failure if params.keep_on_failure is None else params.keep_on_failure
-    approvals = []
-    if params.mode == "plan" or not cfg.approved_by:
-        results = plan_records(run, backend, params, scratch)
-    else:
-        approvals = [{"action": "backup_verification", "host": cfg.host, "scratch": scratch,
-                      "approved_by": cfg.approved_by, "kind": "standing approval in the site file"}]
-        with HostPool() as pool:
-            session = pool.get(host)
-            results = (backend.take_backup(run, session, location, stamp) if params.take_backup
-                       else locate_backup(run, session, location, params.backup_path))
-            results += backend.validate(run, session)
-            if any(r.status is not Status.OK for r in results):
-                # an unreadable backup is not restored: the later steps say why they did not run
-                results += [run.skipped("restore", "恢复", "前面的步骤未通过，不恢复"),
-                            run.skipped("verify", "比对校验", "未恢复，无法比对")]
-            else:
-                results += backend.restore(run, session, scratch, current_run_id())
-                results += backend.verify(run)
-            failed = any(r.status is not Status.OK for r in results)
-            results += backend.cleanup(run, keep and failed)
-    bundle = store_evidence(site, "backup_verification", period=f"{local.year}-Q{(local.month - 1) // 3 + 1}",
-                            form="backup_verification", title="备份恢复验证记录", kind_zh="季度备份恢复验证",
-                            results=results, started_at=started, engineer=params.engineer, extra_files=run.files,
-                            approvals=approvals, context=record_context(run, backend, run.scratch or scratch, results))
+    # One verification per site at a time: two would restore into the database server at once and
+    # race for the chain (the scratch names differ, the load does not).
+    with duty_slot(site.site, "backup_verification"):
+        started = utcnow()
+        local = started.astimezone(ZoneInfo(site.timezone))
+        stamp = local.strftime("%Y%m%d_%H%M%S")
+        scratch = params.scratch_name or f"{cfg.scratch.prefix}{stamp}"
+        run = Run(site.site, site.timezone, cfg)
+        try:
+            location = backend.location(run, host.backup)
+        except ValueError as exc:
+            raise NotConfigured(f"{site.source}: {exc}") from None
+        keep = cfg.keep_on_failure if params.keep_on_failure is None else params.keep_on_failure
+        approvals = []
+        if params.mode == "plan" or not cfg.approved_by:
+            results = plan_records(run, backend, params, scratch)
+        else:
+            approvals = [{"action": "backup_verification", "host": cfg.host, "scratch": scratch,
+                          "approved_by": cfg.approved_by, "kind": "standing approval in the site file"}]
+            with HostPool() as pool:
+                session = pool.get(host)
+                results = (backend.take_backup(run, session, location, stamp) if params.take_backup
+                           else locate_backup(run, session, location, params.backup_path))
+                results += backend.validate(run, session)
+                if any(r.status is not Status.OK for r in results):
+                    # an unreadable backup is not restored: the later steps say why they did not run
+                    results += [run.skipped("restore", "恢复", "前面的步骤未通过，不恢复"),
+                                run.skipped("verify", "比对校验", "未恢复，无法比对")]
+                else:
+                    results += backend.restore(run, session, scratch, current_run_id())
+                    results += backend.verify(run)
+                failed = any(r.status is not Status.OK for r in results)
+                results += backend.cleanup(run, keep and failed)
+        bundle = store_evidence(site, "backup_verification", period=f"{local.year}-Q{(local.month - 1) // 3 + 1}",
+                                form="backup_verification", title="备份恢复验证记录", kind_zh="季度备份恢复验证",
+                                results=results, started_at=started, engineer=params.engineer, extra_files=run.files,
+                                approvals=approvals, context=record_context(run, backend, run.scratch or scratch, results))
     return finish(site, "backup_verification", results, bundle, strict=True)
 

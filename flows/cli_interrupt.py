@@ -160,8 +160,8 @@ def stop_on_ctrl_c(label: str, params: dict[str, Any]) -> Iterator[None]:
             # worker writes to stderr directly) would only bury it.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
             _mark_run_crashed()
+            _undo_all()  # before the server stops: an undo may talk to it (a duty's slot given back)
             _stop_temporary_server()
-            _undo_all()
         finally:
             try:
                 sys.stdout.flush()

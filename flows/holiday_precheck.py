@@ -17,7 +17,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from config.settings import DutyEntry, Site, load_site
-from flows.common import BadInput, RunOutcome, finish
+from flows.common import BadInput, RunOutcome, duty_slot, finish
 from flows.inspection import CHECKS_IN_FLIGHT, inspect_site
 from tasks import calendar
 from tasks.backup_tasks import approval_record, fresh_backup
@@ -108,8 +108,12 @@ def holiday_precheck(params: PrecheckParams = PrecheckParams()) -> RunOutcome:
             out += fresh_backup(cfg.site, host, pool, params.fresh_backup)
         return out + [roster_result(cfg, h, entries, gaps)]
 
-    outcome = inspect_site(cfg, "holiday", params.engineer, title="节前巡检报告", form="holiday_precheck",
-                           duty="holiday_precheck", before_catalogue=before_catalogue,
-                           context=holiday_context(h, entries, gaps), approvals=approvals,
-                           period=f"{h.first_day}~{h.last_day}")
+    # Two slots, always in this order: its own (one fresh backup and one 节前巡检 chain at a time),
+    # then, inside inspect_site, the inspection's (the catalogue reads and saves the log positions a
+    # routine inspection also keeps). A routine inspection takes only the second: no wait in a circle.
+    with duty_slot(cfg.site, "holiday_precheck"):
+        outcome = inspect_site(cfg, "holiday", params.engineer, title="节前巡检报告", form="holiday_precheck",
+                               duty="holiday_precheck", before_catalogue=before_catalogue,
+                               context=holiday_context(h, entries, gaps), approvals=approvals,
+                               period=f"{h.first_day}~{h.last_day}")
     return finish(cfg, "holiday_precheck", outcome.results, outcome.bundle)

@@ -18,7 +18,7 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from config.settings import Site, load_site
-from flows.common import RunOutcome, finish, state_dir, store_evidence
+from flows.common import RunOutcome, duty_slot, finish, state_dir, store_evidence
 from tasks.alerts import send_alerts
 from tasks.calendar_checks import calendar_coverage
 from tasks.cert_checks import certificate_files, tls_endpoints
@@ -146,21 +146,25 @@ def inspect_site(cfg: Site, kind: str, engineer: str = "", *, title: str = "å·¡æ
                  period: str | None = None, plain: bool = False) -> RunOutcome:
     """One site's catalogue, its evidence, then the log positions and the alerts; never raises for
     a bad verdict (the caller decides: a flow fails its run, the fleet collects). `plain` runs
-    the checks without task runs of their own (see PlainChecks)."""
-    logger = get_run_logger()
-    started = utcnow()
-    pf = positions_file(cfg)
-    with HostPool() as pool, PlainChecks() as plain_checks:
-        first = before_catalogue(pool) if before_catalogue is not None else []
-        cat = run_catalogue(cfg, pool, load_positions(pf), submit=plain_checks if plain else _as_task_runs)
-        cat.results = first + cat.results
-    logger.info("%d checks done on %s", len(cat.results), cfg.site)
-    store = store_evidence.fn if plain else store_evidence
-    bundle = store(cfg, duty=duty, period=period or inspection_period(kind, started, cfg.timezone),
-                            form=form, title=title, kind_zh=KIND_ZH.get(kind, kind), results=cat.results,
-                            started_at=started, engineer=engineer, context=context, approvals=approvals)
-    # Only now that the findings are stored: a crash before this point re-reads the same lines.
-    save_positions(pf, cat.positions)
+    the checks without task runs of their own (see PlainChecks). Holds the site's inspection slot
+    (flows.common.duty_slot), so a fleet run and a single-site run of one site take turns."""
+    # The inspection's slot at this site, whichever duty runs the catalogue (the pre-holiday check
+    # too): from reading the saved log positions to saving the new ones, one run at a time.
+    with duty_slot(cfg.site, "inspection"):
+        logger = get_run_logger()
+        started = utcnow()
+        pf = positions_file(cfg)
+        with HostPool() as pool, PlainChecks() as plain_checks:
+            first = before_catalogue(pool) if before_catalogue is not None else []
+            cat = run_catalogue(cfg, pool, load_positions(pf), submit=plain_checks if plain else _as_task_runs)
+            cat.results = first + cat.results
+        logger.info("%d checks done on %s", len(cat.results), cfg.site)
+        store = store_evidence.fn if plain else store_evidence
+        bundle = store(cfg, duty=duty, period=period or inspection_period(kind, started, cfg.timezone),
+                       form=form, title=title, kind_zh=KIND_ZH.get(kind, kind), results=cat.results,
+                       started_at=started, engineer=engineer, context=context, approvals=approvals)
+        # Only now that the findings are stored: a crash before this point re-reads the same lines.
+        save_positions(pf, cat.positions)
     send_alerts(cfg, cat.results, title=title, report_url=bundle.report_url, evidence_prefix=bundle.prefix)
     return finish(cfg, duty, cat.results, bundle, raise_on_failure=False)
 

@@ -23,7 +23,7 @@ from prefect import flow
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from config.settings import load_site
-from flows.common import RunOutcome, finish, state_dir, store_evidence
+from flows.common import RunOutcome, duty_slot, finish, state_dir, store_evidence
 from tasks.alerts import send_alerts
 from tasks.quality.checks import validate_invoices
 from tasks.quality.standing import STATE_FILE, load_standing, save_standing
@@ -73,20 +73,22 @@ def quality_period(params: QualityParams, today: date) -> tuple[date, date]:
 def invoice_quality(params: QualityParams = QualityParams()) -> RunOutcome:
     """票据数据质量检查: the period's bills against DQ01-DQ22; the report, CSVs and Data Docs as evidence."""
     site = load_site(params.site)
-    started = utcnow()
-    now = started.astimezone(ZoneInfo(site.timezone)).replace(tzinfo=None)  # the views hold local time
-    start, end = quality_period(params, now.date())
-    standing_file = state_dir(site) / STATE_FILE
-    with tempfile.TemporaryDirectory(prefix="ebops-quality-") as work:
-        found = validate_invoices(site.site, site.database, start, end, now, Path(work), params.rules,
-                                  load_standing(standing_file))
-    label = start.isoformat() if end - start == timedelta(days=1) else f"{start.isoformat()}_{(end - timedelta(days=1)).isoformat()}"
-    bundle = store_evidence(site, "invoice_quality", period=label, form="invoice_quality", title="票据数据质量检查报告",
-                            kind_zh="每日数据质量检查" if params.start is None else "指定期间数据质量检查",
-                            results=found.results, started_at=started, engineer=params.engineer,
-                            extra_files=found.files, context=found.context)
-    if found.standing is not None:  # only now that the findings are stored: see tasks/quality/standing.py
-        save_standing(standing_file, found.standing)
-    send_alerts(site, found.results, title="票据数据质量检查", report_url=bundle.report_url, evidence_prefix=bundle.prefix)
+    # One run per site at a time: two would read the same standing findings and race for the chain.
+    with duty_slot(site.site, "invoice_quality"):
+        started = utcnow()
+        now = started.astimezone(ZoneInfo(site.timezone)).replace(tzinfo=None)  # the views hold local time
+        start, end = quality_period(params, now.date())
+        standing_file = state_dir(site) / STATE_FILE
+        with tempfile.TemporaryDirectory(prefix="ebops-quality-") as work:
+            found = validate_invoices(site.site, site.database, start, end, now, Path(work), params.rules,
+                                      load_standing(standing_file))
+        label = start.isoformat() if end - start == timedelta(days=1) else f"{start.isoformat()}_{(end - timedelta(days=1)).isoformat()}"
+        bundle = store_evidence(site, "invoice_quality", period=label, form="invoice_quality", title="票据数据质量检查报告",
+                                kind_zh="每日数据质量检查" if params.start is None else "指定期间数据质量检查",
+                                results=found.results, started_at=started, engineer=params.engineer,
+                                extra_files=found.files, context=found.context)
+        if found.standing is not None:  # only now that the findings are stored: see tasks/quality/standing.py
+            save_standing(standing_file, found.standing)
+        send_alerts(site, found.results, title="票据数据质量检查", report_url=bundle.report_url, evidence_prefix=bundle.prefix)
     return finish(site, "invoice_quality", found.results, bundle)
 

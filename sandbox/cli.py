@@ -7,9 +7,9 @@ the duty commands of flows/cli.py; `ebops demo` runs those duties against the sa
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from flows.cli import _run_inspection, _run_precheck, _run_quality, console
+from flows.cli_output import FormatOpt, OutputFormat, emit
 
 sandbox_app = typer.Typer(no_args_is_help=True, help="the sandbox hospital (demo and tests)")
 
@@ -39,26 +39,28 @@ def sandbox_down() -> None:
     console.print("stopped: " + (", ".join(stopped) or "nothing was running"))
 
 
-def _print_status(state: dict) -> None:
+def _print_status(state: dict, fmt: OutputFormat = OutputFormat.table) -> None:
     from sandbox import manager
 
     running = manager.status()
-    table = Table(title=f"sandbox {manager.root()}")
-    for col in ("component", "running", "pid", "ports"):
-        table.add_column(col)
+    rows, data = [], {"root": str(manager.root()), "components": {}}
     for name, is_up in running.items():
         comp = state.get(name) or {}
-        ports = ", ".join(f"{k}={v}" for k, v in comp.items() if k in manager.VAR_KEYS)
-        table.add_row(name, "[green]yes[/]" if is_up else "[red]no[/]", str(comp.get("pid", "")), ports)
-    console.print(table)
+        ports = {k: v for k, v in comp.items() if k in manager.VAR_KEYS}
+        rows.append((name, "yes" if is_up else "no", str(comp.get("pid", "")),
+                     ", ".join(f"{k}={v}" for k, v in ports.items())))
+        data["components"][name] = {"running": is_up, "pid": comp.get("pid"), **ports}
+    # Through the shared helper: off a terminal a path like bin_dir is printed whole, not cut with "…".
+    emit(fmt, console, title=f"sandbox {manager.root()}", columns=("component", "running", "pid", "ports"), rows=rows,
+         data=data, cell_styles={"running": {"yes": "green", "no": "red"}})
 
 
 @sandbox_app.command("status")
-def sandbox_status() -> None:
+def sandbox_status(fmt: OutputFormat = FormatOpt) -> None:
     """Which sandbox servers run, with PIDs and ports."""
     from sandbox import manager
 
-    _print_status(manager.read_state())
+    _print_status(manager.read_state(), fmt)
     raise typer.Exit(0 if all(manager.status().values()) else 1)
 
 

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from tasks.database.base import EbillDatabase
+from tasks.database.base import EbillDatabase, QueryDeadlineExceeded
 from tasks.masking import mask_text
 from tasks.quality.suites import RuleCheck, load_suites, render, rule_checks
+from tasks.quality.timeouts import deadline_reason
 
 # Rows judged by each scope (the denominators of the report), over the same period as the rules.
 SCOPE_SQL = {
@@ -52,6 +53,7 @@ class CheckOutcome:
     failing: list[tuple] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    timed_out: bool = False  # the error is the session's deadline cutting the rule's query
 
 
 @dataclass
@@ -118,6 +120,12 @@ def run_suites(db: EbillDatabase, canon: str, start: date, end: date, now: datet
                 checked = {s: int(db.query(render(SCOPE_SQL[s], dialect, canon, start, end, now))[0]["n"])
                            for s in scopes}
                 ran = [f.result() for f in running]
+        except Exception as exc:
+            # GX's test query of a table (or a lane) cut by the deadline: the database checks' one line.
+            reason = None if isinstance(exc, QueryDeadlineExceeded) else deadline_reason(db, exc)
+            if reason is None:
+                raise
+            raise QueryDeadlineExceeded(reason) from exc
         finally:
             for lane in prepared:  # also when a later lane could not be prepared (a view missing)
                 _close(lane.datasource, lane.opened)
@@ -127,7 +135,7 @@ def run_suites(db: EbillDatabase, canon: str, start: date, end: date, now: datet
     for lane, result in zip(prepared, ran):
         for vres in result.run_results.values():
             for check, er in zip(lane.by_suite[vres.suite_name], vres.results):
-                outcomes.append(_outcome(check, er))
+                outcomes.append(_outcome(check, er, db))
     return SuiteRun(outcomes, checked, round(time.monotonic() - started, 2))
 
 
@@ -237,14 +245,18 @@ def _data_docs(gx, docs_dir: Path, lanes: list[_Lane], results: list) -> None:
         shutil.rmtree(Path(docs_dir) / sub, ignore_errors=True)
 
 
-def _outcome(check: RuleCheck, er) -> CheckOutcome:
+def _outcome(check: RuleCheck, er, db: EbillDatabase) -> CheckOutcome:
     """One expectation's result as failing keys (ExpectEbillRuleHolds returns every failing row)."""
     info = er.exception_info or {}
     raised = info.get("raised_exception") or any(
         isinstance(v, dict) and v.get("raised_exception") for v in info.values())
     if raised or er.result.get("observed_value") is None:
         msgs = [info.get("exception_message")] + [v.get("exception_message") for v in info.values() if isinstance(v, dict)]
-        return CheckOutcome(check, error=mask_text(next((m for m in msgs if m), "GX returned no result"))[:500])
+        text = next((m for m in msgs if m), "GX returned no result")
+        reason = deadline_reason(db, text)
+        if reason is not None:
+            return CheckOutcome(check, error=reason, timed_out=True)
+        return CheckOutcome(check, error=mask_text(text)[:500])
     rows = (er.result.get("details") or {}).get("unexpected_rows") or []
     keys = sorted({tuple("" if r.get(k) is None else str(r.get(k)).strip() for k in check.key) for r in rows})
     return CheckOutcome(check, failing=keys)

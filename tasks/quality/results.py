@@ -45,6 +45,7 @@ class RuleSummary:
     standing: list[tuple] = field(default_factory=list)  # defects outside the period's rows (see above)
     standing_scope: str = ""  # the standing check's scope ("" when the rule has none)
     seen_before: dict[tuple, str] = field(default_factory=dict)  # key -> first seen, from earlier runs
+    timed_out: bool = False  # every error is the session's deadline cutting a query
 
     @property
     def standing_new(self) -> list[tuple]:
@@ -91,7 +92,8 @@ def summarise(run: SuiteRun) -> list[RuleSummary]:
                                [f"{o.check.check}: {o.error}" for o in outs if o.error],
                                period_empty=first.scope != "stock" and not run.checked.get("invoice"),
                                standing=sorted({k for o in standing for k in o.failing}),
-                               standing_scope=standing[0].check.scope if standing else ""))
+                               standing_scope=standing[0].check.scope if standing else "",
+                               timed_out=any(o.error for o in outs) and all(o.timed_out for o in outs if o.error)))
     return out
 
 
@@ -179,7 +181,7 @@ def to_results(site: str, summaries: list[RuleSummary], started_at: datetime, fi
             check="invoice_quality", title=f"{s.rule_id} {s.title_zh}", site=site, target=s.rule_id,
             value=len(s.counted), unit="条", threshold="0（" + ("错误" if s.severity == "error" else "警告") + "）",
             status=status, reason=reason, started_at=started_at, finished_at=finished_at,
-            code=_RULE_CODE.get(status, Code.OK),
+            code=Code.QUERY_TIMEOUT if status is Status.ERROR and s.timed_out else _RULE_CODE.get(status, Code.OK),
             raw=f"checked={s.checked} ({s.checked_text}); failing={len(s.failing)}; "
                 f"standing={len(s.standing)} (new {len(s.standing_new)})"))
     return results

@@ -16,7 +16,7 @@ import pytest
 
 pytestmark = pytest.mark.sandbox
 
-EBOPS = [sys.executable, "-m", "flows.cli"]
+EBOPS = [sys.executable, "-m", "ebops_cli"]  # the `ebops` entry point: duty and sandbox commands
 REPO = Path(__file__).resolve().parents[2]
 CRASH_SIGNS = ("Traceback", "╭─", "VerdictFailed(")  # a Python or a rich traceback
 
@@ -91,3 +91,14 @@ def test_a_real_crash_keeps_its_traceback_and_says_where_the_log_is(sandbox, sit
     [line] = [line for line in run.stderr.splitlines() if line.startswith("inspection did not finish: ")]
     assert "NotADirectoryError" in line or "FileExistsError" in line, line
     assert "prefect flow-run logs " in run.stderr and "hint:" in run.stderr
+
+
+def test_sandbox_status_off_a_terminal_prints_paths_whole(sandbox):
+    """`ebops sandbox status | cat`: the postgres row's bin_dir is a path to copy, not cut with "…"."""
+    bin_dir = sandbox["state"]["postgres"]["bin_dir"]
+    run = ebops("sandbox", "status", timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert bin_dir in run.stdout and "…" not in run.stdout, run.stdout
+    tsv = ebops("sandbox", "status", "--format", "tsv", timeout=120)
+    assert tsv.stdout.splitlines()[0].split("\t") == ["component", "running", "pid", "ports"]
+    assert any(r.startswith("postgres\tyes\t") and bin_dir in r for r in tsv.stdout.splitlines()), tsv.stdout

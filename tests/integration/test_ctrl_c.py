@@ -24,7 +24,7 @@ import pytest
 pytestmark = pytest.mark.sandbox
 
 REPO = Path(__file__).resolve().parents[2]
-EBOPS = [sys.executable, "-m", "flows.cli"]
+EBOPS = [sys.executable, "-m", "ebops_cli"]  # the `ebops` entry point: duty and sandbox commands
 START_DEADLINE_S = 900  # the temporary server migrates a fresh database first: minutes on a busy 2-core box
 EXIT_DEADLINE_S = 15
 
@@ -161,6 +161,13 @@ def test_ctrl_c_mid_checks_stops_at_once_and_the_next_run_works(sandbox, sites_d
     said = _ctrl_c_when_called(site, silent, tmp_path)
     silent.close()
     assert "nothing was recorded" in said
+    # The run's inspection slot was given back before the temporary server stopped: its database
+    # keeps the limit, and no temporary server expires a lease (the next run would wait for hours).
+    limit = subprocess.run([sys.executable, "-m", "prefect", "global-concurrency-limit", "inspect",
+                            f"ebops:{site}:inspection", "--output", "json"], cwd=REPO, env=_env(),
+                           capture_output=True, text=True, timeout=START_DEADLINE_S)
+    assert limit.returncode == 0, limit.stdout[-2000:] + limit.stderr[-2000:]
+    assert json.loads(limit.stdout[limit.stdout.index("{"):])["active_slots"] == 0, limit.stdout
     # Nothing of the stopped run counts: no manifest in the outbox, no positions saved.
     assert not list(outbox.glob(f"{site}/*/*/*/manifest.json"))
     assert not (state / "log_positions.json").exists()

@@ -117,24 +117,28 @@ def test_long_queries_still_wait_for_a_lock_only_until_the_site_deadline(site, l
         db.close()
 
 
-def test_quality_rules_under_a_lock_end_at_the_deadline(site, locked_db):
-    from tasks.quality.gx_run import run_suites
+def test_quality_rules_under_a_lock_end_at_the_deadline(site, locked_db, tmp_path):
+    """The quality run's ERROR under a held lock reads like the database checks' (one line: the
+    relation, the deadline, the lock's holder, the hint) and carries query_timeout, not Great
+    Expectations' several-line "test query failed ... LockNotAvailable" text."""
+    from tasks.quality.checks import validate_invoices
 
     today = date.today()
-    db = connect(site.database)
-    try:
-        with held_lock(locked_db, BILL_TABLE):
-            began = time.monotonic()
-            try:
-                run = run_suites(db, "ebill_canon", today - timedelta(days=1), today, local_now(), rules=["DQ01"])
-                errors = [o.error for o in run.outcomes if o.error]
-            except Exception as exc:  # noqa: BLE001 - either way: an error, not a hang
-                errors = [str(exc)]
-            seconds = time.monotonic() - began
-    finally:
-        db.close()
-    print(f"one quality rule under a held lock: {seconds:.1f} s, {errors}")
-    assert errors and any("lock timeout" in e or "deadline" in e for e in errors), errors
+    with held_lock(locked_db, BILL_TABLE):
+        began = time.monotonic()
+        found = validate_invoices.fn(site.site, site.database, today - timedelta(days=1), today, local_now(),
+                                     tmp_path, rules=["DQ01"])
+        seconds = time.monotonic() - began
+    errors = [r for r in found.results if r.status == Status.ERROR]
+    print(f"one quality rule under a held lock: {seconds:.1f} s, {[(r.code, r.reason) for r in errors]}")
+    assert errors and len(errors) == len(found.results), found.results
+    for r in errors:
+        assert r.code == "query_timeout", (r.code, r.reason)
+        assert "\n" not in r.reason and "查询超时" in r.reason and "test query failed" not in r.reason, r.reason
+        assert f"waited more than {DEADLINE_S} s for a lock (lock_timeout)" in r.reason, r.reason
+        assert "ebill_canon.ebill_invoice" in r.reason, r.reason
+        assert f"{postgres.VENDOR_SCHEMA}.{BILL_TABLE} (AccessExclusiveLock" in r.reason, r.reason
+        assert "hint:" in r.reason and "database.statement_timeout_s" in r.reason, r.reason
     assert seconds < DEADLINE_S + 60  # GX's own start on a loaded machine, not the lock
 
 
