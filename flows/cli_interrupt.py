@@ -24,6 +24,10 @@ import types
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
+# The bundles this process began: prefix -> "writing" | "store" | "outbox", kept by the flows'
+# store_evidence (flows/common.py), read here to say in one line what of an interrupted run is kept.
+EVIDENCE_IN_PROCESS: dict[str, str] = {}
+
 # 128 + the signal, what a shell reports for a command it stopped (130 for Ctrl-C).
 STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
 _MARK_CRASHED_WITHIN_S = 3.0
@@ -37,7 +41,6 @@ def _site_of(params: dict[str, Any]) -> str:
 
 def what_happened(label: str, site: str, why: str = "Ctrl-C") -> str:
     """The one line: what of the run is kept, from the bundles this process began."""
-    from flows.common import EVIDENCE_IN_PROCESS
 
     head = f"interrupted ({why}): the {label} of {site} was stopped"
     if not EVIDENCE_IN_PROCESS:
@@ -144,7 +147,6 @@ def stop_on_ctrl_c(label: str, params: dict[str, Any]) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    from flows.common import EVIDENCE_IN_PROCESS
 
     EVIDENCE_IN_PROCESS.clear()  # this run's bundles only (`ebops demo` runs three duties)
     start_temporary_server_apart()

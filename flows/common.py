@@ -29,7 +29,7 @@ from prefect.runtime import flow_run
 from config.problems import SiteConfigError
 from config.secrets import SecretMissing
 from config.settings import Site
-from flows.cli_interrupt import also_on_stop
+from flows.cli_interrupt import EVIDENCE_IN_PROCESS, also_on_stop
 from tasks.evidence import BundleWriter, ChainFinding, StoredBundle
 from tasks.evidence_sign import fingerprint
 from tasks.reports import format_value, local_time, render_both
@@ -38,9 +38,6 @@ from tasks.results import CheckResult, Status, run_failed, utcnow, verdict
 _SUMMARY_ORDER = [Status.OK, Status.WARN, Status.FAIL, Status.ERROR, Status.SKIPPED]
 # How many distinct problem items the one-line summary names before "and N more".
 SUMMARY_ITEMS = 10
-# The bundles this process began: prefix -> "writing" | "store" | "outbox". Read by the Ctrl-C
-# handler (flows/cli_interrupt.py) to say in one line what of an interrupted run is kept.
-EVIDENCE_IN_PROCESS: dict[str, str] = {}
 # How long a run waits for the other run of the same duty at the same site before it gives up: the
 # longest a duty is expected to take at one site (a backup-restore verification of a large hospital
 # database, about an hour, with room). Past it the other run is taken to be hung, and this one ends
