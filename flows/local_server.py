@@ -1,7 +1,7 @@
 """A local Prefect server for `ebops ui`: ports, start, wait until healthy, stop by PID.
 
-Kept here rather than imported from sandbox/ (flows must not depend on the demo hospital); the
-sandbox keeps its own copies of the port helpers.
+The port and PID helpers live here, not in sandbox/ (flows must not depend on the demo hospital);
+sandbox/ports.py imports them from here, so there is one copy.
 """
 from __future__ import annotations
 
@@ -36,8 +36,10 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def pid_alive(pid: int) -> bool:
-    """Running and not a zombie (a zombie child of ours is reaped here)."""
+def pid_alive(pid: int | None) -> bool:
+    """Running and not a zombie (a zombie child of ours is reaped here); no PID is not running."""
+    if not pid:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
