@@ -143,15 +143,12 @@ def test_verify_names_altered_and_removed_bundles(s3, tmp_path):
     assert bundles[4].prefix in detail["bundle_removed"]
 
 
-def test_cli_list_and_verify_exit_codes(s3, tmp_path, monkeypatch):
-    from flows.cli_evidence import evidence_app
-
-    port = s3["state"]["s3_port"]
-    sites = tmp_path / "sites"
-    sites.mkdir()
-    (sites / "audit.yaml").write_text(f"""
-site: audit
-name: 审计医院
+def _site_file(sites: Path, site: str, name: str, port: int, *evidence_lines: str) -> None:
+    """A site file whose evidence store is the sandbox's S3 (the database is never reached)."""
+    extra = "".join(f"\n  {line}" for line in evidence_lines)
+    (sites / f"{site}.yaml").write_text(f"""
+site: {site}
+name: {name}
 database: {{dialect: postgresql, dsn: "host=127.0.0.1 dbname=x", user: u, password: {{env: NOPE}}}}
 evidence:
   endpoint: "127.0.0.1:{port}"
@@ -159,9 +156,17 @@ evidence:
   bucket: {sandbox_s3.EVIDENCE_BUCKET}
   access_key: {{env: EBOPS_DEMO_S3_ACCESS_KEY}}
   secret_key: {{env: EBOPS_DEMO_S3_SECRET_KEY}}
-  retention: {{mode: GOVERNANCE, days: 1}}
-  signing: {{public_key: "{PUBLIC_KEY}"}}
+  retention: {{mode: GOVERNANCE, days: 1}}{extra}
 """, encoding="utf-8")
+
+
+def test_cli_list_and_verify_exit_codes(s3, tmp_path, monkeypatch):
+    from flows.cli_evidence import evidence_app
+
+    port = s3["state"]["s3_port"]
+    sites = tmp_path / "sites"
+    sites.mkdir()
+    _site_file(sites, "audit", "审计医院", port, f'signing: {{public_key: "{PUBLIC_KEY}"}}')
     monkeypatch.setenv("EBOPS_SITES_DIR", str(sites))
     cfg = _cfg(port)
     made = [_bundle(cfg, tmp_path / "outbox", "cli", i, site="audit") for i in (1, 2)]
@@ -324,20 +329,8 @@ def test_cli_verify_on_the_worker_compares_its_chain_head(s3, tmp_path, monkeypa
     port = s3["state"]["s3_port"]
     sites, outbox = tmp_path / "sites", tmp_path / "outbox"
     sites.mkdir()
-    (sites / "worker.yaml").write_text(f"""
-site: worker
-name: 工作站医院
-database: {{dialect: postgresql, dsn: "host=127.0.0.1 dbname=x", user: u, password: {{env: NOPE}}}}
-evidence:
-  endpoint: "127.0.0.1:{port}"
-  secure: false
-  bucket: {sandbox_s3.EVIDENCE_BUCKET}
-  access_key: {{env: EBOPS_DEMO_S3_ACCESS_KEY}}
-  secret_key: {{env: EBOPS_DEMO_S3_SECRET_KEY}}
-  retention: {{mode: GOVERNANCE, days: 1}}
-  outbox: {outbox}
-  signing: {{private_key: {{env: EBOPS_TEST_SIGNING_KEY}}, public_key: "{PUBLIC_KEY}"}}
-""", encoding="utf-8")
+    _site_file(sites, "worker", "工作站医院", port, f"outbox: {outbox}",
+               f'signing: {{private_key: {{env: EBOPS_TEST_SIGNING_KEY}}, public_key: "{PUBLIC_KEY}"}}')
     monkeypatch.setenv("EBOPS_SITES_DIR", str(sites))
     made = [_bundle(_cfg(port), outbox, "clilocal", i, site="worker") for i in (1, 2)]
     _forge_newest(_cfg(port), made[1])
