@@ -204,23 +204,6 @@ def _remove_local(d: Path, outbox_base: Path) -> None:
         parent = parent.parent
 
 
-def flush_outbox(store_cfg: EvidenceStoreConfig, outbox_base: Path, *, store: Store | None = None,
-                 site: str | None = None, duty: str | None = None) -> list[str]:
-    """Upload waiting bundles (of one site, or all) oldest first; return their prefixes. Stops at
-    the first failure (raising it) so a later bundle never reaches the store before an earlier one.
-    Each chain is flushed under its lock, so a run of that duty never uploads the same bundle too."""
-    outbox_base = Path(outbox_base)
-    waiting = _outbox_bundles(outbox_base, site=site, duty=duty)
-    if not waiting:
-        return []
-    store = store or open_store(store_cfg)
-    done = []
-    for chain in sorted({d.relative_to(outbox_base).parts[:2] for d in waiting}):
-        with chain_lock(outbox_base, *chain):
-            done += _flush_chain(store, outbox_base, *chain)[0]
-    return done
-
-
 def _flush_chain(store: Store, outbox_base: Path, site: str, duty: str) -> tuple[list[str], list[ChainFinding]]:
     """The waiting bundles of one chain (the caller holds its lock)."""
     done, findings = [], []

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from config.settings import EvidenceStoreConfig
 from sandbox import s3 as sandbox_s3
 from sandbox.ports import port_open
-from tasks.evidence import BundleWriter, flush_outbox
+from tasks.evidence import BundleWriter, _outbox_bundles
 from tasks.evidence_sign import load_private_key, public_key_b64
 from tasks.evidence_store import MANIFEST, open_store
 from tasks.evidence_verify import list_bundles, show, verify
@@ -120,7 +120,7 @@ def test_outbox_while_store_down_then_byte_identical_upload(s3, tmp_path):
     m3 = show(cfg, third.prefix)
     assert (m3["sequence"], m3["prev_bundle"]) == (3, waiting.prefix)
     assert verify(cfg, site="demo", duty="outage").ok
-    assert flush_outbox(cfg, tmp_path) == []
+    assert _outbox_bundles(tmp_path) == []  # nothing left waiting
 
 
 def test_verify_names_altered_and_removed_bundles(s3, tmp_path):
