@@ -256,11 +256,16 @@ class BundleWriter:
     def add_json(self, name: str, obj: Any) -> None:
         self.add_file(name, json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n")
 
+    def _signer(self):
+        """The worker's signer, and the finding to report when it has none and unsigned manifests
+        are not accepted."""
+        signer, why = signer_for(self.store_cfg)
+        return signer, [] if signer or self.store_cfg.allow_unsigned else [_unsigned_finding(why)]
+
     def chain_findings(self) -> list[ChainFinding]:
         """What is wrong with the chain as things stand, for the report (read only, no lock): the
         same check finish() repeats under the lock, whose result is authoritative."""
-        signer, why = signer_for(self.store_cfg)
-        findings = [] if signer or self.store_cfg.allow_unsigned else [_unsigned_finding(why)]
+        findings = self._signer()[1]
         try:
             store = open_store(self.store_cfg)
             return findings + self._previous(store)[1]
@@ -281,8 +286,7 @@ class BundleWriter:
 
     def _finish(self, verdict: str, finished_at: datetime, approvals: list[dict], extra: dict | None) -> StoredBundle:
         set_aside_incomplete(self.outbox_base, self.site)
-        signer, why = signer_for(self.store_cfg)
-        findings = [] if signer or self.store_cfg.allow_unsigned else [_unsigned_finding(why)]
+        signer, findings = self._signer()
 
         def manifest_for(prev: ChainLink | None, found: list[ChainFinding]) -> bytes:
             m = build_manifest(site=self.site, duty=self.duty, period=self.period, flow_run_id=self.flow_run_id,
