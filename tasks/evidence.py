@@ -204,9 +204,9 @@ def _remove_local(d: Path, outbox_base: Path) -> None:
         parent = parent.parent
 
 
-def _flush_chain(store: Store, outbox_base: Path, site: str, duty: str) -> tuple[list[str], list[ChainFinding]]:
-    """The waiting bundles of one chain (the caller holds its lock)."""
-    done, findings = [], []
+def _flush_chain(store: Store, outbox_base: Path, site: str, duty: str) -> list[ChainFinding]:
+    """Upload the waiting bundles of one chain, oldest first (the caller holds its lock)."""
+    findings = []
     for d in _outbox_bundles(outbox_base, site, duty):
         if (finding := _upload_waiting(store, d, outbox_base)) is not None:
             log.error("evidence chain: %s", finding.detail)
@@ -214,8 +214,7 @@ def _flush_chain(store: Store, outbox_base: Path, site: str, duty: str) -> tuple
         prefix = d.relative_to(outbox_base).as_posix() + "/"
         _remove_local(d, outbox_base)
         log.info("evidence bundle %s uploaded from the outbox", prefix)
-        done.append(prefix)
-    return done, findings
+    return findings
 
 
 # ---------------------------------------------------------------- one bundle
@@ -304,7 +303,7 @@ class BundleWriter:
             store, error = None, None
             try:
                 store = open_store(self.store_cfg)
-                findings += _flush_chain(store, self.outbox_base, self.site, self.duty)[1]
+                findings += _flush_chain(store, self.outbox_base, self.site, self.duty)
                 for f in self._files.values():  # under a prefix of its own: no sequence needed yet
                     store.put(self.prefix + f["name"], (self.local_dir / f["name"]).read_bytes())
             except (StoreUnreachable, S3Error) as exc:
