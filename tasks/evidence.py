@@ -32,10 +32,9 @@ from typing import Any
 from minio.error import S3Error
 
 from config.settings import EvidenceStoreConfig
-# ChainLink, read_chain_head and newest_in_store are re-exported: callers import them from here.
 from tasks.atomic_file import write_atomic
-from tasks.evidence_chain import (CHAIN_DIR, ChainFinding, ChainLink, chain_lock, choose_predecessor, claim,  # noqa: F401
-                                  newest_in_store, read_chain_head, write_chain_head)
+from tasks.evidence_chain import (CHAIN_DIR, ChainFinding, ChainLink, chain_lock, choose_predecessor, claim,
+                                  read_chain_head, write_chain_head)
 from tasks.evidence_sign import signer_for, trusted_keys
 from tasks.evidence_store import (MANIFEST, SCHEMA, Store, StoreUnreachable, bundle_prefix, manifest_bytes,
                                   open_store, sha256_hex)
