@@ -44,7 +44,7 @@ from typing import Iterable, Mapping
 
 # Names and columns are shared with the row text of each dialect (fingerprint_rowtext), which this
 # module builds on: they live apart so the two modules do not import each other.
-from tasks.database.fingerprint_names import DIALECTS, Column, check_name, quote  # noqa: F401 (re-exported)
+from tasks.database.fingerprint_names import Column, check_name, quote
 from tasks.database.fingerprint_names import checked_dialect as _dialect
 from tasks.database.fingerprint_rowtext import build_fingerprint_sql
 
