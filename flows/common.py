@@ -160,7 +160,9 @@ def duty_slot(site: str, duty: str, wait_s: float | None = None) -> Iterator[Non
         limit = _limit_of(name)
         if not got.is_set() and limit.active and limit.active_slots >= limit.limit:
             logger.warning("another run of %s at %s is going on: this run waits for it to end "
-                           "(at most %d s, concurrency limit %s)", duty, site, wait_s, name)
+                           "(at most %d s, concurrency limit %s; hint: if no other run is going on (one killed "
+                           "hard), free the slot: prefect global-concurrency-limit update %s --active-slots 0)",
+                           duty, site, wait_s, name, name)
 
     notice = threading.Timer(WAIT_NOTICE_AFTER_S, contextvars.copy_context().run, args=(say_it_waits,))
     notice.daemon = True
