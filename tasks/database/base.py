@@ -187,7 +187,7 @@ class EbillDatabase(ABC):
             raise ValueError(f"database.dialect is {cfg.dialect!r}, this class reads {self.dialect!r}")
         self.cfg = cfg
         self._conn: Any = None
-        # Every session this object opens (its own and those GX opens through _connect) carries it.
+        # Every session this object opens (its own and those GX opens through engine_session) carries it.
         self.deadline = Deadline(cfg.statement_timeout_s, cfg.statement_timeout_s)
 
     def allow_long_queries(self, statement_s: int) -> None:
@@ -203,6 +203,12 @@ class EbillDatabase(ABC):
     @abstractmethod
     def _connect(self) -> Any:
         """Open a read-only connection."""
+
+    def engine_session(self) -> Any:
+        """A new connection of its own for a SQLAlchemy engine's `creator` (GX), read-only for every
+        transaction the engine opens on it, not only the first. The dialect's _connect already is
+        where the server keeps read-only as the session's default (PostgreSQL)."""
+        return self._connect()
 
     @property
     def connection(self) -> Any:

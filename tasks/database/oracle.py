@@ -118,6 +118,35 @@ def _decimal_numbers(cursor: Any, metadata: Any) -> Any:
     return None
 
 
+class ReadOnlyTransactions:
+    """An oracledb connection on which every transaction is read-only, for a pool that runs its
+    own statements (SQLAlchemy under GX). Oracle has no read-only session default: SET TRANSACTION
+    READ ONLY holds until the transaction ends, so it is issued on connecting and again after every
+    commit or rollback (SQLAlchemy rolls back each time a connection returns to its pool)."""
+
+    def __init__(self, conn: Any):
+        object.__setattr__(self, "_conn", conn)
+        self._begin_read_only()
+
+    def _begin_read_only(self) -> None:
+        with self._conn.cursor() as cur:
+            cur.execute(READ_ONLY_SQL)
+
+    def rollback(self) -> None:
+        self._conn.rollback()
+        self._begin_read_only()
+
+    def commit(self) -> None:
+        self._conn.commit()  # nothing was written: the transaction was read-only
+        self._begin_read_only()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._conn, name, value)  # the dialect sets outputtypehandler etc. on the driver's object
+
+
 class OracleEbillDatabase(EbillDatabase):
     dialect: ClassVar[str] = "oracle"
 
@@ -141,6 +170,10 @@ class OracleEbillDatabase(EbillDatabase):
             with conn.cursor() as cur:
                 cur.execute(f"ALTER SESSION SET CURRENT_SCHEMA = {schema}")
         return conn
+
+    def engine_session(self) -> Any:
+        # _fetch opens each of its own transactions read-only; a pool's transactions need the wrapper
+        return ReadOnlyTransactions(self._connect())
 
     def _fetch(self, sql: str, params: dict | None) -> tuple[list[str], list[tuple]]:
         import oracledb

@@ -1,7 +1,7 @@
 """Running the data-quality suites with Great Expectations over one database and one period.
 
-GX reads through the same read-only session as every other check (EbillDatabase._connect is the
-SQLAlchemy engine's `creator`), so the password never appears in a connection URL or a GX config.
+GX reads through the same read-only session as every other check (EbillDatabase.engine_session is
+the SQLAlchemy engine's `creator`), so the password never appears in a connection URL or a GX config.
 Each suite is one validation definition of one checkpoint; the checkpoint's UpdateDataDocsAction
 renders Data Docs into a local folder that becomes part of the evidence bundle.
 """
@@ -166,19 +166,23 @@ class _Lane:
     opened: list
 
 
+def _creator(db: EbillDatabase, opened: list):
+    """The engine's way to open a session: the database's own read-only one (every transaction GX's
+    pool opens is read-only, on Oracle too), remembered so that the run closes it."""
+    def creator():
+        conn = db.engine_session()
+        opened.append(conn)
+        return conn
+    return creator
+
+
 def _prepare(gx, db: EbillDatabase, suites: dict, lane: list[str], checks: list[RuleCheck], dialect: str,
              canon: str, start: date, end: date, now: datetime) -> _Lane:
     ctx = _context(None)
     opened: list = []
-
-    def creator():
-        conn = db._connect()
-        opened.append(conn)
-        return conn
-
     ds = ctx.data_sources.add_sql(
         name="ebill", connection_string="oracle+oracledb://" if dialect == "oracle" else "postgresql+psycopg://",
-        kwargs={"creator": creator})
+        kwargs={"creator": _creator(db, opened)})
     try:
         return _fill_lane(gx, ctx, ds, opened, suites, lane, checks, dialect, canon, start, end, now)
     except BaseException:

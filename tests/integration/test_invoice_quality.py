@@ -270,3 +270,22 @@ def test_a_standing_stock_defect_fails_one_daily_report_then_is_tracked(prefect_
     rows = store.get(outcome.bundle.prefix + "failing_keys/DQ21_standing.csv").decode("utf-8").splitlines()
     assert rows[0] == "bill_code,start_no,open_since"
     assert {tuple(r.split(",")[:2]) for r in rows[1:]} == planted
+
+
+def test_a_write_through_gx_session_is_refused(sites_dir):
+    """GX's engine opens its sessions through _creator: the server refuses any write on them."""
+    from tasks.quality.gx_run import _creator
+
+    db = _db("ebill")
+    opened: list = []
+    try:
+        conn = _creator(db, opened)()
+        with conn.cursor() as cur:
+            cur.execute("SHOW transaction_read_only")
+            assert cur.fetchone()[0] == "on"
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                cur.execute("CREATE TABLE ebops_gx_write_probe (a int)")
+    finally:
+        for c in opened:
+            c.close()
+        db.close()

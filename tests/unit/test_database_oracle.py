@@ -195,3 +195,43 @@ def test_backup_verification_oracle_sessions_carry_a_call_timeout(monkeypatch):
     db = VerifyDatabase.model_validate({"dsn": "db1:1521/EBILL", "user": "EBOPS_VERIFY", "password": {"env": "UNUSED"},
                                         "statement_timeout_s": 1800})
     assert oracle_tasks.connect(db).call_timeout == 1_800_000
+
+
+# ---------------------------------------------------------------- GX's sessions (issue 14.4)
+class PoolFakeOracleConnection(FakeOracleConnection):
+    """Stands in for an oracledb connection under SQLAlchemy's pool: commits counted, and the
+    attribute the Oracle dialect sets on connecting (outputtypehandler) kept on the driver's object."""
+    call_timeout = 0
+
+    def __init__(self):
+        super().__init__()
+        self.commits = 0
+
+    def commit(self):
+        self.commits += 1
+
+
+def test_gx_oracle_sessions_open_every_transaction_read_only(monkeypatch):
+    import oracledb
+
+    from tasks.quality.gx_run import _creator
+
+    fake = PoolFakeOracleConnection()
+    monkeypatch.setattr(oracledb, "connect", lambda **kw: fake)  # the fake stands in for the server
+    monkeypatch.setenv("UNUSED", "x")
+    opened: list = []
+    conn = _creator(connect(oracle_cfg()), opened)()  # what GX's SQLAlchemy engine calls
+    assert opened == [conn]
+    sent = [s for s, _ in fake.sent]
+    # the schema is set, then the first transaction is read-only before GX sends anything
+    assert sent == ["ALTER SESSION SET CURRENT_SCHEMA = EBOPS", READ_ONLY_SQL]
+    with conn.cursor() as cur:
+        cur.execute("SELECT bill_code FROM ebill_invoice")
+    conn.rollback()  # SQLAlchemy's pool ends each use with a rollback: the next transaction is read-only too
+    conn.commit()
+    assert [s for s, _ in fake.sent][2:] == ["SELECT bill_code FROM ebill_invoice", READ_ONLY_SQL, READ_ONLY_SQL]
+    assert fake.rollbacks == 1 and fake.commits == 1
+    conn.outputtypehandler = "handler"  # the dialect's settings reach the driver's connection
+    assert fake.outputtypehandler == "handler" and conn.call_timeout == fake.call_timeout
+    conn.close()
+    assert fake.closed
