@@ -45,18 +45,19 @@ INSTANCE_SQL = "SELECT SYS_CONTEXT('USERENV', 'INSTANCE_NAME') AS instance_name 
 
 
 def connect(db: VerifyDatabase) -> Any:
-    import oracledb  # thin mode: pure Python, no client libraries
+    """The verification's Oracle session, generous deadline (a fingerprint reads a whole table).
+    Not in a read-only transaction: one would hold a single snapshot across the whole measurement of
+    a busy production (ORA-01555 on long reads); production is read AS OF an SCN instead, and the
+    scratch server's session creates and drops the scratch schema."""
+    import oracledb
 
-    from tasks.database.oracle import _decimal_numbers
+    from tasks.database.oracle import oracle_session
     try:
-        conn = oracledb.connect(user=db.user, password=resolve_secret(db.password), dsn=db.dsn,
-                                tcp_connect_timeout=float(db.connect_timeout_s))
+        return oracle_session(db.dsn, db.user, resolve_secret(db.password), connect_timeout_s=db.connect_timeout_s,
+                              call_timeout_ms=db.statement_timeout_s * 1000)
     except oracledb.Error as exc:
         raise ConnectionError(f"cannot connect to Oracle ({db.dsn}) as {db.user}: {mask_text(str(exc)).strip()} "
                               f"(hint: config/sql/oracle/03_verify_account.sql creates the account)") from None
-    conn.outputtypehandler = _decimal_numbers  # NUMBER as Decimal: the sample compares exact values
-    conn.call_timeout = db.statement_timeout_s * 1000  # per round trip: a generous bound, never none
-    return conn
 
 
 def fetcher(conn: Any) -> measure.Fetch:

@@ -20,7 +20,8 @@ from psycopg.conninfo import conninfo_to_dict
 from config.backup_verification import BackupVerificationConfig, VerifyDatabase
 from config.settings import resolve_secret
 from tasks.backup_verify.locate import BackupFile
-from tasks.database.deadline import Deadline, pg_connect
+from tasks.database.deadline import Deadline
+from tasks.database.postgresql import pg_session
 from tasks.hosts import CommandResult, HostSession
 
 SCRATCH_MARK = "ebill-ops scratch copy"   # COMMENT ON DATABASE: only marked databases are ever dropped
@@ -40,14 +41,15 @@ class TocSummary:
     tables_with_data: tuple[str, ...]
 
 
-def connect(db: VerifyDatabase, dbname: str | None = None, *, autocommit: bool = True) -> psycopg.Connection:
+def connect(db: VerifyDatabase, dbname: str | None = None, *, autocommit: bool = True,
+            read_only: bool = True) -> psycopg.Connection:
     """A session with the verification's deadlines: a generous one per statement (a fingerprint reads a
     whole table) and a short one for waiting on another session's lock. pg_dump and pg_restore on the
-    host are not bound by these: each is one long command, bounded by command_timeout_s over SSH."""
-    kwargs = {"dbname": dbname} if dbname else {}
-    return pg_connect(db.dsn, Deadline(db.statement_timeout_s, db.lock_timeout_s), user=db.user,
-                      password=resolve_secret(db.password), autocommit=autocommit,
-                      connect_timeout=db.connect_timeout_s, application_name="ebill-ops backup-verify", **kwargs)
+    host are not bound by these: each is one long command, bounded by command_timeout_s over SSH.
+    Read-only unless the caller creates or drops the scratch database (read_only=False)."""
+    return pg_session(db.dsn, db.user, resolve_secret(db.password), Deadline(db.statement_timeout_s, db.lock_timeout_s),
+                      connect_timeout_s=db.connect_timeout_s, read_only=read_only, dbname=dbname,
+                      autocommit=autocommit, application_name="ebill-ops backup-verify")
 
 
 def _target(db: VerifyDatabase, dbname: str | None = None) -> tuple[str, str, str]:

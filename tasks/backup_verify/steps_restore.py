@@ -34,7 +34,8 @@ def restore_to_scratch(run: Run, session: HostSession, scratch: str, run_id: str
     if run.backup is None:
         return [run.skipped("restore", "恢复", "未定位到备份，无法恢复")]
     try:
-        with pg_steps.connect(run.cfg.source) as src, pg_steps.connect(run.cfg.scratch) as server:
+        # the server's session creates the scratch database: the one verification session that writes
+        with pg_steps.connect(run.cfg.source) as src, pg_steps.connect(run.cfg.scratch, read_only=False) as server:
             pg_steps.refuse_target(src, server, scratch, run.cfg.scratch.prefix)
             pg_steps.create_scratch(server, scratch, run_id)
         run.scratch, run.created_scratch = scratch, True
@@ -174,7 +175,7 @@ def cleanup(run: Run, keep: bool) -> list[CheckResult]:
         return [run.record("cleanup", "临时库", Status.WARN, f"验证未通过，按 keep_on_failure 保留临时库 {run.scratch} 供排查；"
                            f"排查后请删除", started, target=run.scratch, code=Code.SCRATCH_KEPT)]
     try:
-        with pg_steps.connect(run.cfg.scratch) as server:
+        with pg_steps.connect(run.cfg.scratch, read_only=False) as server:  # DROP DATABASE writes
             done = pg_steps.drop_scratch(server, run.scratch)
     except Exception as exc:  # noqa: BLE001
         return [_error(run, "cleanup", "临时库", exc, started, run.scratch)]

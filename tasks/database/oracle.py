@@ -118,6 +118,24 @@ def _decimal_numbers(cursor: Any, metadata: Any) -> Any:
     return None
 
 
+def oracle_session(dsn: str, user: str, password: str, *, connect_timeout_s: int, call_timeout_ms: int,
+                   schema: str | None = None) -> Any:
+    """The one way ebill-ops opens an Oracle session (checks, GX, the verification): thin mode,
+    NUMBER with a scale as Decimal, and the deadline as call_timeout. Raises oracledb.Error: each
+    caller names its own account in the hint. Oracle has no read-only session default: a read-only
+    caller opens each transaction with READ_ONLY_SQL (EbillDatabase._fetch) or wraps the session in
+    ReadOnlyTransactions (a pool's); schema must be a checked identifier (_IDENT)."""
+    import oracledb  # thin mode: pure Python, no client libraries
+
+    conn = oracledb.connect(user=user, password=password, dsn=dsn, tcp_connect_timeout=float(connect_timeout_s))
+    conn.outputtypehandler = _decimal_numbers  # amounts and sampled values stay exact
+    conn.call_timeout = call_timeout_ms  # per round trip: no query may stall the run
+    if schema:
+        with conn.cursor() as cur:
+            cur.execute(f"ALTER SESSION SET CURRENT_SCHEMA = {schema}")
+    return conn
+
+
 class ReadOnlyTransactions:
     """An oracledb connection on which every transaction is read-only, for a pool that runs its
     own statements (SQLAlchemy under GX). Oracle has no read-only session default: SET TRANSACTION
@@ -157,19 +175,14 @@ class OracleEbillDatabase(EbillDatabase):
         if schema and not _IDENT.match(schema):
             raise ValueError(f"database.schema {schema!r} is not an Oracle identifier (hint: EBOPS)")
         try:
-            conn = oracledb.connect(user=self.cfg.user, password=self._password(), dsn=self.cfg.dsn,
-                                    tcp_connect_timeout=float(self.cfg.connect_timeout_s))
+            return oracle_session(self.cfg.dsn, self.cfg.user, self._password(),
+                                  connect_timeout_s=self.cfg.connect_timeout_s,
+                                  call_timeout_ms=self.deadline.oracle_call_timeout_ms, schema=schema)
         except oracledb.Error as exc:
             raise DatabaseError(
                 f"cannot connect to Oracle ({self.cfg.dsn}) as {self.cfg.user}: {mask_text(str(exc)).strip()} "
                 f"(hint: dsn is host:port/service_name; the account is created by config/sql/oracle/02_readonly_account.sql)"
             ) from None
-        conn.outputtypehandler = _decimal_numbers
-        conn.call_timeout = self.deadline.oracle_call_timeout_ms  # per round trip: no query may stall the run
-        if schema:
-            with conn.cursor() as cur:
-                cur.execute(f"ALTER SESSION SET CURRENT_SCHEMA = {schema}")
-        return conn
 
     def engine_session(self) -> Any:
         # _fetch opens each of its own transactions read-only; a pool's transactions need the wrapper

@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 from tasks.database.base import (DatabaseError, EbillDatabase, FinanceBacklog, InterfaceStats, QueryDeadlineExceeded,
                                  StockLevel, TablespaceUsage, finance_backlog_from_rows, interface_stats_from_rows,
                                  stock_levels_from_rows)
-from tasks.database.deadline import deadline_message, pg_blocking_locks, pg_connect, pg_timed_out
+from tasks.database.deadline import (Deadline, DeadlineConnection, deadline_message, pg_blocking_locks, pg_connect,
+                                     pg_timed_out)
 from tasks.database.params import to_pyformat
 from tasks.masking import mask_text
 
@@ -98,27 +99,30 @@ ORDER BY 1, 2
 """
 
 
+def pg_session(dsn: str, user: str, password: str, deadline: Deadline, *, connect_timeout_s: int,
+               read_only: bool = True, schema: str | None = None, dbname: str | None = None,
+               autocommit: bool = True, application_name: str = "ebill-ops") -> DeadlineConnection:
+    """The one way ebill-ops opens a PostgreSQL-family session (checks, GX, the verification): the
+    deadline in the startup options and, unless the caller must write, read-only as the session's
+    default, so that every transaction on it is read-only whoever opens it. Raises psycopg.Error:
+    each caller names its own account in the hint."""
+    options = "-c default_transaction_read_only=on" if read_only else ""
+    if schema:
+        options += f" -c search_path={schema}"  # lets checks name the canonical views without a schema
+    kwargs: dict[str, Any] = {"dbname": dbname} if dbname else {}
+    return pg_connect(dsn, deadline, user=user, password=password, connect_timeout=connect_timeout_s,
+                      options=options.strip(), application_name=application_name, autocommit=autocommit, **kwargs)
+
+
 class PostgresEbillDatabase(EbillDatabase):
     dialect: ClassVar[str] = "postgresql"
 
     def _connect(self) -> Any:
-        options = "-c default_transaction_read_only=on"
-        if self.cfg.schema_name:
-            # search_path lets checks name the canonical views without a schema
-            options += f" -c search_path={self.cfg.schema_name}"
         try:
             # autocommit: every statement is its own (read-only) transaction, so a check never
             # leaves an idle transaction holding back vacuum on the hospital's database
-            return pg_connect(
-                self.cfg.dsn,
-                self.deadline,
-                user=self.cfg.user,
-                password=self._password(),
-                connect_timeout=self.cfg.connect_timeout_s,
-                options=options,
-                application_name="ebill-ops",
-                autocommit=True,
-            )
+            return pg_session(self.cfg.dsn, self.cfg.user, self._password(), self.deadline,
+                              connect_timeout_s=self.cfg.connect_timeout_s, schema=self.cfg.schema_name)
         except psycopg.Error as exc:
             raise DatabaseError(
                 f"cannot connect to PostgreSQL ({self.cfg.dsn}) as {self.cfg.user}: {mask_text(str(exc)).strip()} "

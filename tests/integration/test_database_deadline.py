@@ -182,3 +182,18 @@ def test_a_database_that_is_down_is_an_error_with_a_hint_not_a_hang(sites_dir, u
     for r in records:
         assert str(unused_port) in r.reason and "hint:" in r.reason, r.reason
     assert seconds < 60, seconds  # each gives up at once (connection refused), not after a stall
+
+
+def test_backup_verification_sessions_are_read_only_unless_they_write(sites_dir):
+    """Reading sessions refuse a write; only the scratch server's (CREATE/DROP DATABASE) may write,
+    and both carry the same deadlines (one builder: tasks.database.postgresql.pg_session)."""
+    from tasks.backup_verify import pg_steps
+
+    cfg = load_site("demo").backup_verification
+    with pg_steps.connect(cfg.source) as conn:
+        assert conn.execute("SHOW transaction_read_only").fetchone()[0] == "on"
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("CREATE TABLE ebops_verify_write_probe (a int)")
+    with pg_steps.connect(cfg.scratch, read_only=False) as conn:
+        shown = [conn.execute(f"SHOW {s}").fetchone()[0] for s in ("transaction_read_only", "statement_timeout")]
+        assert shown == ["off", "1h"]
