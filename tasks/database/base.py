@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from config.settings import DatabaseConfig, resolve_secret
@@ -60,6 +60,46 @@ CANONICAL_SCHEMA: dict[str, list[tuple[str, str]]] = {
 
 # relation -> ordered column names: what every check may rely on.
 CANONICAL_COLUMNS: dict[str, list[str]] = {rel: [c for c, _ in cols] for rel, cols in CANONICAL_SCHEMA.items()}
+
+
+# The e-bill checks' queries that read the same in every dialect (tasks/database/<dialect>.py holds
+# the rest). Success rate and latency per interface, aggregated in the database (a busy hospital logs
+# hundreds of thousands of calls a day: the rows never travel). Failed calls count in the latency
+# too: a timeout is what the cashier waits for.
+INTERFACE_STATS_SQL = """
+SELECT target,
+       COUNT(*) AS calls,
+       SUM(CASE WHEN result_code = 'S0000' THEN 1 ELSE 0 END) AS ok_calls,
+       AVG(elapsed_ms) AS mean_ms,
+       PERCENTILE_CONT(0.95) WITHIN GROUP (ORDER BY elapsed_ms) AS p95_ms,
+       MAX(elapsed_ms) AS max_ms
+FROM ebill_call_log
+WHERE req_time > :since AND req_time <= :until
+GROUP BY target
+ORDER BY target
+"""
+
+# 在途票据: a bill belongs to the upload stage until the platform has supervised it (status 1),
+# then to the archive stage until archived, so that no bill is counted twice. Totals come with
+# the oldest max_keys bills of each stage, by business key only.
+FINANCE_BACKLOG_SQL = """
+SELECT stage, total, failed, bill_code, bill_no, issue_time, upload_status, archive_status
+FROM (
+    SELECT stage, bill_code, bill_no, issue_time, upload_status, archive_status,
+           COUNT(*) OVER (PARTITION BY stage) AS total,
+           SUM(CASE WHEN upload_status = '2' THEN 1 ELSE 0 END) OVER (PARTITION BY stage) AS failed,
+           ROW_NUMBER() OVER (PARTITION BY stage ORDER BY issue_time, bill_code, bill_no) AS rn
+    FROM (
+        SELECT CASE WHEN upload_status = '1' THEN 'archive' ELSE 'upload' END AS stage,
+               bill_code, bill_no, issue_time, upload_status, archive_status
+        FROM ebill_invoice
+        WHERE issue_time < :older_than
+          AND (upload_status IS NULL OR upload_status <> '1' OR archive_status IS NULL OR archive_status <> '1')
+    ) pending
+) ranked
+WHERE rn <= :max_keys
+ORDER BY stage, rn
+"""
 
 
 @dataclass(frozen=True)
@@ -250,16 +290,21 @@ class EbillDatabase(ABC):
 
     # -- the e-bill checks (tasks/ebill_checks.py). Times are naive local times of the hospital,
     # bound as parameters: the database server's clock and time zone are never consulted.
-    @abstractmethod
+    # Each dialect's words for STOCK_LEVELS_SQL (the other two queries read the same in every dialect).
+    stock_levels_sql: ClassVar[str]
+
     def interface_stats(self, since: datetime, until: datetime) -> list[InterfaceStats]:
         """Per target: calls with since < req_time <= until, successes, mean and p95 latency."""
+        return interface_stats_from_rows(self.query(INTERFACE_STATS_SQL, {"since": since, "until": until}))
 
-    @abstractmethod
     def finance_backlog(self, older_than: datetime, max_keys: int = 100) -> list[FinanceBacklog]:
         """Bills issued before older_than that are not yet supervised (upload) or, supervised,
         not yet archived (archive); each bill counts in one stage only."""
+        return finance_backlog_from_rows(self.query(FINANCE_BACKLOG_SQL, {"older_than": older_than,
+                                                                          "max_keys": max_keys}))
 
-    @abstractmethod
     def stock_levels(self, now: datetime, use_days: int = 30) -> list[StockLevel]:
         """Remaining numbers of ACTIVE segments per (point, code) with the use of the use_days
         before now; plus active points that hold no ACTIVE segment. Inactive points are left out."""
+        params = {"since": now - timedelta(days=use_days), "until": now}
+        return stock_levels_from_rows(self.query(self.stock_levels_sql, params))

@@ -3,12 +3,10 @@ from __future__ import annotations
 
 import decimal
 import re
-from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from tasks.database.base import (DatabaseError, EbillDatabase, FinanceBacklog, InterfaceStats, QueryDeadlineExceeded,
-                                 StockLevel, TablespaceUsage, finance_backlog_from_rows, interface_stats_from_rows,
-                                 stock_levels_from_rows)
+from tasks.database.base import (FINANCE_BACKLOG_SQL, INTERFACE_STATS_SQL, DatabaseError, EbillDatabase,
+                                 QueryDeadlineExceeded, TablespaceUsage)
 from tasks.database.deadline import deadline_message, oracle_timed_out
 from tasks.masking import mask_text
 
@@ -27,41 +25,10 @@ ORDER BY m.tablespace_name
 
 SERVER_VERSION_SQL = "SELECT version FROM v$instance"
 
-# The e-bill checks' queries: the same meaning as tasks/database/postgresql.py's, in Oracle's
-# words (no AS before a table alias, NUMBER(1) for the view's boolean ACTIVE, TO_NUMBER for the
-# CHAR bill numbers). Aggregation stays in the database; see the PostgreSQL module for why.
-INTERFACE_STATS_SQL = """
-SELECT target,
-       COUNT(*) AS calls,
-       SUM(CASE WHEN result_code = 'S0000' THEN 1 ELSE 0 END) AS ok_calls,
-       AVG(elapsed_ms) AS mean_ms,
-       PERCENTILE_CONT(0.95) WITHIN GROUP (ORDER BY elapsed_ms) AS p95_ms,
-       MAX(elapsed_ms) AS max_ms
-FROM ebill_call_log
-WHERE req_time > :since AND req_time <= :until
-GROUP BY target
-ORDER BY target
-"""
-
-FINANCE_BACKLOG_SQL = """
-SELECT stage, total, failed, bill_code, bill_no, issue_time, upload_status, archive_status
-FROM (
-    SELECT stage, bill_code, bill_no, issue_time, upload_status, archive_status,
-           COUNT(*) OVER (PARTITION BY stage) AS total,
-           SUM(CASE WHEN upload_status = '2' THEN 1 ELSE 0 END) OVER (PARTITION BY stage) AS failed,
-           ROW_NUMBER() OVER (PARTITION BY stage ORDER BY issue_time, bill_code, bill_no) AS rn
-    FROM (
-        SELECT CASE WHEN upload_status = '1' THEN 'archive' ELSE 'upload' END AS stage,
-               bill_code, bill_no, issue_time, upload_status, archive_status
-        FROM ebill_invoice
-        WHERE issue_time < :older_than
-          AND (upload_status IS NULL OR upload_status <> '1' OR archive_status IS NULL OR archive_status <> '1')
-    ) pending
-) ranked
-WHERE rn <= :max_keys
-ORDER BY stage, rn
-"""
-
+# The stock query: the same meaning as tasks/database/postgresql.py's, in Oracle's words (NUMBER(1)
+# for the view's boolean ACTIVE, TO_NUMBER for the CHAR bill numbers). INTERFACE_STATS_SQL and
+# FINANCE_BACKLOG_SQL read the same in both dialects (no AS before a table alias): they are
+# base.py's, imported here so that each dialect's module names all three.
 STOCK_LEVELS_SQL = """
 WITH stock AS (
     SELECT place_code, bill_code,
@@ -167,6 +134,7 @@ class ReadOnlyTransactions:
 
 class OracleEbillDatabase(EbillDatabase):
     dialect: ClassVar[str] = "oracle"
+    stock_levels_sql: ClassVar[str] = STOCK_LEVELS_SQL
 
     def _connect(self) -> Any:
         import oracledb  # thin mode: pure Python, no client libraries
@@ -215,14 +183,3 @@ class OracleEbillDatabase(EbillDatabase):
 
     def server_version(self) -> str:
         return "Oracle " + str(self.query(SERVER_VERSION_SQL)[0]["version"])
-
-    def interface_stats(self, since: datetime, until: datetime) -> list[InterfaceStats]:
-        return interface_stats_from_rows(self.query(INTERFACE_STATS_SQL, {"since": since, "until": until}))
-
-    def finance_backlog(self, older_than: datetime, max_keys: int = 100) -> list[FinanceBacklog]:
-        return finance_backlog_from_rows(self.query(FINANCE_BACKLOG_SQL, {"older_than": older_than,
-                                                                          "max_keys": max_keys}))
-
-    def stock_levels(self, now: datetime, use_days: int = 30) -> list[StockLevel]:
-        params = {"since": now - timedelta(days=use_days), "until": now}
-        return stock_levels_from_rows(self.query(STOCK_LEVELS_SQL, params))

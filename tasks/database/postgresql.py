@@ -5,11 +5,8 @@ from typing import Any, ClassVar
 
 import psycopg
 
-from datetime import datetime, timedelta
-
-from tasks.database.base import (DatabaseError, EbillDatabase, FinanceBacklog, InterfaceStats, QueryDeadlineExceeded,
-                                 StockLevel, TablespaceUsage, finance_backlog_from_rows, interface_stats_from_rows,
-                                 stock_levels_from_rows)
+from tasks.database.base import (FINANCE_BACKLOG_SQL, INTERFACE_STATS_SQL, DatabaseError, EbillDatabase,
+                                 QueryDeadlineExceeded, TablespaceUsage)
 from tasks.database.deadline import (Deadline, DeadlineConnection, deadline_message, pg_blocking_locks, pg_connect,
                                      pg_timed_out)
 from tasks.database.params import to_pyformat
@@ -27,43 +24,8 @@ ORDER BY spcname
 
 SERVER_VERSION_SQL = "SELECT current_setting('server_version') AS version"
 
-# Success rate and latency per interface, aggregated in the database (a busy hospital logs
-# hundreds of thousands of calls a day: the rows never travel). Failed calls count in the latency
-# too: a timeout is what the cashier waits for.
-INTERFACE_STATS_SQL = """
-SELECT target,
-       COUNT(*) AS calls,
-       SUM(CASE WHEN result_code = 'S0000' THEN 1 ELSE 0 END) AS ok_calls,
-       AVG(elapsed_ms) AS mean_ms,
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY elapsed_ms) AS p95_ms,
-       MAX(elapsed_ms) AS max_ms
-FROM ebill_call_log
-WHERE req_time > :since AND req_time <= :until
-GROUP BY target
-ORDER BY target
-"""
-
-# 在途票据: a bill belongs to the upload stage until the platform has supervised it (status 1),
-# then to the archive stage until archived, so that no bill is counted twice. Totals come with
-# the oldest max_keys bills of each stage, by business key only.
-FINANCE_BACKLOG_SQL = """
-SELECT stage, total, failed, bill_code, bill_no, issue_time, upload_status, archive_status
-FROM (
-    SELECT stage, bill_code, bill_no, issue_time, upload_status, archive_status,
-           COUNT(*) OVER (PARTITION BY stage) AS total,
-           SUM(CASE WHEN upload_status = '2' THEN 1 ELSE 0 END) OVER (PARTITION BY stage) AS failed,
-           ROW_NUMBER() OVER (PARTITION BY stage ORDER BY issue_time, bill_code, bill_no) AS rn
-    FROM (
-        SELECT CASE WHEN upload_status = '1' THEN 'archive' ELSE 'upload' END AS stage,
-               bill_code, bill_no, issue_time, upload_status, archive_status
-        FROM ebill_invoice
-        WHERE issue_time < :older_than
-          AND (upload_status IS NULL OR upload_status <> '1' OR archive_status IS NULL OR archive_status <> '1')
-    ) pending
-) ranked
-WHERE rn <= :max_keys
-ORDER BY stage, rn
-"""
+# INTERFACE_STATS_SQL and FINANCE_BACKLOG_SQL read the same in every dialect: they are base.py's,
+# imported here so that each dialect's module names all three of the checks' queries.
 
 # Remaining numbers per (issuing point, bill code) over its ACTIVE segments (a segment whose
 # current_no ran past end_no + 1 counts 0, not negative), the point's warning level (the highest
@@ -116,6 +78,7 @@ def pg_session(dsn: str, user: str, password: str, deadline: Deadline, *, connec
 
 class PostgresEbillDatabase(EbillDatabase):
     dialect: ClassVar[str] = "postgresql"
+    stock_levels_sql: ClassVar[str] = STOCK_LEVELS_SQL
 
     def _connect(self) -> Any:
         try:
@@ -160,14 +123,3 @@ class PostgresEbillDatabase(EbillDatabase):
 
     def server_version(self) -> str:
         return "PostgreSQL " + self.query(SERVER_VERSION_SQL)[0]["version"]
-
-    def interface_stats(self, since: datetime, until: datetime) -> list[InterfaceStats]:
-        return interface_stats_from_rows(self.query(INTERFACE_STATS_SQL, {"since": since, "until": until}))
-
-    def finance_backlog(self, older_than: datetime, max_keys: int = 100) -> list[FinanceBacklog]:
-        return finance_backlog_from_rows(self.query(FINANCE_BACKLOG_SQL, {"older_than": older_than,
-                                                                          "max_keys": max_keys}))
-
-    def stock_levels(self, now: datetime, use_days: int = 30) -> list[StockLevel]:
-        params = {"since": now - timedelta(days=use_days), "until": now}
-        return stock_levels_from_rows(self.query(STOCK_LEVELS_SQL, params))
