@@ -1,15 +1,13 @@
 """Inspection checks that read the e-bill database through the read-only account."""
 from __future__ import annotations
 
-from prefect import task
-from prefect.cache_policies import NONE
-
 from config.settings import Site
+from tasks.check_task import check_task
 from tasks.database import connect
 from tasks.database.base import TablespaceUsage
 from tasks.hosts import HostPool, disk_usage as df_paths
 from tasks.reason_codes import Code
-from tasks.results import CheckResult, Status, error_result, grade, utcnow
+from tasks.results import CheckResult, Status, grade, utcnow
 
 _KIND_ZH = {"permanent": "表空间使用率", "temp": "临时表空间使用率", "undo": "回滚表空间使用率"}
 
@@ -35,7 +33,12 @@ def _with_filesystem(usages: list[TablespaceUsage], site: Site, pool: HostPool) 
     return out
 
 
-@task(name="tablespace_usage", cache_policy=NONE, retries=1, retry_delay_seconds=5)
+def _tablespace_fields(site: Site, *_: object) -> dict:
+    return dict(check="tablespace_usage", title="表空间使用率", site=site.site, host=site.database.dialect,
+                target="database")
+
+
+@check_task("tablespace_usage", error_fields=_tablespace_fields)
 def tablespace_usage(site: Site, pool: HostPool) -> list[CheckResult]:
     """Autoextend-aware tablespace usage: Oracle from DBA_TABLESPACE_USAGE_METRICS (TEMP and UNDO
     apart); PostgreSQL each tablespace against its filesystem's free space."""
@@ -43,15 +46,13 @@ def tablespace_usage(site: Site, pool: HostPool) -> list[CheckResult]:
     started = utcnow()
     threshold = f"警告 ≥ {th.tablespace_warn_pct:g}%，异常 ≥ {th.tablespace_fail_pct:g}%"
     base = dict(check="tablespace_usage", site=site.site, host=site.database.dialect)
-    try:
-        with connect(site.database) as db:
-            usages = db.tablespace_usage()
-        measured = {u.name: (u.used_pct, f"已用 {u.used_bytes / 1048576:.1f} MiB / 上限 {u.max_bytes / 1048576:.1f} MiB")
-                    for u in usages if u.used_pct is not None and u.max_bytes}
-        if len(measured) < len(usages):
-            measured.update(_with_filesystem([u for u in usages if u.name not in measured], site, pool))
-    except Exception as exc:  # noqa: BLE001
-        return [error_result(exc, started_at=started, title="表空间使用率", target="database", **base)]
+    # Any failure here becomes check_task's ERROR record (target: the database).
+    with connect(site.database) as db:
+        usages = db.tablespace_usage()
+    measured = {u.name: (u.used_pct, f"已用 {u.used_bytes / 1048576:.1f} MiB / 上限 {u.max_bytes / 1048576:.1f} MiB")
+                for u in usages if u.used_pct is not None and u.max_bytes}
+    if len(measured) < len(usages):
+        measured.update(_with_filesystem([u for u in usages if u.name not in measured], site, pool))
     out = []
     for u in usages:
         title = _KIND_ZH.get(u.kind, "表空间使用率")

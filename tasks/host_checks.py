@@ -1,7 +1,8 @@
 """Inspection checks that read the hospital's servers over SSH: disk usage, the last backup.
 
-Each check returns CheckResult records and never raises: a host that cannot be reached gives an
-ERROR record naming the host and the reason, and the other checks of the run go on.
+Each check returns CheckResult records: a host that cannot be reached gives an ERROR record naming
+the host and the reason (tasks/check_task.py), and the other checks of the run go on. Only a
+dropped connection is raised, while a Prefect retry remains.
 """
 from __future__ import annotations
 
@@ -9,13 +10,11 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from prefect import task
-from prefect.cache_policies import NONE
-
 from config.settings import HostConfig, Thresholds
+from tasks.check_task import check_task
 from tasks.hosts import HostPool, disk_usage as df_paths
 from tasks.reason_codes import Code
-from tasks.results import CheckResult, Status, error_result, grade, utcnow
+from tasks.results import CheckResult, Status, grade, utcnow
 
 
 def _pct_threshold(warn: float, fail: float) -> str:
@@ -26,7 +25,12 @@ def _high(pct: float, th: Thresholds, code: Code) -> Code:
     return Code.OK if grade(pct, th.disk_warn_pct, th.disk_fail_pct) is Status.OK else code
 
 
-@task(name="disk_usage", cache_policy=NONE, retries=1, retry_delay_seconds=5)
+def _disk_fields(site_id: str, host: HostConfig, *_: object) -> dict:
+    return dict(check="disk_usage", title="服务器磁盘使用率", site=site_id, host=host.name,
+                target=", ".join(host.mounts))
+
+
+@check_task("disk_usage", error_fields=_disk_fields)
 def disk_usage(site_id: str, host: HostConfig, pool: HostPool, th: Thresholds) -> list[CheckResult]:
     """Usage of every watched mount of one server (`df -P -k`)."""
     started = utcnow()
@@ -34,10 +38,7 @@ def disk_usage(site_id: str, host: HostConfig, pool: HostPool, th: Thresholds) -
     if not host.mounts:
         return [CheckResult(**base, status=Status.SKIPPED, code=Code.NOT_CONFIGURED,
                             reason="site file lists no mounts for this host")]
-    try:
-        mounts = df_paths(pool.get(host), host.mounts)
-    except Exception as exc:  # noqa: BLE001 - unreachable host, refused key, timeout: ERROR, run goes on
-        return [error_result(exc, started_at=started, target=", ".join(host.mounts), **base)]
+    mounts = df_paths(pool.get(host), host.mounts)  # unreachable, refused, timeout: check_task's ERROR
     out = []
     for m in mounts:
         out.append(CheckResult(
@@ -91,7 +92,12 @@ def parse_backup_log(text: str) -> list[BackupRun]:
     return runs
 
 
-@task(name="last_backup", cache_policy=NONE, retries=1, retry_delay_seconds=5)
+def _backup_fields(site_id: str, host: HostConfig, *_: object, **__: object) -> dict:
+    return dict(check="last_backup", title="最近一次备份", site=site_id, host=host.name,
+                target=host.backup.directory if host.backup else "")
+
+
+@check_task("last_backup", error_fields=_backup_fields)
 def last_backup(site_id: str, host: HostConfig, pool: HostPool, th: Thresholds,
                 now: datetime | None = None) -> list[CheckResult]:
     """Status and age of the last backup job, its file on disk, and free space at the destination."""
@@ -102,18 +108,16 @@ def last_backup(site_id: str, host: HostConfig, pool: HostPool, th: Thresholds,
     if cfg is None:
         return []
     limit = f"最近成功备份距今 ≤ {th.backup_max_age_hours:g} 小时且最近一次作业成功"
-    try:
-        session = pool.get(host)
-        if not cfg.log:
-            raise ValueError("site file gives no backup log for this host (backup.log)")
-        tail = session.run(["tail", "-n", "400", cfg.log])
-        if tail.exit_code != 0:
-            raise RuntimeError(f"cannot read backup log {cfg.log}: {tail.stderr.strip()}")
-        listing = session.run(["find", cfg.directory, "-maxdepth", "1", "-type", "f", "-name", cfg.pattern,
-                               "-printf", r"%T@ %s %f\n"])
-        space = df_paths(session, [cfg.directory])
-    except Exception as exc:  # noqa: BLE001
-        return [error_result(exc, started_at=started, target=cfg.directory, **base)]
+    # Any failure here becomes check_task's ERROR record (target: the backup directory).
+    session = pool.get(host)
+    if not cfg.log:
+        raise ValueError("site file gives no backup log for this host (backup.log)")
+    tail = session.run(["tail", "-n", "400", cfg.log])
+    if tail.exit_code != 0:
+        raise RuntimeError(f"cannot read backup log {cfg.log}: {tail.stderr.strip()}")
+    listing = session.run(["find", cfg.directory, "-maxdepth", "1", "-type", "f", "-name", cfg.pattern,
+                           "-printf", r"%T@ %s %f\n"])
+    space = df_paths(session, [cfg.directory])
 
     runs = parse_backup_log(tail.stdout)
     files = {}

@@ -30,7 +30,11 @@ class HostError(Exception):
 
 
 class HostUnreachable(HostError):
-    pass
+    """`dropped` when an open connection was lost (a retry can help), not a host never reached."""
+
+    def __init__(self, message: str = "", *, dropped: bool = False):
+        super().__init__(message)
+        self.dropped = dropped
 
 
 class HostKeyRejected(HostError):
@@ -187,7 +191,7 @@ class HostSession:
             raise HostUnreachable(
                 f"{_where(self.cfg)}: could not open a command channel within {self.cfg.connect_timeout_s}s ({exc}) "
                 f"— the server is overloaded or the connection was lost (hint: raise connect_timeout_s "
-                f"for this host if the server is known to be slow)") from None
+                f"for this host if the server is known to be slow)", dropped=True) from None
         deadline = time.monotonic() + timeout
         out, err = bytearray(), bytearray()
         try:
