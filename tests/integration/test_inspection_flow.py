@@ -5,7 +5,7 @@ import json
 import os
 import time
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -17,6 +17,8 @@ from flows.inspection import inspection, positions_file
 from sandbox import manager, postgres
 from sandbox.traffic import Traffic
 from tasks import calendar
+from tasks.database import connect
+from tasks.ebill_checks import site_now
 from tasks.evidence_store import open_store
 from tasks.evidence_verify import list_bundles, verify
 from tasks.hosts import HostPool
@@ -50,12 +52,19 @@ def _previous_run_read_every_log() -> None:
 
 
 def _hospital_at_work(traffic: Traffic, deadline_s: float = 120) -> None:
-    """Wait until the running hospital has issued, uploaded and notified at least once: then every
-    interface has a call in the inspection's window, as at a hospital at work."""
+    """Wait until the running hospital has issued, uploaded and notified at least once AND every
+    interface's call is in the window as the interface check reads it, as at a hospital at work.
+    (The check's window ends at the site's "now" to the second: a call logged later in that same
+    second is not in it yet, so the counters alone let the check run a moment too early.)"""
+    site = load_site("demo")
     end = time.monotonic() + deadline_s
-    while min(traffic.issued, traffic.uploaded, traffic.updated) < 1:
+    seen: set[str] = set()
+    while min(traffic.issued, traffic.uploaded, traffic.updated) < 1 or not set(site.interface_targets) <= seen:
         assert traffic.error is None and time.monotonic() < end, \
-            (traffic.error, traffic.issued, traffic.uploaded, traffic.updated)
+            (traffic.error, traffic.issued, traffic.uploaded, traffic.updated, sorted(seen))
+        until = site_now(site)
+        with connect(site.database) as db:
+            seen = {s.target for s in db.interface_stats(until - timedelta(minutes=1), until) if s.calls}
         time.sleep(0.2)
 
 
