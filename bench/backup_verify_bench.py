@@ -30,11 +30,11 @@ sys.path.insert(0, str(REPO))
 
 import psycopg  # noqa: E402
 
-from tasks.backup_verify import measure  # noqa: E402
-from tasks.backup_verify.steps import fetcher  # noqa: E402
-from tasks.database import fingerprint as fp  # noqa: E402
-from tasks.database import fingerprint_compare as fc  # noqa: E402
-from tasks.results import Status  # noqa: E402
+from tasks.backup.verify import measure  # noqa: E402
+from tasks.backup.verify.pg_flow_steps import fetcher  # noqa: E402
+from tasks.backup.verify import fingerprint as fp  # noqa: E402
+from tasks.backup.verify import fingerprint_compare as fc  # noqa: E402
+from tasks.core.results import Status  # noqa: E402
 
 Side = Callable[[str], object]  # one method applied to one database (its conninfo)
 

@@ -327,7 +327,7 @@ def child(phase: str, p: dict, result_file: Path) -> int:
         out["peak_mib"] = peak_mib()
         code = 0
     except Exception as exc:  # noqa: BLE001 - one line for the parent, never a traceback
-        from tasks.masking import mask_text
+        from tasks.core.masking import mask_text
 
         msg = mask_text(f"{type(exc).__name__}: {exc}").replace(os.environ.get(PW_ENV) or "\0", "***")
         out, code = {"error": " ".join(msg.split())[:500]}, 1
@@ -336,9 +336,9 @@ def child(phase: str, p: dict, result_file: Path) -> int:
 
 
 def _database(p: dict):
-    """The read-only session every check uses (tasks.database.connect), on the bench's database."""
+    """The read-only session every check uses (tasks.connect.database.connect), on the bench's database."""
     from config.settings import DatabaseConfig
-    from tasks.database import connect
+    from tasks.connect.database import connect
 
     return connect(DatabaseConfig(dialect="postgresql", dsn=f"host=127.0.0.1 port={p['port']} dbname={p['database']}",
                                   user=p["user"], password={"env": PW_ENV}, schema=p["canon"], connect_timeout_s=60))
@@ -346,7 +346,7 @@ def _database(p: dict):
 
 def phase_ours(p: dict, t0: float) -> dict:
     from tasks.quality.gx_run import run_suites
-    from tasks.quality.results import summarise
+    from tasks.quality.records import summarise
 
     import great_expectations  # noqa: F401 - imported here so that its import is not in the wall time
 

@@ -78,8 +78,8 @@ def phase_naive(p: dict, t0: float) -> dict:
     from great_expectations.expectations.row_conditions import Column as C
     from sqlalchemy import text
 
-    from tasks.database.base import CANONICAL_COLUMNS
-    from tasks.masking import mask_text
+    from tasks.connect.database.base import CANONICAL_COLUMNS
+    from tasks.core.masking import mask_text
     from tasks.quality.gx_run import _quiet_gx
     from tasks.quality.suites import load_suites, render, rule_checks
 

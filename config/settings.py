@@ -118,7 +118,7 @@ class Retention(_Strict):
 
 
 class ManifestSigning(_Strict):
-    """The worker's Ed25519 key that signs every manifest (tasks/evidence_sign.py). The private key
+    """The worker's Ed25519 key that signs every manifest (tasks/evidence/sign.py). The private key
     only by reference; an auditor's copy of the site file may leave it out and still verify."""
 
     private_key: SecretRef | None = Field(default=None, description="PEM, or base64 of the 32-byte seed")

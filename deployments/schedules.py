@@ -2,7 +2,7 @@
 
 The pre-holiday check has no cron expression: it runs N workdays (site setting, default 2)
 before each holiday of three days or more, and both the holidays and the workdays (调休 makes
-some Saturdays workdays) come from the State Council's calendar (tasks/calendar.py). The dates
+some Saturdays workdays) come from the State Council's calendar (tasks/core/calendar.py). The dates
 are computed when the deployments are served and given to Prefect as an RRULE set of RDATEs,
 so the UI lists the coming pre-holiday runs like any other schedule. A holiday whose year the
 calendar does not cover officially yet is left out, with a warning, rather than guessed; a year
@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta
 
 from prefect.schedules import Cron, RRule, Schedule
 
-from tasks import calendar
+from tasks.core import calendar
 
 TZ = "Asia/Shanghai"
 PRECHECK_AT = time(9, 0)           # the engineer is on site in the morning to act on findings

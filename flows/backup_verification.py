@@ -10,7 +10,7 @@ The checklist, each step recorded with start, end, the command and its output:
   5. drop the scratch copy (kept for diagnosis if asked and the verification failed);
   6. the 备份恢复验证记录 and result.json into the evidence bundle.
 PostgreSQL family: pg_dump/pg_restore in a scratch database. Oracle: RMAN VALIDATE/PREVIEW of the
-physical backups, expdp/impdp REMAP_SCHEMA into a scratch schema (tasks/backup_verify/backends.py).
+physical backups, expdp/impdp REMAP_SCHEMA into a scratch schema (tasks/backup/verify/backends.py).
 Verdict PASSED only if every step passed: a skipped or unmeasured step fails the run, after the
 evidence is stored. Scheduled on the first workday of each quarter at 02:00 (deployments/).
 """
@@ -24,10 +24,10 @@ from pydantic import BaseModel, Field
 
 from config.settings import Site, load_site
 from flows.common import BadInput, RunOutcome, current_run_id, duty_slot, finish, store_evidence
-from tasks.backup_verify.backends import Backend, backend_for
-from tasks.backup_verify.steps import STEP_ZH, Run, locate_backup
-from tasks.hosts import HostPool
-from tasks.results import CheckResult, Status, utcnow, verdict
+from tasks.backup.verify.backends import Backend, backend_for
+from tasks.backup.verify.pg_flow_steps import STEP_ZH, Run, locate_backup
+from tasks.connect.ssh import HostPool
+from tasks.core.results import CheckResult, Status, utcnow, verdict
 
 
 class VerifyParams(BaseModel):

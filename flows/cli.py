@@ -54,7 +54,7 @@ def _mount_evidence() -> None:
 @config_app.command("check")
 def config_check(sites: Optional[list[str]] = typer.Argument(None, help="site names or files; all when omitted")) -> None:
     """List every problem of the site files: file, field, what is wrong, a hint."""
-    from tasks.alerts import validate_notify_urls
+    from tasks.core.alerts import validate_notify_urls
 
     report = check_sites(sites or None, checks=[lambda site, file: validate_notify_urls(site, file, missing_ok=True)])
     bad = 0
@@ -75,7 +75,7 @@ def config_check(sites: Optional[list[str]] = typer.Argument(None, help="site na
 def print_results(outcome, fmt: OutputFormat = OutputFormat.table) -> None:
     """A duty's findings as a table (or TSV/JSON), then the evidence bundle and the one-line summary."""
     from flows.common import summary_line
-    from tasks.results import Status
+    from tasks.core.results import Status
 
     columns = ("check", "host", "target", "value", "threshold", "status", "reason")
     terminal = fmt is OutputFormat.table and console.is_terminal
@@ -216,7 +216,7 @@ def schedule(site: str = typer.Argument("demo", help="site name")) -> None:
     from config.settings import load_site
     from deployments import schedules
 
-    from tasks.calendar import HolidayFileError
+    from tasks.core.calendar import HolidayFileError
 
     cfg = load_site(site)
     today = datetime.now(ZoneInfo(cfg.timezone)).date()

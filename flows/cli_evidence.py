@@ -50,7 +50,7 @@ def _friendly(fn):
         from minio.error import S3Error
 
         from config.settings import SecretMissing
-        from tasks.evidence_store import StoreUnreachable
+        from tasks.evidence.store import StoreUnreachable
 
         try:
             return fn(*args, **kwargs)
@@ -77,7 +77,7 @@ def list_cmd(site_file: str = SiteOpt, site: Optional[str] = typer.Option(None, 
              duty: Optional[str] = typer.Option(None, "--duty"), year: Optional[int] = typer.Option(None, "--year"),
              period: Optional[str] = typer.Option(None, "--period"), fmt: OutputFormat = FormatOpt) -> None:
     """The bundles in the store (read from their manifests)."""
-    from tasks.evidence_verify import list_bundles
+    from tasks.evidence.verify import list_bundles
 
     bundles = list_bundles(_store_cfg(site_file), site=site, duty=duty, year=year, period=period)
     columns = ("#", "prefix", "period", "verdict", "started", "files", "manifest sha256")
@@ -94,7 +94,7 @@ def list_cmd(site_file: str = SiteOpt, site: Optional[str] = typer.Option(None, 
 @_friendly
 def show_cmd(prefix: str = typer.Argument(..., help="bundle prefix as `list` shows it"), site_file: str = SiteOpt) -> None:
     """A bundle's manifest."""
-    from tasks.evidence_verify import show
+    from tasks.evidence.verify import show
 
     console.print_json(json.dumps(show(_store_cfg(site_file), prefix), ensure_ascii=False))
 
@@ -104,7 +104,7 @@ def show_cmd(prefix: str = typer.Argument(..., help="bundle prefix as `list` sho
 def get_cmd(prefix: str = typer.Argument(...), site_file: str = SiteOpt,
             dest: Path = typer.Option(Path("."), "--dest", help="folder to download into")) -> None:
     """Download a bundle (all files and the manifest)."""
-    from tasks.evidence_verify import get
+    from tasks.evidence.verify import get
 
     paths = get(_store_cfg(site_file), prefix, dest)
     if not paths:
@@ -131,7 +131,7 @@ def verify_cmd(site_file: str = SiteOpt, site: Optional[str] = typer.Option(None
                local: bool = typer.Option(True, "--local/--no-local", help="also compare with this worker's chain heads"),
                fmt: str = typer.Option("table", "--format", help="table or json (one object per problem, with its code)")) -> None:
     """Recompute every file's SHA-256, check the manifest chain and signatures; exit 1 on any problem."""
-    from tasks.evidence_verify import verify
+    from tasks.evidence.verify import verify
 
     if fmt not in ("table", "json"):
         _fail(f"--format {fmt}: unknown format", "use table or json")
@@ -161,7 +161,7 @@ def verify_cmd(site_file: str = SiteOpt, site: Optional[str] = typer.Option(None
 def url_cmd(prefix: str = typer.Argument(...), site_file: str = SiteOpt,
             file: str = typer.Option("report.html", "--file"), hours: int = typer.Option(24, "--hours", min=1, max=168)) -> None:
     """A presigned link to one file of a bundle (checked to exist first)."""
-    from tasks.evidence_store import open_store
+    from tasks.evidence.store import open_store
 
     cfg = _store_cfg(site_file)
     key = (prefix if prefix.endswith("/") else prefix + "/") + file
@@ -176,7 +176,7 @@ def public_key_cmd(env: str = typer.Option(..., "--env", help="environment varia
     """The public key (and fingerprint) for `evidence.signing.public_key`, from the worker's private key."""
     import os
 
-    from tasks.evidence_sign import SigningKeyUnusable, fingerprint, load_private_key, public_key_b64
+    from tasks.evidence.sign import SigningKeyUnusable, fingerprint, load_private_key, public_key_b64
 
     if not os.environ.get(env):
         _fail(f"environment variable {env} is not set", "export the worker's key (PEM, or base64 of the 32-byte seed)")

@@ -30,10 +30,10 @@ from config.problems import SiteConfigError
 from config.secrets import SecretMissing
 from config.settings import Site
 from flows.cli_interrupt import EVIDENCE_IN_PROCESS, also_on_stop
-from tasks.evidence import BundleWriter, ChainFinding, StoredBundle
-from tasks.evidence_sign import fingerprint
-from tasks.reports import format_value, local_time, render_both
-from tasks.results import CheckResult, Status, run_failed, utcnow, verdict
+from tasks.evidence.bundle import BundleWriter, ChainFinding, StoredBundle
+from tasks.evidence.sign import fingerprint
+from tasks.core.reports import format_value, local_time, render_both
+from tasks.core.results import CheckResult, Status, run_failed, utcnow, verdict
 
 _SUMMARY_ORDER = [Status.OK, Status.WARN, Status.FAIL, Status.ERROR, Status.SKIPPED]
 # How many distinct problem items the one-line summary names before "and N more".

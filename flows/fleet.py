@@ -28,8 +28,8 @@ from config.problems import SiteConfigError
 from config.settings import load_site, sites_dir
 from flows.common import RunOutcome
 from flows.inspection import inspect_site
-from tasks.masking import mask_text
-from tasks.results import Status, run_failed, utcnow
+from tasks.core.masking import mask_text
+from tasks.core.results import Status, run_failed, utcnow
 
 # Site files that are templates to copy, not hospitals (config/sites/example-oracle.yaml).
 TEMPLATE_PREFIX = "example"

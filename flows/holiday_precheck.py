@@ -19,10 +19,10 @@ from pydantic import BaseModel, Field
 from config.settings import DutyEntry, Site, load_site
 from flows.common import BadInput, RunOutcome, duty_slot, finish
 from flows.inspection import CHECKS_IN_FLIGHT, inspect_site
-from tasks import calendar
-from tasks.backup_tasks import approval_record, fresh_backup
-from tasks.hosts import HostPool
-from tasks.results import CheckResult, Status
+from tasks.core import calendar
+from tasks.backup.fresh import approval_record, fresh_backup
+from tasks.connect.ssh import HostPool
+from tasks.core.results import CheckResult, Status
 
 
 class PrecheckParams(BaseModel):

@@ -19,16 +19,16 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from config.settings import Site, load_site
 from flows.common import RunOutcome, duty_slot, finish, state_dir, store_evidence
-from tasks.alerts import send_alerts
-from tasks.calendar_checks import calendar_coverage
-from tasks.cert_checks import certificate_files, tls_endpoints
-from tasks.database_checks import tablespace_usage
-from tasks.ebill_checks import bill_stock, finance_backlog, interface_calls
-from tasks.health_checks import ebill_functions
-from tasks.host_checks import disk_usage, last_backup
-from tasks.hosts import HostPool
-from tasks.log_checks import load_positions, log_errors, save_positions
-from tasks.results import CheckResult, error_result, utcnow
+from tasks.core.alerts import send_alerts
+from tasks.inspection.calendar import calendar_coverage
+from tasks.inspection.certs import certificate_files, tls_endpoints
+from tasks.inspection.database import tablespace_usage
+from tasks.inspection.ebill import bill_stock, finance_backlog, interface_calls
+from tasks.inspection.health import ebill_functions
+from tasks.inspection.hosts import disk_usage, last_backup
+from tasks.connect.ssh import HostPool
+from tasks.inspection.logs import load_positions, log_errors, save_positions
+from tasks.core.results import CheckResult, error_result, utcnow
 
 KIND_ZH = {"monthly": "月度巡检", "quarterly": "季度巡检", "adhoc": "临时巡检", "holiday": "节前巡检"}
 # Checks of one run that may be in flight together: hosts answer slowly (SSH round trips), the

@@ -24,11 +24,11 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from config.settings import load_site
 from flows.common import RunOutcome, duty_slot, finish, state_dir, store_evidence
-from tasks.alerts import send_alerts
+from tasks.core.alerts import send_alerts
 from tasks.quality.checks import validate_invoices
 from tasks.quality.standing import STATE_FILE, load_standing, save_standing
 from tasks.quality.suites import RULE_IDS
-from tasks.results import utcnow
+from tasks.core.results import utcnow
 
 MAX_DAYS = 400  # a longer range is a migration job, not a check: ask for it in pieces
 

@@ -9,11 +9,11 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from config.settings import DatabaseConfig
-from tasks.database import connect
+from tasks.connect.database import connect
 from tasks.quality.gx_run import run_suites
-from tasks.quality.results import checked_zh, keys_csv, report_rules, standing_csv, summarise, to_results
+from tasks.quality.records import checked_zh, keys_csv, report_rules, standing_csv, summarise, to_results
 from tasks.quality.standing import track_standing
-from tasks.results import CheckResult, error_result, utcnow
+from tasks.core.results import CheckResult, error_result, utcnow
 
 DEFAULT_CANON = "ebill_canon"
 

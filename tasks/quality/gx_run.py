@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from tasks.database.base import EbillDatabase, QueryDeadlineExceeded
-from tasks.masking import mask_text
+from tasks.connect.database.base import EbillDatabase, QueryDeadlineExceeded
+from tasks.core.masking import mask_text
 from tasks.quality.suites import RuleCheck, load_suites, render, rule_checks
 from tasks.quality.timeouts import deadline_reason
 

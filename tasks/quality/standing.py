@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tasks.log_checks import load_positions, save_positions
-from tasks.quality.results import RuleSummary, key_text
+from tasks.inspection.logs import load_positions, save_positions
+from tasks.quality.records import RuleSummary, key_text
 
 STATE_FILE = "quality_standing.json"
 

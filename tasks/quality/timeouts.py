@@ -3,7 +3,7 @@
 Great Expectations turns a driver error into text of its own ("Attempt to connect to table: …
 failed because the test query failed … (psycopg.errors.LockNotAvailable) canceling statement due
 to lock timeout [SQL: …]"), several lines long and without the deadline or the hint. The run's
-sessions carry the site's deadline (tasks/database/deadline.py); when that is what cut a query,
+sessions carry the site's deadline (tasks/connect/database/deadline.py); when that is what cut a query,
 the error becomes the deadline module's one line instead, naming the relation, the deadline, the
 locks other sessions hold and the setting to raise.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 
-from tasks.database.base import EbillDatabase
-from tasks.database.deadline import deadline_message, oracle_timed_out, pg_blocking_locks
+from tasks.connect.database.base import EbillDatabase
+from tasks.connect.database.deadline import deadline_message, oracle_timed_out, pg_blocking_locks
 
 # PostgreSQL family, as psycopg words it (LockNotAvailable / QueryCanceled), inside GX's or SQLAlchemy's text.
 _PG_CUT = re.compile(r"canceling statement due to (lock|statement) timeout")

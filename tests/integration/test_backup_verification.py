@@ -14,9 +14,9 @@ from flows.backup_verification import VerifyParams, backup_verification
 from flows.common import VerdictFailed
 from sandbox import manager, postgres, scenarios_backup
 from sandbox.traffic import Traffic
-from tasks.evidence_store import open_store
-from tasks.reason_codes import Code
-from tasks.results import Status
+from tasks.evidence.store import open_store
+from tasks.core.reason_codes import Code
+from tasks.core.results import Status
 
 pytestmark = pytest.mark.sandbox
 STEPS = ["1. 定位备份", "2. 不恢复校验", "3. 恢复到临时库", "4. 比对校验", "5. 清理临时库"]

@@ -6,10 +6,10 @@ import paramiko
 import pytest
 from prefect import flow
 
-from tasks.check_task import check_task
-from tasks.hosts import AuthenticationRefused
-from tasks.reason_codes import Code
-from tasks.results import CheckResult, Status
+from tasks.core.check_task import check_task
+from tasks.connect.ssh import AuthenticationRefused
+from tasks.core.reason_codes import Code
+from tasks.core.results import CheckResult, Status
 
 
 def _fields(site_id):
@@ -59,8 +59,8 @@ def test_disk_usage_retries_over_a_dropped_ssh_connection(prefect_harness, sites
     """The first attempt meets a connection that the pool still holds but that is closed (the
     server or a firewall dropped it between connect and the command); the retry reconnects."""
     from config.settings import Thresholds, load_site
-    from tasks.host_checks import disk_usage
-    from tasks.hosts import HostPool
+    from tasks.inspection.hosts import disk_usage
+    from tasks.connect.ssh import HostPool
 
     host = load_site("demo").host("app1")
     with HostPool() as pool:

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from config.settings import BackupConfig, CertificateFile, LogFile, Thresholds, load_site
-from tasks.cert_checks import certificate_files
-from tasks.host_checks import disk_usage, last_backup
-from tasks.hosts import HostPool
-from tasks.log_checks import log_errors
-from tasks.results import Status
+from tasks.inspection.certs import certificate_files
+from tasks.inspection.hosts import disk_usage, last_backup
+from tasks.connect.ssh import HostPool
+from tasks.inspection.logs import log_errors
+from tasks.core.results import Status
 
 pytestmark = pytest.mark.sandbox
 

@@ -16,10 +16,10 @@ import pytest
 from config.settings import Site, load_site
 from sandbox import manager, postgres, quality_db
 from sandbox.generator import local_now
-from tasks.database import connect
-from tasks.database.base import QueryDeadlineExceeded
-from tasks.ebill_checks import bill_stock, finance_backlog, interface_calls
-from tasks.results import Status
+from tasks.connect.database import connect
+from tasks.connect.database.base import QueryDeadlineExceeded
+from tasks.inspection.ebill import bill_stock, finance_backlog, interface_calls
+from tasks.core.results import Status
 
 pytestmark = pytest.mark.sandbox
 DEADLINE_S = 3
@@ -144,9 +144,9 @@ def test_quality_rules_under_a_lock_end_at_the_deadline(site, locked_db, tmp_pat
 
 def test_backup_verification_sessions_carry_their_deadlines(sites_dir, locked_db):
     """Generous per statement, short for a lock wait; a table locked by another session is named."""
-    from tasks.backup_verify import pg_steps
-    from tasks.backup_verify.steps import fetcher
-    from tasks.database import fingerprint as fp
+    from tasks.backup.verify import pg_steps
+    from tasks.backup.verify.pg_flow_steps import fetcher
+    from tasks.backup.verify import fingerprint as fp
 
     source = load_site("demo").backup_verification.source
     with pg_steps.connect(source) as conn:  # the shipped defaults
@@ -164,8 +164,8 @@ def test_backup_verification_sessions_carry_their_deadlines(sites_dir, locked_db
 
 def test_a_database_that_is_down_is_an_error_with_a_hint_not_a_hang(sites_dir, unused_port, tmp_path):
     """The inspection's database checks and the quality run, pointed at a closed port."""
-    from tasks.database_checks import tablespace_usage
-    from tasks.hosts import HostPool
+    from tasks.inspection.database import tablespace_usage
+    from tasks.connect.ssh import HostPool
     from tasks.quality.checks import validate_invoices
 
     name = sites_dir("downdb", edit=lambda d: d["database"].update(
@@ -186,8 +186,8 @@ def test_a_database_that_is_down_is_an_error_with_a_hint_not_a_hang(sites_dir, u
 
 def test_backup_verification_sessions_are_read_only_unless_they_write(sites_dir):
     """Reading sessions refuse a write; only the scratch server's (CREATE/DROP DATABASE) may write,
-    and both carry the same deadlines (one builder: tasks.database.postgresql.pg_session)."""
-    from tasks.backup_verify import pg_steps
+    and both carry the same deadlines (one builder: tasks.connect.database.postgresql.pg_session)."""
+    from tasks.backup.verify import pg_steps
 
     cfg = load_site("demo").backup_verification
     with pg_steps.connect(cfg.source) as conn:

@@ -1,6 +1,6 @@
 """The sandbox's e-bill database end to end: a real PostgreSQL from the wheel, the vendor tables with
 generated data and planted defects, the canonical views and read-only account installed by the DBA
-scripts, read through tasks.database as the checks read it."""
+scripts, read through tasks.connect.database as the checks read it."""
 from __future__ import annotations
 
 import json
@@ -18,7 +18,7 @@ import pytest
 
 from config.settings import DatabaseConfig
 from sandbox import postgres
-from tasks.database import CANONICAL_SCHEMA, DatabaseError, connect
+from tasks.connect.database import CANONICAL_SCHEMA, DatabaseError, connect
 
 DEFECTS = {"DQ07": 2, "DQ17": 1}
 PW_ENV = "EBOPS_IT_DB_PASSWORD"

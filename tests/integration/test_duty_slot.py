@@ -27,8 +27,8 @@ from config.settings import load_site
 from flows.common import DutyBusy, slot_name
 from flows.fleet import FleetFailed, fleet_inspection
 from flows.inspection import inspection, positions_file
-from tasks.evidence_store import MANIFEST, open_store
-from tasks.results import Status
+from tasks.evidence.store import MANIFEST, open_store
+from tasks.core.results import Status
 
 pytestmark = pytest.mark.sandbox
 

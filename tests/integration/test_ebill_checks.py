@@ -19,10 +19,10 @@ import pytest
 from config.settings import Site, load_site
 from sandbox import scenarios_db
 from sandbox.ebill_catalog import PLACES, current_codes
-from tasks.database import connect
-from tasks.ebill_checks import bill_stock, finance_backlog, interface_calls, site_now
-from tasks.reason_codes import Code
-from tasks.results import CheckResult, Status
+from tasks.connect.database import connect
+from tasks.inspection.ebill import bill_stock, finance_backlog, interface_calls, site_now
+from tasks.core.reason_codes import Code
+from tasks.core.results import CheckResult, Status
 
 pytestmark = pytest.mark.sandbox
 TARGETS = ["his_api", "sign_server", "finance", "delivery"]

@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 
 from config.settings import EvidenceStoreConfig
-from tasks.evidence import BundleWriter
-from tasks.evidence_sign import load_private_key, public_key_b64
-from tasks.evidence_store import MANIFEST, open_store
-from tasks.evidence_verify import verify
+from tasks.evidence.bundle import BundleWriter
+from tasks.evidence.sign import load_private_key, public_key_b64
+from tasks.evidence.store import MANIFEST, open_store
+from tasks.evidence.verify import verify
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 1, 2, 0, tzinfo=timezone.utc)
@@ -111,7 +111,7 @@ import json, sys, time
 from datetime import datetime
 from pathlib import Path
 from config.settings import EvidenceStoreConfig
-from tasks.evidence import BundleWriter
+from tasks.evidence.bundle import BundleWriter
 cfg = EvidenceStoreConfig.model_validate_json(sys.argv[1])
 outbox, duty, run, started, go = Path(sys.argv[2]), sys.argv[3], sys.argv[4], datetime.fromisoformat(sys.argv[5]), Path(sys.argv[6])
 (go.parent / (go.name + "-ready-" + run)).touch()
@@ -195,7 +195,7 @@ def test_fork_while_one_worker_was_offline_is_uploaded_and_reported(cfg, tmp_pat
 
 
 def test_a_lock_held_too_long_never_leaves_the_bundle_unfinished(cfg, tmp_path, monkeypatch):
-    from tasks import evidence_chain
+    from tasks.evidence.bundle import chain as evidence_chain
 
     outbox = tmp_path / "outbox"
     monkeypatch.setattr(evidence_chain, "LOCK_TIMEOUT_S", 0.5)

@@ -21,10 +21,10 @@ from typer.testing import CliRunner
 from config.settings import EvidenceStoreConfig
 from sandbox import s3 as sandbox_s3
 from sandbox.ports import port_open
-from tasks.evidence import BundleWriter, _outbox_bundles
-from tasks.evidence_sign import load_private_key, public_key_b64
-from tasks.evidence_store import MANIFEST, open_store
-from tasks.evidence_verify import list_bundles, show, verify
+from tasks.evidence.bundle import BundleWriter, _outbox_bundles
+from tasks.evidence.sign import load_private_key, public_key_b64
+from tasks.evidence.store import MANIFEST, open_store
+from tasks.evidence.verify import list_bundles, show, verify
 
 T0 = datetime(2026, 11, 1, 2, 0, tzinfo=timezone.utc)
 
@@ -268,7 +268,7 @@ def test_deleted_manifest_and_overwritten_object_are_named(s3, tmp_path):
 def test_store_killed_mid_upload(s3, tmp_path, monkeypatch):
     """S3 dies after two of the bundle's files: no manifest without all files in the store, the
     bundle waits complete in the outbox, goes up byte-identical later, and the chain continues from it."""
-    from tasks import evidence_store
+    from tasks.evidence.bundle import store as evidence_store
 
     cfg = _cfg(s3["state"]["s3_port"])
     first = _bundle(cfg, tmp_path, "midkill", 1)

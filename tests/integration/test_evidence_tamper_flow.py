@@ -16,9 +16,9 @@ from prefect import flow
 from config.settings import load_site
 from flows.common import finish, store_evidence
 from sandbox import manager
-from tasks.evidence_sign import fingerprint
-from tasks.evidence_store import MANIFEST, open_store
-from tasks.results import CheckResult, Status
+from tasks.evidence.sign import fingerprint
+from tasks.evidence.store import MANIFEST, open_store
+from tasks.core.results import CheckResult, Status
 
 
 @flow(name="evidence-tamper-probe")

@@ -6,11 +6,15 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tasks.database import fingerprint as fp
-from tasks.database.fingerprint_compare import compare_fingerprints, compare_inventories, compare_row_counts
-from tasks.database.params import to_pyformat
-from tasks.reason_codes import Code
-from tasks.results import Status
+from tasks.backup.verify import fingerprint as fp
+from tasks.backup.verify.fingerprint_compare import (
+    compare_fingerprints,
+    compare_inventories,
+    compare_row_counts,
+)
+from tasks.connect.database.params import to_pyformat
+from tasks.core.reason_codes import Code
+from tasks.core.results import Status
 
 pytestmark = pytest.mark.sandbox
 CHUNK = 500

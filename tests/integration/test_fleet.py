@@ -12,8 +12,8 @@ import pytest
 
 from config.settings import load_site
 from flows.fleet import FleetFailed, fleet_inspection, fleet_site_names, summary_markdown
-from tasks.evidence_store import open_store
-from tasks.evidence_verify import list_bundles
+from tasks.evidence.store import open_store
+from tasks.evidence.verify import list_bundles
 
 
 def test_all_sites_means_every_file_but_templates_broken_ones_included(tmp_path, monkeypatch):

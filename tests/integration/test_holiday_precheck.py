@@ -9,10 +9,10 @@ import pytest
 from config.settings import load_site
 from flows.common import VerdictFailed
 from flows.holiday_precheck import PrecheckParams, holiday_precheck
-from tasks import calendar
-from tasks.evidence_store import open_store
-from tasks.reason_codes import Code
-from tasks.results import Status
+from tasks.core import calendar
+from tasks.evidence.store import open_store
+from tasks.core.reason_codes import Code
+from tasks.core.results import Status
 
 pytestmark = pytest.mark.sandbox
 

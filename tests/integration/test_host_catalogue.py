@@ -16,13 +16,13 @@ from config.settings import BackupConfig, CertificateFile, HostConfig, LogFile, 
 from sandbox import host_trees
 from sandbox import scenarios_hosts as sc
 from sandbox.host_trees import app_log_line
-from tasks.cert_checks import certificate_files, tls_endpoints
-from tasks.health_checks import ebill_functions
-from tasks.host_checks import disk_usage, last_backup
-from tasks.hosts import HostPool
-from tasks.log_checks import log_errors, position_key
-from tasks.reason_codes import Code
-from tasks.results import Status, utcnow
+from tasks.inspection.certs import certificate_files, tls_endpoints
+from tasks.inspection.health import ebill_functions
+from tasks.inspection.hosts import disk_usage, last_backup
+from tasks.connect.ssh import HostPool
+from tasks.inspection.logs import log_errors, position_key
+from tasks.core.reason_codes import Code
+from tasks.core.results import Status, utcnow
 
 pytestmark = pytest.mark.sandbox
 TH = Thresholds()

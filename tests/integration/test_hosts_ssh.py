@@ -1,4 +1,4 @@
-"""tasks.hosts against the sandbox's real SSH hosts (sandbox.sshd on 127.0.0.1)."""
+"""tasks.connect.ssh against the sandbox's real SSH hosts (sandbox.sshd on 127.0.0.1)."""
 from __future__ import annotations
 
 import os
@@ -14,8 +14,16 @@ import pytest
 from config.settings import HostConfig
 from sandbox import host_trees, sshd
 from sandbox.ports import free_port, pid_alive, wait_until
-from tasks.hosts import (AuthenticationRefused, CommandTimeout, DfFailed, HostKeyRejected, HostPool, HostSession,
-                         HostUnreachable, disk_usage)
+from tasks.connect.ssh import (
+    AuthenticationRefused,
+    CommandTimeout,
+    DfFailed,
+    HostKeyRejected,
+    HostPool,
+    HostSession,
+    HostUnreachable,
+    disk_usage,
+)
 
 
 @pytest.fixture(scope="module")

@@ -16,15 +16,15 @@ from flows.common import VerdictFailed
 from flows.inspection import inspection, positions_file
 from sandbox import manager, postgres
 from sandbox.traffic import Traffic
-from tasks import calendar
-from tasks.database import connect
-from tasks.ebill_checks import site_now
-from tasks.evidence_store import open_store
-from tasks.evidence_verify import list_bundles, verify
-from tasks.hosts import HostPool
-from tasks.log_checks import log_errors, save_positions
-from tasks.reason_codes import Code
-from tasks.results import Status
+from tasks.core import calendar
+from tasks.connect.database import connect
+from tasks.inspection.ebill import site_now
+from tasks.evidence.store import open_store
+from tasks.evidence.verify import list_bundles, verify
+from tasks.connect.ssh import HostPool
+from tasks.inspection.logs import log_errors, save_positions
+from tasks.core.reason_codes import Code
+from tasks.core.results import Status
 
 pytestmark = pytest.mark.sandbox
 

@@ -15,14 +15,14 @@ from flows.common import state_dir
 from flows.invoice_quality import QualityParams, invoice_quality
 from sandbox import manager, postgres, quality_db
 from sandbox.generator import local_now
-from tasks.alerts import compose_message, findings_for
-from tasks.database import connect
-from tasks.evidence_store import open_store
+from tasks.core.alerts import compose_message, findings_for
+from tasks.connect.database import connect
+from tasks.evidence.store import open_store
 from tasks.quality.gx_run import run_suites
-from tasks.quality.results import keys_csv, summarise
+from tasks.quality.records import keys_csv, summarise
 from tasks.quality.standing import STATE_FILE, load_standing
 from tasks.quality.suites import RULE_IDS
-from tasks.results import Status
+from tasks.core.results import Status
 
 pytestmark = pytest.mark.sandbox
 

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from config.settings import EvidenceStoreConfig, load_site
-from tasks.evidence import BundleWriter
+from tasks.evidence.bundle import BundleWriter
 
 pytestmark = pytest.mark.sandbox
 

@@ -27,9 +27,9 @@ import pytest
 
 from config.settings import load_site
 from sandbox import manager, postgres, scenarios_backup, server_tree
-from tasks.backup_verify import pg_steps
-from tasks.database import connect
-from tasks.hosts import HostSession
+from tasks.backup.verify import pg_steps
+from tasks.connect.database import connect
+from tasks.connect.ssh import HostSession
 
 pytestmark = pytest.mark.sandbox
 

@@ -20,10 +20,14 @@ from dataclasses import replace
 import pytest
 
 from config.backup_verification import VerifyDatabase
-from tasks.backup_verify import measure
-from tasks.database import fingerprint as fp
-from tasks.database.fingerprint_compare import compare_fingerprints, compare_inventories, compare_row_counts
-from tasks.results import Status
+from tasks.backup.verify import measure
+from tasks.backup.verify import fingerprint as fp
+from tasks.backup.verify.fingerprint_compare import (
+    compare_fingerprints,
+    compare_inventories,
+    compare_row_counts,
+)
+from tasks.core.results import Status
 
 pytestmark = pytest.mark.sandbox
 CHUNK = 500
@@ -32,8 +36,8 @@ CHUNK = 500
 @contextmanager
 def _pg_point(sandbox):
     from sandbox import manager
-    from tasks.backup_verify import pg_steps
-    from tasks.backup_verify.steps import fetcher
+    from tasks.backup.verify import pg_steps
+    from tasks.backup.verify.pg_flow_steps import fetcher
 
     manager.export_credentials()
     port = sandbox["state"]["postgres"]["pg_port"]
@@ -54,7 +58,7 @@ def _oracle_db() -> VerifyDatabase:
 
 @contextmanager
 def _oracle_point(scn: int):
-    from tasks.backup_verify import oracle_tasks
+    from tasks.backup.verify import oracle_tasks
 
     with oracle_tasks.connect(_oracle_db()) as conn:
         yield oracle_tasks.fetcher(conn), os.environ.get("ORACLE_SCHEMA", "EBILL").upper(), fp.AsOf(scn=scn)
@@ -66,7 +70,7 @@ def point(request):
     if request.param == "oracle":
         if not os.environ.get("ORACLE_DSN"):
             pytest.skip("Oracle contract: set ORACLE_DSN, ORACLE_USER, ORACLE_PASSWORD, ORACLE_SCHEMA to run it live")
-        from tasks.backup_verify import oracle_steps, oracle_tasks
+        from tasks.backup.verify import oracle_steps, oracle_tasks
 
         with oracle_tasks.connect(_oracle_db()) as conn:
             scn = oracle_steps.scn_from_rows(oracle_tasks.fetcher(conn)(fp.Statement(fp.ORACLE_CURRENT_SCN_SQL)))

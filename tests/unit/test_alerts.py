@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from config.settings import Site
-from tasks.alerts import compose_message, findings_for, send_alerts, validate_notify_urls
-from tasks.results import CheckResult, Status
+from tasks.core.alerts import compose_message, findings_for, send_alerts, validate_notify_urls
+from tasks.core.results import CheckResult, Status
 
 PAYER, ID_NO, PHONE = "欧阳娜娜", "110101199003071234", "13812345678"
 

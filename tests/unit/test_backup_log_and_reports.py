@@ -1,8 +1,8 @@
 from datetime import datetime, timezone
 
-from tasks.host_checks import parse_backup_log
-from tasks.reports import local_time, render_both
-from tasks.results import CheckResult, Status
+from tasks.inspection.hosts import parse_backup_log
+from tasks.core.reports import local_time, render_both
+from tasks.core.results import CheckResult, Status
 
 LOG = """\
 2026-11-24T02:00:01+08:00 START job=ebill_full

@@ -18,14 +18,27 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from tasks.backup_verify import oracle_steps as steps
-from tasks.backup_verify.oracle_steps import (DEFAULT_SCRATCH_PREFIX, EXPDP_SCRIPT, IMPDP_SCRIPT, RMAN_SCRIPT,
-                                              create_scratch_schema_sql, drop_scratch_schema_sql, expdp_invocation,
-                                              impdp_invocation, judge_rman_jobs, parse_datapump_log, parse_rman_output,
-                                              refuse_scratch, rman_invocation, rman_jobs_from_rows, rman_script,
-                                              scn_from_rows)
-from tasks.database import fingerprint as fp
-from tasks.database.params import _PARAM, _TOKENS
+from tasks.backup.verify import oracle_steps as steps
+from tasks.backup.verify.oracle_steps import (
+    DEFAULT_SCRATCH_PREFIX,
+    EXPDP_SCRIPT,
+    IMPDP_SCRIPT,
+    RMAN_SCRIPT,
+    create_scratch_schema_sql,
+    drop_scratch_schema_sql,
+    expdp_invocation,
+    impdp_invocation,
+    judge_rman_jobs,
+    parse_datapump_log,
+    parse_rman_output,
+    refuse_scratch,
+    rman_invocation,
+    rman_jobs_from_rows,
+    rman_script,
+    scn_from_rows,
+)
+from tasks.backup.verify import fingerprint as fp
+from tasks.connect.database.params import _PARAM, _TOKENS
 
 HOME, SID = "/u01/app/oracle/product/19.0.0/dbhome_1", "ebill"
 SCRATCH = "EBOPS_VERIFY_20260331"

@@ -1,5 +1,5 @@
-"""The Oracle path of the backup-restore verification as Prefect tasks (tasks/backup_verify/oracle_tasks.py)
-and the choice of backend by dialect (tasks/backup_verify/backends.py), called through `.fn`.
+"""The Oracle path of the backup-restore verification as Prefect tasks (tasks/backup/verify/oracle_tasks.py)
+and the choice of backend by dialect (tasks/backup/verify/backends.py), called through `.fn`.
 
 No Oracle server can run on this machine, so everything Oracle is a STAND-IN:
 - FakeSession stands for the SSH session to the database host: it records every run/run_script call and
@@ -29,16 +29,22 @@ from sqlglot import exp
 
 from config.backup_verification import BackupVerificationConfig
 from config.settings import BackupConfig
-from tasks.backup_verify import backends, measure, oracle_tasks, steps, steps_restore
-from tasks.backup_verify.locate import BackupFile
-from tasks.backup_verify.measure import Measurement
-from tasks.backup_verify.oracle_steps import EXPDP_SCRIPT, IMPDP_SCRIPT, RMAN_SCRIPT
-from tasks.backup_verify.steps import Run
-from tasks.database import fingerprint as fp
-from tasks.database.fingerprint import AsOf, ChunkHash, DbObject, TableFingerprint
-from tasks.hosts import CommandResult
-from tasks.reason_codes import Code
-from tasks.results import Status
+from tasks.backup.verify import (
+    backends,
+    measure,
+    oracle_tasks,
+    pg_flow_steps as steps,
+    pg_restore_steps as steps_restore,
+)
+from tasks.backup.verify.locate import BackupFile
+from tasks.backup.verify.measure import Measurement
+from tasks.backup.verify.oracle_steps import EXPDP_SCRIPT, IMPDP_SCRIPT, RMAN_SCRIPT
+from tasks.backup.verify.pg_flow_steps import Run
+from tasks.backup.verify import fingerprint as fp
+from tasks.backup.verify.fingerprint import AsOf, ChunkHash, DbObject, TableFingerprint
+from tasks.connect.ssh import CommandResult
+from tasks.core.reason_codes import Code
+from tasks.core.results import Status
 from test_backup_verify_oracle import (BANNER, CORRUPT_LISTING, END, EXPORT_LOG, IMPORT_2_ERRORS, IMPORT_HEAD,
                                        IMPORT_OK, PREVIEW, VALIDATE_OK, _binds, _row)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.calendar import (
+from tasks.core.calendar import (
     CalendarGap,
     Holiday,
     HolidayFileError,

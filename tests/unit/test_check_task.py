@@ -6,11 +6,11 @@ import paramiko
 import psycopg
 import pytest
 
-from tasks.check_task import check_task, is_transient
-from tasks.database.base import DatabaseError, QueryDeadlineExceeded
-from tasks.hosts import AuthenticationRefused, CommandTimeout, HostKeyRejected, HostUnreachable
-from tasks.reason_codes import Code
-from tasks.results import Status
+from tasks.core.check_task import check_task, is_transient
+from tasks.connect.database.base import DatabaseError, QueryDeadlineExceeded
+from tasks.connect.ssh import AuthenticationRefused, CommandTimeout, HostKeyRejected, HostUnreachable
+from tasks.core.reason_codes import Code
+from tasks.core.results import Status
 
 
 def _wrapped(outer: type[Exception], inner: BaseException) -> Exception:
@@ -76,8 +76,8 @@ def test_plain_call_turns_any_exception_into_the_error_record():
 
 
 def test_checks_declare_retries_with_the_condition():
-    from tasks.database_checks import tablespace_usage
-    from tasks.host_checks import disk_usage, last_backup
+    from tasks.inspection.database import tablespace_usage
+    from tasks.inspection.hosts import disk_usage, last_backup
 
     for t in (disk_usage, last_backup, tablespace_usage):
         assert t.retries == 1 and t.retry_condition_fn is not None

@@ -1,4 +1,4 @@
-"""tasks.database without a server: the Oracle row mapping and session protocol, and the
+"""tasks.connect.database without a server: the Oracle row mapping and session protocol, and the
 PostgreSQL parameter rewriting.
 
 Oracle cannot run here. FakeOracleConnection below STANDS IN FOR AN ORACLE CONNECTION: it records
@@ -12,10 +12,15 @@ from decimal import Decimal
 import pytest
 
 from config.settings import DatabaseConfig
-from tasks.database import connect
-from tasks.database.oracle import READ_ONLY_SQL, TABLESPACE_USAGE_SQL, OracleEbillDatabase, tablespace_from_row
-from tasks.database.params import to_pyformat
-from tasks.database.postgresql import PostgresEbillDatabase
+from tasks.connect.database import connect
+from tasks.connect.database.oracle import (
+    READ_ONLY_SQL,
+    TABLESPACE_USAGE_SQL,
+    OracleEbillDatabase,
+    tablespace_from_row,
+)
+from tasks.connect.database.params import to_pyformat
+from tasks.connect.database.postgresql import PostgresEbillDatabase
 
 # Recorded shape of TABLESPACE_USAGE_SQL on Oracle 19c (8 KiB blocks): SYSTEM autoextends to 32 GiB.
 ORACLE_ROWS = [
@@ -149,7 +154,7 @@ class SlowOracleConnection(FakeOracleConnection):
 def test_oracle_sessions_carry_the_site_deadline_and_a_timeout_names_relation_and_deadline(monkeypatch):
     import oracledb
 
-    from tasks.database.base import QueryDeadlineExceeded
+    from tasks.connect.database.base import QueryDeadlineExceeded
 
     fake = SlowOracleConnection()
     monkeypatch.setattr(oracledb, "connect", lambda **kw: fake)  # the fake stands in for the server
@@ -172,7 +177,7 @@ def test_oracle_sessions_carry_the_site_deadline_and_a_timeout_names_relation_an
 
 
 def test_relations_read_by_a_query():
-    from tasks.database.deadline import relations_read
+    from tasks.connect.database.deadline import relations_read
 
     assert relations_read("SELECT 1 FROM ebill_invoice i JOIN ebill_invoice_item d ON d.bill_id = i.bill_id "
                           "WHERE EXISTS (SELECT 1 FROM ebill_invoice x) AND y IN (SELECT z FROM dual)") == [
@@ -187,7 +192,7 @@ def test_backup_verification_oracle_sessions_carry_a_call_timeout(monkeypatch):
     import oracledb
 
     from config.backup_verification import VerifyDatabase
-    from tasks.backup_verify import oracle_tasks
+    from tasks.backup.verify import oracle_tasks
 
     fake = SlowOracleConnection()
     monkeypatch.setattr(oracledb, "connect", lambda **kw: fake)  # the fake stands in for the server

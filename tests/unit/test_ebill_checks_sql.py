@@ -16,18 +16,31 @@ import sqlglot
 from sqlglot import exp
 
 from config.settings import DatabaseConfig, Site, Thresholds
-from tasks import ebill_checks
-from tasks.database import DatabaseError
-from tasks.database import oracle as oracle_db
-from tasks.database import postgresql as pg_db
-from tasks.database.base import CANONICAL_COLUMNS, BacklogBill, FinanceBacklog, InterfaceStats, StockLevel
-from tasks.database.oracle import READ_ONLY_SQL, OracleEbillDatabase
-from tasks.ebill_checks import daily_use, finding_code, judge_backlog, judge_interface, judge_stock, site_now
-from tasks.reason_codes import Code
-from tasks.results import CheckResult, Status
+from tasks.inspection import ebill as ebill_checks
+from tasks.connect.database import DatabaseError
+from tasks.connect.database import oracle as oracle_db
+from tasks.connect.database import postgresql as pg_db
+from tasks.connect.database.base import (
+    CANONICAL_COLUMNS,
+    BacklogBill,
+    FinanceBacklog,
+    InterfaceStats,
+    StockLevel,
+)
+from tasks.connect.database.oracle import READ_ONLY_SQL, OracleEbillDatabase
+from tasks.inspection.ebill import (
+    daily_use,
+    finding_code,
+    judge_backlog,
+    judge_interface,
+    judge_stock,
+    site_now,
+)
+from tasks.core.reason_codes import Code
+from tasks.core.results import CheckResult, Status
 
 CHECK_SQL = ["INTERFACE_STATS_SQL", "FINANCE_BACKLOG_SQL", "STOCK_LEVELS_SQL"]
-# what each statement returns, in order: the keys the row mapping of tasks/database/base.py reads
+# what each statement returns, in order: the keys the row mapping of tasks/connect/database/base.py reads
 OUTPUT = {
     "INTERFACE_STATS_SQL": ["target", "calls", "ok_calls", "mean_ms", "p95_ms", "max_ms"],
     "FINANCE_BACKLOG_SQL": ["stage", "total", "failed", "bill_code", "bill_no", "issue_time", "upload_status",
@@ -262,7 +275,7 @@ def site(**changes) -> Site:
 
 
 class FakeDatabase:
-    """Stands in for tasks.database.connect(...): records what the task asked."""
+    """Stands in for tasks.connect.database.connect(...): records what the task asked."""
 
     def __init__(self):
         self.asked = []

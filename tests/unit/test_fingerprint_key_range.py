@@ -9,10 +9,10 @@ from dataclasses import replace
 import pytest
 import sqlglot
 
-from tasks.backup_verify import measure
-from tasks.database import fingerprint as fp
-from tasks.database.fingerprint import ChunkHash, TableFingerprint
-from tasks.database.fingerprint_compare import compare_fingerprints
+from tasks.backup.verify import measure
+from tasks.backup.verify import fingerprint as fp
+from tasks.backup.verify.fingerprint import ChunkHash, TableFingerprint
+from tasks.backup.verify.fingerprint_compare import compare_fingerprints
 from tests.unit.test_fingerprint_sql import READ, SCHEMA, SHAPES
 
 

@@ -4,7 +4,7 @@ dialects, identifier checking, the row mapping and the comparison records.
 Oracle cannot run here. ORACLE_COLUMN_ROWS below STAND IN FOR ORACLE'S CATALOG: rows shaped as
 ORACLE_COLUMNS_SQL returns them from Oracle 19c for a vendor's bill tables (upper-case names,
 DATA_TYPE as ALL_TAB_COLUMNS spells it, DATA_LENGTH in bytes), lower-cased keys as
-tasks.database.oracle hands them over. Every generated statement is parsed with sqlglot's dialect.
+tasks.connect.database.oracle hands them over. Every generated statement is parsed with sqlglot's dialect.
 """
 from __future__ import annotations
 
@@ -14,17 +14,35 @@ from datetime import datetime
 import pytest
 import sqlglot
 
-from tasks.database import fingerprint as fp
-from tasks.database.fingerprint import (AsOf, ChunkHash, Column, DbObject, TableFingerprint, TableShape, check_name, columns_statement,
-                                        fingerprint_from_rows, fingerprint_statement, inventory_from_rows,
-                                        inventory_statement, pg_use_snapshot_sql, row_counts_from_rows,
-                                        row_counts_statement, shapes_from_rows)
-from tasks.database.fingerprint_compare import (compare_fingerprints, compare_inventories, compare_row_counts,
-                                                differing_chunks)
-from tasks.database.fingerprint_rowtext import ORACLE_TEXT_BUDGET
-from tasks.database.params import _PARAM, _TOKENS
-from tasks.reason_codes import Code
-from tasks.results import Status
+from tasks.backup.verify import fingerprint as fp
+from tasks.backup.verify.fingerprint import (
+    AsOf,
+    ChunkHash,
+    Column,
+    DbObject,
+    TableFingerprint,
+    TableShape,
+    check_name,
+    columns_statement,
+    fingerprint_from_rows,
+    fingerprint_statement,
+    inventory_from_rows,
+    inventory_statement,
+    pg_use_snapshot_sql,
+    row_counts_from_rows,
+    row_counts_statement,
+    shapes_from_rows,
+)
+from tasks.backup.verify.fingerprint_compare import (
+    compare_fingerprints,
+    compare_inventories,
+    compare_row_counts,
+    differing_chunks,
+)
+from tasks.backup.verify.fingerprint_rowtext import ORACLE_TEXT_BUDGET
+from tasks.connect.database.params import _PARAM, _TOKENS
+from tasks.core.reason_codes import Code
+from tasks.core.results import Status
 
 READ = {"postgresql": "postgres", "oracle": "oracle"}
 CHUNK_OUT = ["chunk_no", "row_count", "chunk_hash", "first_key", "last_key"]

@@ -51,7 +51,7 @@ def _targets(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 base = ".".join([*anchor, *([base] if base else [])])
-            for alias in node.names:   # `from tasks import calendar` imports the module tasks.calendar
+            for alias in node.names:   # `from tasks import calendar` imports the module tasks.core.calendar
                 full = f"{base}.{alias.name}"
                 add(full if full in modules or (script_dir and f"{script_dir}.{full}" in modules) else base)
     out.discard(name)
@@ -100,11 +100,11 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_scan_sees_the_project_and_its_imports():
     graph = _graph()
-    assert {"flows.cli", "tasks.database.fingerprint", "bench.quality_bench", "ebops_cli"} <= set(graph)
-    assert "tasks.database.fingerprint_rowtext" in graph["tasks.database.fingerprint"]
+    assert {"flows.cli", "tasks.backup.verify.fingerprint", "bench.quality_bench", "ebops_cli"} <= set(graph)
+    assert "tasks.backup.verify.fingerprint_rowtext" in graph["tasks.backup.verify.fingerprint"]
     assert "bench.quality_common" in graph["bench.quality_naive"]
     assert {"flows.cli", "sandbox.cli"} <= graph["ebops_cli"]
-    assert "tasks.calendar" in graph["deployments.schedules"]   # `from tasks import calendar`
+    assert "tasks.core.calendar" in graph["deployments.schedules"]   # `from tasks import calendar`
     # the scan finds a cycle when there is one
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 

@@ -12,12 +12,23 @@ from cryptography.hazmat.primitives import serialization
 
 from config.settings import LogFile, Thresholds
 from sandbox.app_services import make_certificate, pem
-from tasks.cert_checks import cert_info, days_to_expiry, expiry_result, grade_days, load_certificate
-from tasks.health_checks import function_target
-from tasks.log_checks import (DEFAULT_ORA_CRITICAL, HEAD_BYTES, bounded, complete_lines, decode_log, find_errors,
-                              head_digest, judge, load_positions, plan_read, save_positions)
-from tasks.reason_codes import Code
-from tasks.results import Status
+from tasks.inspection.certs import cert_info, days_to_expiry, expiry_result, grade_days, load_certificate
+from tasks.inspection.health import function_target
+from tasks.inspection.logs import (
+    DEFAULT_ORA_CRITICAL,
+    HEAD_BYTES,
+    bounded,
+    complete_lines,
+    decode_log,
+    find_errors,
+    head_digest,
+    judge,
+    load_positions,
+    plan_read,
+    save_positions,
+)
+from tasks.core.reason_codes import Code
+from tasks.core.results import Status
 
 NOW = datetime(2026, 11, 26, 2, 0, tzinfo=timezone.utc)
 TH = Thresholds()

@@ -11,9 +11,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tasks.evidence import ChainLink, _check_name, build_manifest, newest_link
-from tasks.evidence_store import bundle_prefix, content_type, manifest_bytes, sha256_hex, split_key, stamp
-from tasks.evidence_verify import BundleState, bundle_problems, chain_problems
+from tasks.evidence.bundle import ChainLink, _check_name, build_manifest, newest_link
+from tasks.evidence.store import bundle_prefix, content_type, manifest_bytes, sha256_hex, split_key, stamp
+from tasks.evidence.verify import BundleState, bundle_problems, chain_problems
 
 T0 = datetime(2026, 11, 26, 2, 0, 0, tzinfo=timezone.utc)
 
@@ -157,9 +157,15 @@ def test_duplicate_sequence_is_reported():
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from tasks.evidence_sign import (Signer, SigningKeyUnusable, fingerprint, load_private_key, public_key_b64,  # noqa: E402
-                                 signature_state)
-from tasks.evidence_verify import StoreListing, newest_problems, signature_problems  # noqa: E402
+from tasks.evidence.sign import (
+    Signer,
+    SigningKeyUnusable,
+    fingerprint,
+    load_private_key,
+    public_key_b64,
+    signature_state,
+)
+from tasks.evidence.verify import StoreListing, newest_problems, signature_problems  # noqa: E402
 
 KEY = Ed25519PrivateKey.generate()
 PUB = public_key_b64(KEY)

@@ -1,7 +1,7 @@
 from datetime import datetime, timedelta, timezone
 
-from tasks.masking import mask_email, mask_id_card, mask_name, mask_phone, mask_row, mask_text
-from tasks.results import CheckResult, Status, grade, run_failed, verdict
+from tasks.core.masking import mask_email, mask_id_card, mask_name, mask_phone, mask_row, mask_text
+from tasks.core.results import CheckResult, Status, grade, run_failed, verdict
 
 
 def test_personal_columns_are_masked():

@@ -1,12 +1,12 @@
 """Outbox bundles without a manifest (a run stopped while writing one): set aside, never counted,
-and never while their writer still lives (tasks/evidence.py)."""
+and never while their writer still lives (tasks/evidence/bundle.py)."""
 from __future__ import annotations
 
 import fcntl
 import os
 import time
 
-from tasks.evidence import INCOMPLETE_DIR, WRITING, _outbox_bundles, set_aside_incomplete
+from tasks.evidence.bundle import INCOMPLETE_DIR, WRITING, _outbox_bundles, set_aside_incomplete
 
 
 def _folder(outbox, name, *, manifest=False, lock=True):

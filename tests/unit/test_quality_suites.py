@@ -12,11 +12,11 @@ from sqlglot import exp
 
 from flows.invoice_quality import QualityParams, quality_period
 from tasks.quality.gx_run import SCOPE_SQL, CheckOutcome, SuiteRun
-from tasks.quality.results import SCOPE_ZH, csv_cell, keys_csv, standing_csv, summarise, to_results
+from tasks.quality.records import SCOPE_ZH, csv_cell, keys_csv, standing_csv, summarise, to_results
 from tasks.quality.standing import load_standing, save_standing, track_standing
 from tasks.quality.suites import RULE_IDS, SuiteError, load_suites, render, rule_checks
-from tasks.reason_codes import Code
-from tasks.results import Status
+from tasks.core.reason_codes import Code
+from tasks.core.results import Status
 
 SUITES = load_suites()
 CHECKS = rule_checks(SUITES)

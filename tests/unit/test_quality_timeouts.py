@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from tasks.database.deadline import Deadline
+from tasks.connect.database.deadline import Deadline
 from tasks.quality.gx_run import CheckOutcome, SuiteRun
-from tasks.quality.results import summarise, to_results
+from tasks.quality.records import summarise, to_results
 from tasks.quality.suites import load_suites, rule_checks
 from tasks.quality.timeouts import cut_by_deadline, deadline_reason
 

@@ -9,14 +9,14 @@ import pytest
 from pydantic import ValidationError
 
 from config.settings import load_site
-from tasks import reason_codes
-from tasks.backup_verify.locate import BackupNotFound
-from tasks.calendar_checks import calendar_coverage
-from tasks.database.base import DatabaseError
-from tasks.hosts import AuthenticationRefused, CommandTimeout, HostKeyRejected, HostUnreachable
-from tasks.log_checks import LogMissing, LogUnreadable
-from tasks.reason_codes import Code, code_for_exception
-from tasks.results import CheckResult, Status, error_result
+from tasks.core import reason_codes
+from tasks.backup.verify.locate import BackupNotFound
+from tasks.inspection.calendar import calendar_coverage
+from tasks.connect.database.base import DatabaseError
+from tasks.connect.ssh import AuthenticationRefused, CommandTimeout, HostKeyRejected, HostUnreachable
+from tasks.inspection.logs import LogMissing, LogUnreadable
+from tasks.core.reason_codes import Code, code_for_exception
+from tasks.core.results import CheckResult, Status, error_result
 
 BASE = dict(check="disk_usage", title="服务器磁盘使用率", site="demo")
 
@@ -28,7 +28,7 @@ def test_the_table_lists_every_code_and_nothing_else():
 
 
 def _raised_from_none(inner: BaseException) -> DatabaseError:
-    # as tasks/database/postgresql.py raises it: `raise DatabaseError(...) from None` inside `except`
+    # as tasks/connect/database/postgresql.py raises it: `raise DatabaseError(...) from None` inside `except`
     try:
         try:
             raise inner
@@ -82,7 +82,7 @@ def test_ok_defaults_to_ok_unknown_codes_are_refused_and_the_code_is_in_result_j
     assert CheckResult(**BASE, status=Status.WARN).code == ""  # a finding without a code shows as one
     rec = CheckResult(**BASE, status=Status.WARN, code=Code.DISK_USAGE_HIGH)
     assert rec.model_dump(mode="json")["code"] == "disk_usage_high" and rec.code == Code.DISK_USAGE_HIGH
-    with pytest.raises(ValidationError, match="not listed in tasks/reason_codes.py"):
+    with pytest.raises(ValidationError, match="not listed in tasks/core/reason_codes.py"):
         CheckResult(**BASE, status=Status.FAIL, code="disk_full_maybe")
 
 

@@ -10,11 +10,11 @@ import pytest
 
 from flows.common import report_rows, suggestions
 from tasks.quality.gx_run import CheckOutcome, SuiteRun
-from tasks.quality.results import checked_zh, report_rules, summarise, to_results
+from tasks.quality.records import checked_zh, report_rules, summarise, to_results
 from tasks.quality.standing import track_standing
 from tasks.quality.suites import load_suites, rule_checks
-from tasks.reports import FORM_LABELS, render_both
-from tasks.results import CheckResult, Status
+from tasks.core.reports import FORM_LABELS, render_both
+from tasks.core.results import CheckResult, Status
 
 NOW = datetime(2026, 11, 27, 6, 0, 5)
 INSPECTION_ONLY = ("巡检类型", "巡检周期", "巡检时间", "巡检方式", "巡检结论", "巡检结果汇总", "巡检明细", "巡检项目",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from config.settings import EnvSecret, EvidenceStoreConfig
 from sandbox import manager
-from tasks.evidence_sign import load_private_key, public_key_b64, signer_for
+from tasks.evidence.sign import load_private_key, public_key_b64, signer_for
 
 
 def test_signing_key_generated_once_and_matches_the_public_key(tmp_path, monkeypatch):
@@ -32,7 +32,7 @@ def test_cli_prints_the_public_key_line_for_the_site_file(monkeypatch):
     from typer.testing import CliRunner
 
     from flows.cli_evidence import evidence_app
-    from tasks.evidence_sign import fingerprint
+    from tasks.evidence.sign import fingerprint
 
     seed = base64.b64encode(os.urandom(32)).decode()
     monkeypatch.setenv("EBOPS_TEST_KEY", seed)

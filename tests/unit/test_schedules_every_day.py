@@ -17,7 +17,7 @@ import pytest
 from dateutil.relativedelta import relativedelta
 
 from deployments import schedules
-from tasks import calendar
+from tasks.core import calendar
 
 DAYS = [date(2026, 1, 1) + timedelta(days=i) for i in range((date(2028, 1, 1) - date(2026, 1, 1)).days)]
 TODAY = datetime.now(ZoneInfo(schedules.TZ)).date()   # the real clock, whatever day the suite runs
@@ -59,7 +59,7 @@ def calendar_state(request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 def _known(year: int) -> bool:
     """Does any calendar hold this year (a file of either status, or the package)? Asked here
-    independently of tasks.calendar, so the test does not take the code's word for it."""
+    independently of tasks.core.calendar, so the test does not take the code's word for it."""
     if (calendar.holidays_dir() / f"{year}.yaml").exists():
         return True
     try:
@@ -149,8 +149,8 @@ def test_backup_verification_plan_from_every_day_of_2026_and_2027(calendar_state
 
 def test_calendar_inspection_item_warns_and_never_errors_on_any_day(calendar_state: str):
     from config.settings import load_site
-    from tasks.calendar_checks import calendar_coverage
-    from tasks.results import Status
+    from tasks.inspection.calendar import calendar_coverage
+    from tasks.core.results import Status
 
     site = load_site("example-oracle")
     for today in [*DAYS, TODAY]:

@@ -9,8 +9,8 @@ import pytest
 from config.settings import DutyEntry, load_site
 from deployments import schedules
 from flows.holiday_precheck import NoSuchHoliday, PrecheckParams, pick_holiday, roster_for, roster_result
-from tasks.reason_codes import Code
-from tasks.results import Status
+from tasks.core.reason_codes import Code
+from tasks.core.results import Status
 
 
 def _runs(today: date, n: int = 2, days: int = 365) -> dict[str, str]:
@@ -121,7 +121,7 @@ def test_backup_verification_runs_on_each_quarters_first_workday_at_two():
 def test_pick_holiday_never_crashes_on_any_day_of_2026_2027():
     """From each autumn on the next holiday may lie in a year no calendar covers (2028 here): the
     pre-holiday check then says so with a hint (NoSuchHoliday, a one-line error), never CalendarGap."""
-    from tasks import calendar
+    from tasks.core import calendar
 
     day, picked, refused = date(2026, 1, 1), 0, []
     while day <= date(2027, 12, 31):

@@ -13,9 +13,9 @@ import sqlglot
 from sqlglot import exp
 
 from config.settings import SQL_DIR
-from tasks.database import oracle as oracle_db
-from tasks.database import postgresql as pg_db
-from tasks.database.base import CANONICAL_COLUMNS, CANONICAL_SCHEMA
+from tasks.connect.database import oracle as oracle_db
+from tasks.connect.database import postgresql as pg_db
+from tasks.connect.database.base import CANONICAL_COLUMNS, CANONICAL_SCHEMA
 
 SQLPLUS_COMMANDS = re.compile(r"^\s*(SET|WHENEVER|DEFINE|UNDEFINE|ACCEPT|PROMPT|SPOOL|/\s*$)", re.I)
 SAMPLE = {"VENDOR_SCHEMA": "HIS_EBILL", "CANON_SCHEMA": "EBOPS_CANON", "INVOICE_TABLE": "EB_INVOICE_MAIN",

@@ -8,15 +8,15 @@ from rich.console import Console
 
 from flows.cli_output import OutputFormat, emit, print_table
 from flows.common import RunOutcome, VerdictFailed, finish, summary_line
-from tasks.evidence import StoredBundle
-from tasks.results import CheckResult, Status
+from tasks.evidence.bundle import StoredBundle
+from tasks.core.results import CheckResult, Status
 
 PREFIX = "demo/invoice_quality/2026/20261201T010203Z_0123456789abcdef0123456789abcdef/"
 BUNDLE = StoredBundle(PREFIX, "ab" * 32, "store")
 
 
 def _rule(n: int, status: Status = Status.FAIL) -> CheckResult:
-    # As tasks/quality/results.py builds them: the rule id is both in the title and the target.
+    # As tasks/quality/records.py builds them: the rule id is both in the title and the target.
     return CheckResult(check="invoice_quality", title=f"DQ{n:02d} 规则{n}", site="demo", target=f"DQ{n:02d}",
                        status=status)
 

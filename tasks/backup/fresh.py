@@ -1,0 +1,107 @@
+"""Taking a backup now: the pre-holiday check's fresh backup (QH 节前巡检; MZ 一.19).
+
+Running the hospital's backup job writes to its server, so it follows the safety rule "nothing
+changes a server without a plan mode and a recorded approval": the job runs only in `run` mode
+and only with a standing approval recorded in the site file (backup.command_approved_by), which
+goes into the evidence manifest. Otherwise the step records the command it would run (plan).
+
+Whether the job finished is judged from the backup log itself, not from the worker's clock: the
+newest finished run after the command must differ from the newest before it, say SUCCESS, and
+its file must be in the backup folder with the size the log gives (clocks of hospital servers
+are often minutes off).
+"""
+from __future__ import annotations
+
+import shlex
+from typing import Literal
+
+from prefect import task
+from prefect.cache_policies import NONE
+
+from config.settings import HostConfig
+from tasks.inspection.hosts import BackupRun, parse_backup_log
+from tasks.connect.ssh import HostPool
+from tasks.core.reason_codes import Code
+from tasks.core.results import CheckResult, Status, error_result, utcnow
+
+BackupMode = Literal["run", "plan", "skip"]
+
+
+def _newest(session, log: str) -> tuple[BackupRun | None, str]:
+    tail = session.run(["tail", "-n", "50", log])
+    if tail.exit_code != 0:
+        raise RuntimeError(f"cannot read backup log {log}: {tail.stderr.strip()}")
+    runs = parse_backup_log(tail.stdout)
+    return (runs[-1] if runs else None), tail.stdout
+
+
+def approval_record(host: HostConfig) -> dict:
+    """What the evidence manifest keeps about the approval the backup ran under."""
+    cfg = host.backup
+    return {"action": "fresh_backup", "host": host.name, "command": shlex.join(cfg.command or []),
+            "approved_by": cfg.command_approved_by, "kind": "standing approval in the site file"}
+
+
+@task(name="fresh_backup", cache_policy=NONE)
+def fresh_backup(site_id: str, host: HostConfig, pool: HostPool, mode: BackupMode = "run") -> list[CheckResult]:
+    """Run the site's backup command on the database host and check from its log that it finished."""
+    cfg = host.backup
+    started = utcnow()
+    base = dict(check="fresh_backup", title="节前全量备份", site=site_id, host=host.name,
+                threshold="备份命令成功退出，日志新增一条 SUCCESS 记录且备份文件大小一致")
+    if cfg is None or not cfg.command:
+        return [CheckResult(**base, target=cfg.directory if cfg else "", status=Status.SKIPPED, code=Code.NOT_CONFIGURED,
+                            reason="站点配置没有给出备份命令（hosts[].backup.command），未执行节前备份")]
+    command = shlex.join(cfg.command)
+    base["target"] = cfg.directory
+    if mode == "skip":
+        return [CheckResult(**base, status=Status.SKIPPED, code=Code.SKIPPED_BY_REQUEST, reason="本次运行参数选择不做节前备份（fresh_backup=skip）")]
+    if mode == "plan" or not cfg.command_approved_by:
+        why = "计划模式" if mode == "plan" else "站点配置没有记录授权（backup.command_approved_by）"
+        return [CheckResult(**base, status=Status.SKIPPED, raw=command,
+                            code=Code.PLAN_ONLY if mode == "plan" else Code.APPROVAL_MISSING,
+                            reason=f"{why}：将在 {host.name} 上执行 {command}，本次未执行")]
+    try:
+        session = pool.get(host)
+        if not cfg.log:
+            raise ValueError("site file gives no backup log for this host (backup.log)")
+        before, _ = _newest(session, cfg.log)
+        res = session.run(cfg.command, timeout=cfg.command_timeout_s)
+        after, tail = _newest(session, cfg.log)
+        listing = session.run(["find", cfg.directory, "-maxdepth", "1", "-type", "f", "-name", cfg.pattern,
+                               "-printf", r"%s %f\n"])
+    except Exception as exc:  # noqa: BLE001 - unreachable, refused, timeout: ERROR with the reason
+        return [error_result(exc, started_at=started, raw=command, **base)]
+    finished = utcnow()
+    files = {}
+    for line in listing.stdout.splitlines():
+        size, _, name = line.partition(" ")
+        if size.isdigit():
+            files[name] = int(size)
+    problems, codes = [], []
+    if res.exit_code != 0:
+        problems.append(f"备份命令退出码 {res.exit_code}")
+        codes.append(Code.COMMAND_FAILED)
+    if after is None or after == before:
+        problems.append("备份日志没有新增完成记录")
+        codes.append(Code.BACKUP_NOT_LOGGED)
+    else:
+        if after.status != "SUCCESS":
+            problems.append(f"新备份作业状态为 {after.status}")
+            codes.append(Code.BACKUP_JOB_FAILED)
+        if after.file not in files:
+            problems.append(f"备份文件 {after.file} 不在备份目录中")
+            codes.append(Code.BACKUP_FILE_MISSING)
+        elif after.bytes is not None and files[after.file] != after.bytes:
+            problems.append(f"备份文件大小 {files[after.file]} 与日志记录 {after.bytes} 不符")
+            codes.append(Code.BACKUP_SIZE_MISMATCH)
+    raw = f"$ {command}\n(exit {res.exit_code})\n{res.stdout[-1500:]}{res.stderr[-1500:]}\n--- backup log ---\n" \
+          + "\n".join(tail.splitlines()[-4:])
+    elapsed = (finished - started).total_seconds()
+    if problems:
+        return [CheckResult(**base, status=Status.FAIL, code=codes[0], reason="；".join(problems), raw=raw,
+                            value=round(elapsed, 1), unit="秒", started_at=started, finished_at=finished)]
+    return [CheckResult(**base, status=Status.OK, value=round(elapsed, 1), unit="秒", raw=raw,
+                        reason=f"{after.file}，{(after.bytes or 0) / 1048576:.1f} MiB，日志记录 {after.finished_at.isoformat()} 完成；"
+                               f"授权：{cfg.command_approved_by}",
+                        started_at=started, finished_at=finished)]

@@ -1,0 +1,241 @@
+"""Machine-readable reason codes of the result records (CheckResult.code), in one place.
+
+`reason` is the engineer's Chinese sentence and may be reworded at any time; `code` is stable
+snake_case that reports, alerts, result.json readers and tests can rely on (as pgBackRest's verify
+reports `checksum_mismatch`, `file_missing` …). The status says how bad, the code says what: one
+code can come with WARN or FAIL (disk_usage_high at 85 % and at 95 %). An OK record carries "ok".
+
+ERROR records built by `error_result` get their code from the exception (`code_for_exception`),
+so "the host is unreachable" reads the same in every check.
+
+| code | meaning |
+|---|---|
+| ok | nothing to report |
+| **could not measure (ERROR, any check)** | |
+| host_unreachable | the server did not answer on its SSH port, or the connection was lost |
+| auth_refused | the SSH login was refused (key not accepted, unreadable or missing key) |
+| host_key_rejected | the server's host key is not the one in known_hosts (changed, unknown, no file) |
+| command_timeout | a command on a server did not finish within its timeout |
+| command_failed | a command on a server failed (non-zero exit, unparsable output) |
+| database_unreachable | the database refused or did not answer the connection |
+| query_timeout | a query was cancelled by its statement or lock timeout (e.g. blocked by a lock) |
+| database_error | any other database error |
+| file_missing | a file the check reads does not exist on the server |
+| file_unreadable | a file the check reads exists but cannot be read |
+| config_invalid | the site file or an override file lacks or misstates something the check needs |
+| check_error | anything else that stopped the measurement (the reason names it) |
+| **not checked (SKIPPED)** | |
+| not_configured | the site file does not configure this item |
+| plan_only | plan mode, or no recorded approval: the command was shown, not run |
+| approval_missing | the site file records no approval for the command (so it only planned) |
+| skipped_by_request | the run's parameters asked to skip this step |
+| earlier_step_failed | a step this one needs did not succeed |
+| no_data | nothing in the period to check |
+| **inspection findings** | |
+| disk_usage_high | a mount's usage is at or above its threshold |
+| tablespace_usage_high | a tablespace's usage is at or above its threshold |
+| tablespace_limit_unknown | a tablespace's limit cannot be known (no database server, location not visible) |
+| backup_log_empty | the backup log holds no finished backup |
+| backup_job_failed | the newest backup job did not end SUCCESS |
+| backup_none_successful | the backup log holds no successful backup |
+| backup_too_old | the newest successful backup is older than allowed |
+| backup_file_missing | the backup file the log names is not in the backup folder |
+| backup_size_mismatch | the backup file's size differs from the size the log gives |
+| backup_not_logged | the backup command ran but the log gained no finished run |
+| backup_space_high | the backup folder's filesystem is at or above its threshold |
+| log_new_errors | new error lines in a log |
+| log_critical_errors | new lines matching a critical pattern |
+| log_read_skipped | more was added than one read may take: part of the log went unchecked |
+| http_unreachable | a health URL could not be called (refused, timeout, TLS) |
+| http_status_not_2xx | a health URL answered with a status other than 2xx |
+| interface_no_calls | no call of an interface in the window |
+| interface_success_low | an interface's success rate is below its threshold |
+| interface_latency_high | an interface's mean latency is above its threshold |
+| finance_backlog | bills not uploaded to / not archived by the finance platform in time |
+| stock_no_segment | an active issuing point has no active number segment |
+| stock_exhausted | an active segment has no number left |
+| stock_below_warning | remaining numbers below the issuing point's warning level |
+| stock_days_low | remaining numbers last fewer days than the threshold |
+| cert_expired | a certificate has expired |
+| cert_not_yet_valid | a certificate is not valid yet |
+| cert_expiring | a certificate expires within the WARN or FAIL threshold |
+| calendar_template_only | a year in the window has only a template calendar (the State Council's notice is not entered) |
+| calendar_year_missing | a year in the window has no holiday data at all |
+| roster_gap | a day of the holiday has nobody on duty (pre-holiday check) |
+| **backup-restore verification** | |
+| backup_not_found | no backup file found (or the given path does not exist) |
+| dump_failed | taking the backup in a snapshot failed |
+| backup_unreadable | the archive's table of contents cannot be read |
+| backup_corrupt | the table of contents reads but a full read of the archive fails |
+| rman_job_failed | the RMAN job status is not COMPLETED (or RMAN validation reports corruption) |
+| restore_target_refused | the restore target resolves to production (or is otherwise unsafe): refused |
+| restore_failed | the restore tool exited with an error |
+| objects_differ | the restored copy's objects differ from production's |
+| row_count_mismatch | a table's row count differs from production's as of the backup |
+| checksum_mismatch | a table's content fingerprint differs from production's |
+| table_missing | a table exists on one side only |
+| source_inventory_empty | production's object list is empty: nothing to compare against (schema name or grants?) |
+| fingerprints_incomparable | the two sides' fingerprints were taken with different settings |
+| sample_mismatch | sampled bills differ field by field |
+| restored_empty | the restored copy holds no bills |
+| rpo_exceeded | the data-loss window (RPO) is above the limit |
+| rto_exceeded | the restore time (RTO) is above the limit |
+| scratch_kept | the scratch copy was kept for investigation (keep_on_failure) |
+| quality_rules_broken | data-quality rules cannot run on the restored copy |
+| **data quality (票据数据质量)** | |
+| rule_violated | rows break the rule (FAIL for error rules, WARN for warning rules) |
+| rule_error | the rule could not run |
+| **evidence chain (every duty's run, from tasks/evidence/chain.py; `ebops evidence verify` has its own codes)** | |
+| unsigned | the manifest was stored unsigned (no signing key, or one that does not match the site's public key) |
+| chain_head_mismatch | the store's newest manifest differs from this worker's chain head (rewritten, or a bundle that does not follow it) |
+| bundle_removed | this worker's newest bundle is gone from the store |
+| claim_mismatch | the store's sequence claim and the manifest it names disagree |
+| signature_invalid | the store's newest manifest does not verify with the site's keys |
+| sequence_taken | another bundle holds this run's sequence: the chain forked |
+| lock_timeout | another run held the chain's lock too long; written without it (the store's claim still applies) |
+"""
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Code(str, Enum):
+    OK = "ok"
+    # could not measure
+    HOST_UNREACHABLE = "host_unreachable"
+    AUTH_REFUSED = "auth_refused"
+    HOST_KEY_REJECTED = "host_key_rejected"
+    COMMAND_TIMEOUT = "command_timeout"
+    COMMAND_FAILED = "command_failed"
+    DATABASE_UNREACHABLE = "database_unreachable"
+    QUERY_TIMEOUT = "query_timeout"
+    DATABASE_ERROR = "database_error"
+    FILE_MISSING = "file_missing"
+    FILE_UNREADABLE = "file_unreadable"
+    CONFIG_INVALID = "config_invalid"
+    CHECK_ERROR = "check_error"
+    # not checked
+    NOT_CONFIGURED = "not_configured"
+    PLAN_ONLY = "plan_only"
+    APPROVAL_MISSING = "approval_missing"
+    SKIPPED_BY_REQUEST = "skipped_by_request"
+    EARLIER_STEP_FAILED = "earlier_step_failed"
+    NO_DATA = "no_data"
+    # inspection findings
+    DISK_USAGE_HIGH = "disk_usage_high"
+    TABLESPACE_USAGE_HIGH = "tablespace_usage_high"
+    TABLESPACE_LIMIT_UNKNOWN = "tablespace_limit_unknown"
+    BACKUP_LOG_EMPTY = "backup_log_empty"
+    BACKUP_JOB_FAILED = "backup_job_failed"
+    BACKUP_NONE_SUCCESSFUL = "backup_none_successful"
+    BACKUP_TOO_OLD = "backup_too_old"
+    BACKUP_FILE_MISSING = "backup_file_missing"
+    BACKUP_SIZE_MISMATCH = "backup_size_mismatch"
+    BACKUP_NOT_LOGGED = "backup_not_logged"
+    BACKUP_SPACE_HIGH = "backup_space_high"
+    LOG_NEW_ERRORS = "log_new_errors"
+    LOG_CRITICAL_ERRORS = "log_critical_errors"
+    LOG_READ_SKIPPED = "log_read_skipped"
+    HTTP_UNREACHABLE = "http_unreachable"
+    HTTP_STATUS_NOT_2XX = "http_status_not_2xx"
+    INTERFACE_NO_CALLS = "interface_no_calls"
+    INTERFACE_SUCCESS_LOW = "interface_success_low"
+    INTERFACE_LATENCY_HIGH = "interface_latency_high"
+    FINANCE_BACKLOG = "finance_backlog"
+    STOCK_NO_SEGMENT = "stock_no_segment"
+    STOCK_EXHAUSTED = "stock_exhausted"
+    STOCK_BELOW_WARNING = "stock_below_warning"
+    STOCK_DAYS_LOW = "stock_days_low"
+    CERT_EXPIRED = "cert_expired"
+    CERT_NOT_YET_VALID = "cert_not_yet_valid"
+    CERT_EXPIRING = "cert_expiring"
+    CALENDAR_TEMPLATE_ONLY = "calendar_template_only"
+    CALENDAR_YEAR_MISSING = "calendar_year_missing"
+    ROSTER_GAP = "roster_gap"
+    # backup-restore verification
+    BACKUP_NOT_FOUND = "backup_not_found"
+    DUMP_FAILED = "dump_failed"
+    BACKUP_UNREADABLE = "backup_unreadable"
+    BACKUP_CORRUPT = "backup_corrupt"
+    RMAN_JOB_FAILED = "rman_job_failed"
+    RESTORE_TARGET_REFUSED = "restore_target_refused"
+    RESTORE_FAILED = "restore_failed"
+    OBJECTS_DIFFER = "objects_differ"
+    ROW_COUNT_MISMATCH = "row_count_mismatch"
+    CHECKSUM_MISMATCH = "checksum_mismatch"
+    TABLE_MISSING = "table_missing"
+    SOURCE_INVENTORY_EMPTY = "source_inventory_empty"
+    FINGERPRINTS_INCOMPARABLE = "fingerprints_incomparable"
+    SAMPLE_MISMATCH = "sample_mismatch"
+    RESTORED_EMPTY = "restored_empty"
+    RPO_EXCEEDED = "rpo_exceeded"
+    RTO_EXCEEDED = "rto_exceeded"
+    SCRATCH_KEPT = "scratch_kept"
+    QUALITY_RULES_BROKEN = "quality_rules_broken"
+    # data quality
+    RULE_VIOLATED = "rule_violated"
+    RULE_ERROR = "rule_error"
+    # evidence chain
+    UNSIGNED = "unsigned"
+    CHAIN_HEAD_MISMATCH = "chain_head_mismatch"
+    BUNDLE_REMOVED = "bundle_removed"
+    CLAIM_MISMATCH = "claim_mismatch"
+    SIGNATURE_INVALID = "signature_invalid"
+    SEQUENCE_TAKEN = "sequence_taken"
+    LOCK_TIMEOUT = "lock_timeout"
+
+
+# By exception class name (the class or any base), so that this module imports neither paramiko
+# nor the database drivers. First match along the MRO wins.
+_BY_EXCEPTION = {
+    "HostUnreachable": Code.HOST_UNREACHABLE,
+    "NoValidConnectionsError": Code.HOST_UNREACHABLE,
+    "ConnectionRefusedError": Code.HOST_UNREACHABLE,
+    "AuthenticationRefused": Code.AUTH_REFUSED,
+    "AuthenticationException": Code.AUTH_REFUSED,
+    "HostKeyRejected": Code.HOST_KEY_REJECTED,
+    "BadHostKeyException": Code.HOST_KEY_REJECTED,
+    "CommandTimeout": Code.COMMAND_TIMEOUT,
+    "DfFailed": Code.COMMAND_FAILED,
+    "HostError": Code.COMMAND_FAILED,
+    "QueryDeadlineExceeded": Code.QUERY_TIMEOUT,
+    "QueryCanceled": Code.QUERY_TIMEOUT,
+    "LockNotAvailable": Code.QUERY_TIMEOUT,  # lock_timeout: blocked by a lock, as a statement timeout
+    "OperationalError": Code.DATABASE_UNREACHABLE,
+    "DatabaseError": Code.DATABASE_ERROR,
+    "BackupNotFound": Code.BACKUP_NOT_FOUND,
+    "RestoreRefused": Code.RESTORE_TARGET_REFUSED,
+    "LogUnreadable": Code.FILE_UNREADABLE,
+    "LogMissing": Code.FILE_MISSING,
+    "FileNotFoundError": Code.FILE_MISSING,
+    "PermissionError": Code.FILE_UNREADABLE,
+    "HolidayFileError": Code.CONFIG_INVALID,
+    "SuiteError": Code.CONFIG_INVALID,
+    "SecretMissing": Code.CONFIG_INVALID,
+    "TimeoutError": Code.COMMAND_TIMEOUT,
+}
+
+
+def code_for_exception(exc: BaseException, _depth: int = 0) -> Code:
+    """The ERROR code for what stopped a measurement. A database error whose cause is a statement
+    timeout is a query_timeout, not just any database error; an exception of a library's own
+    (Great Expectations wrapping a driver error) is classified by its cause."""
+    code = _own_code(exc)
+    inner_exc = exc.__cause__ or exc.__context__
+    if code is Code.CHECK_ERROR and inner_exc is not None and inner_exc is not exc and _depth < 5:
+        return code_for_exception(inner_exc, _depth + 1)
+    return code
+
+
+def _own_code(exc: BaseException) -> Code:
+    for klass in type(exc).__mro__:
+        code = _BY_EXCEPTION.get(klass.__name__)
+        # the drivers' error is kept as the cause, or as the context of a `raise … from None`
+        inner_exc = exc.__cause__ or exc.__context__
+        if code is Code.DATABASE_ERROR and inner_exc is not None and inner_exc is not exc:
+            inner = code_for_exception(inner_exc)
+            if inner in (Code.QUERY_TIMEOUT, Code.DATABASE_UNREACHABLE):
+                return inner
+        if code is not None:
+            return code
+    return Code.CHECK_ERROR
