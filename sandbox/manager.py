@@ -114,7 +114,8 @@ def up(days: int = 400, bills_per_day: int = 60, seed: int = 20261126) -> dict:
     return state
 
 
-def write_layout_files(pg_state: dict, creds: dict[str, str]) -> int:
+def write_layout_files(pg_state: dict, creds: dict[str, str], layout_dir: Path | None = None,
+                       dbname: str = postgres.DATABASE) -> int:
     """files1's layout files: the first bills of each month the database holds, older months from a
     deterministic list (sandbox.host_trees), so a layout file names a real bill where one exists."""
     import psycopg
@@ -123,10 +124,10 @@ def write_layout_files(pg_state: dict, creds: dict[str, str]) -> int:
            "(PARTITION BY date_trunc('month', issue_time) ORDER BY bill_id) AS rn FROM ebill_canon.ebill_invoice "
            "WHERE bill_kind = 'B') t WHERE rn <= %s ORDER BY issue_time")
     bills: dict[tuple[int, int], list[tuple]] = {}
-    with psycopg.connect(postgres.admin_conninfo(pg_state, creds)) as conn:
+    with psycopg.connect(postgres.admin_conninfo(pg_state, creds, dbname)) as conn:
         for code, no, issued in conn.execute(sql, (host_trees.LAYOUT_PER_MONTH,)):
             bills.setdefault((issued.year, issued.month), []).append((code, no, issued))
-    return host_trees.write_layout_files(root() / "hosts" / "files1" / "data" / "layout",
+    return host_trees.write_layout_files(layout_dir or root() / "hosts" / "files1" / "data" / "layout",
                                          datetime.now(timezone.utc), bills)
 
 

@@ -101,3 +101,19 @@ def test_the_closing_list_reads_through_the_read_only_account(closing_db, sites_
     with connect(site.database) as db:
         assert db.query("SHOW default_transaction_read_only")[0]["default_transaction_read_only"] == "on"
         assert closing_list(site, YEAR, db).year == YEAR
+
+
+def test_sandbox_layout_files_name_the_databases_bills(closing_db, sandbox, tmp_path):
+    """files1's layout files are the first bills of each month the database holds; other months
+    (2022 onwards) come from a deterministic list with the hospital's bill codes."""
+    layout = tmp_path / "layout"
+    written = manager.write_layout_files(sandbox["state"]["postgres"], manager.credentials(), layout, dbname=DB)
+    assert written == len(list(layout.rglob("*.*"))) and written > 100
+    with psycopg.connect(closing_db) as conn:
+        first = [c + n for c, n in conn.execute(
+            "SELECT bill_code, bill_no FROM ebill_canon.ebill_invoice WHERE bill_kind = 'B' "
+            "AND issue_time >= '2024-12-01' AND issue_time < '2025-01-01' ORDER BY bill_id LIMIT 3")]
+    assert sorted(p.stem for p in (layout / "2024" / "12").iterdir()) == sorted(first)
+    older = sorted(p.name for p in (layout / "2022" / "01").iterdir())
+    assert len(older) == 3 and all(n.startswith("44010122") for n in older)
+    assert manager.write_layout_files(sandbox["state"]["postgres"], manager.credentials(), layout, dbname=DB) == 0

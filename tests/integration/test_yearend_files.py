@@ -12,10 +12,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+import yaml
+from typer import Typer
+from typer.testing import CliRunner
 
 from config.settings import Site
 from sandbox import host_trees, sshd
 from sandbox.ports import pid_alive
+from flows.cli_yearend_extract import register
 from tasks.approvals.plan import Plan, PlanStep
 from tasks.core.results import Status
 from tasks.yearend import files as yf
@@ -33,10 +37,14 @@ def hosts(tmp_path_factory):
 
 
 def make_site(hosts, **files) -> Site:
+    return Site.model_validate(site_data(hosts, **files))
+
+
+def site_data(hosts, **files) -> dict:
     root, state = hosts
     year_end = {"host": "files1", "layout_root": str(root / "hosts/files1/data/layout"),
                 "archive_dir": str(root / "hosts/files1/data/archive"), **files}
-    return Site.model_validate({
+    return {
         "site": "yefiles", "name": "年结测试医院",
         "database": {"dialect": "postgresql", "dsn": "host=127.0.0.1 dbname=x", "user": "ro", "password": {"env": "NONE"}},
         "evidence": {"endpoint": "127.0.0.1:1", "bucket": "none", "access_key": {"env": "NONE"},
@@ -45,7 +53,7 @@ def make_site(hosts, **files) -> Site:
                    "user": "ebops", "key_file": state["client_key"], "known_hosts": state["known_hosts"],
                    "connect_timeout_s": 120, "command_timeout_s": 120}],
         "year_end": {"files": year_end},
-    })
+    }
 
 
 def layout(hosts) -> Path:
@@ -184,3 +192,26 @@ def test_fragmentation_skipped_without_tools_and_measured_with_them(hosts, tmp_p
     if "fragmentation_e4defrag" in measured and measured["fragmentation_e4defrag"].status is not Status.SKIPPED:
         assert isinstance(measured["fragmentation_e4defrag"].value, int)
     assert plan_defragmentation(make_site(hosts), [r for r in measured.values() if r.status is Status.OK]) == []
+
+
+def test_cli_extract_writes_the_file_and_answers_bad_input_in_one_line(hosts, tmp_path, monkeypatch):
+    sites = tmp_path / "sites"
+    sites.mkdir()
+    (sites / "yefiles.yaml").write_text(yaml.safe_dump(site_data(hosts), allow_unicode=True), encoding="utf-8")
+    monkeypatch.setenv("EBOPS_SITES_DIR", str(sites))
+    site = make_site(hosts)
+    assert yf.execute_step(site, step(yf.plan_file_archives(site, 2026), "layout_archive:2023-09")).status in (
+        "done", "already_done")
+    original = sorted((layout(hosts) / "2023/09").iterdir())[0]
+    group = Typer()
+    register(group)
+    group.command("noop")(lambda: None)  # a group of one command would take the command's arguments itself
+    runner = CliRunner()
+    out = tmp_path / "out"
+    res = runner.invoke(group, ["extract", "yefiles", original.name[:8], original.name[8:18], "--dest", str(out)])
+    assert res.exit_code == 0, res.output
+    assert (out / original.name).read_bytes() == original.read_bytes()
+    bad = runner.invoke(group, ["extract", "yefiles", "4401", "0000000001"])
+    assert bad.exit_code == 2 and "8 digits" in bad.output and "Traceback" not in bad.output
+    missing = runner.invoke(group, ["extract", "yefiles", "44010123", "0000000000", "--dest", str(out)])
+    assert missing.exit_code == 1 and "no layout file" in missing.output
