@@ -2,7 +2,8 @@
 year-end month archives on the file server, byte-identical (its SHA-256 is checked against the
 archive's member list), e.g. when a payer or an auditor asks for an old bill's PDF/OFD.
 
-Reading only: nothing on the server changes, so no plan or approval is needed. The `yearend`
+The file is a bill as the payer received it, with the payer's name: it goes to the folder the
+engineer names and nowhere else (not into logs or evidence). Reading only: nothing on the server changes, so no plan or approval is needed. The `yearend`
 command group (flows/cli_yearend.py) mounts it with `register(yearend_app)`.
 """
 from __future__ import annotations

@@ -174,9 +174,9 @@ class ClosingList(BaseModel):
             return [CheckResult(status=Status.FAIL, code=Code.NUMBER_GAP.value, value=missing,
                                 reason=f"{len(gaps)} 处缺号共 {missing} 个号码既无票据也无作废记录：{sample}"
                                        + ("等" if len(gaps) > 10 else ""), **base)]
-        t = self.totals()
-        return [CheckResult(status=Status.OK, value=0, reason=f"号段内号码连续；缺号 {t['gap_numbers_explained']} 个均有作废记录",
-                            **base)]
+        explained = self.totals()["gap_numbers_explained"]
+        why = f"缺号 {explained} 个均有作废记录" if explained else "无缺号"
+        return [CheckResult(status=Status.OK, value=0, reason=f"号段内号码连续，{why}", **base)]
 
 
 def closing_list(site: Site, year: int, db: EbillDatabase | None = None) -> ClosingList:

@@ -206,6 +206,18 @@ def parse_archive_output(stdout: str) -> dict:
             "archive_bytes": archive_bytes}
 
 
+def member_lists(outcomes: list[StepOutcome]) -> dict[str, str]:
+    """Each archive's member list as an evidence file: name -> text (`<sha256>  <size>  <path>` per
+    member), for the bundle beside the step records."""
+    out = {}
+    for o in outcomes:
+        if o.step_id.startswith(ARCHIVE_PREFIX) and o.facts.get("members"):
+            name = f"layout_archives/{o.step_id[len(ARCHIVE_PREFIX):]}.sha256.txt"
+            out[name] = "".join(f"{m['sha256']}  {m.get('size') if m.get('size') is not None else '-'}  {m['path']}\n"
+                                for m in o.facts["members"])
+    return out
+
+
 def _done_facts(s: HostSession, cfg: YearEndFiles, month: str) -> dict:
     listed = s.run(["cat", list_path(cfg, month)])
     members = [{"path": p, "sha256": h} for h, _, p in (ln.partition("  ") for ln in listed.stdout.splitlines()) if p]

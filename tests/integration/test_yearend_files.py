@@ -96,6 +96,9 @@ def test_archive_manifest_holds_every_member_sha256_and_a_second_run_does_nothin
     listed = Path(out.facts["member_list"]).read_text().splitlines()
     assert listed == [f"{e['sha256']}  {e['path']}" for e in expected]
     assert all(p.exists() for p in originals)  # remove_originals is false: nothing removed
+    evidence = yf.member_lists([out])
+    assert evidence == {"layout_archives/2023-02.sha256.txt": "".join(
+        f"{e['sha256']}  {e['size']}  {e['path']}\n" for e in expected)}
     mtime = archive.stat().st_mtime_ns
     again = yf.execute_step(site, st)
     assert again.status == "already_done" and "未重复执行" in again.output
