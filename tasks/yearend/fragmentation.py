@@ -105,6 +105,10 @@ def _filefrag(s: HostSession, cfg, tool: str | None, base: dict) -> CheckResult:
                         f"主机 {cfg.host} 在 {'、'.join(cfg.tool_dirs)} 中没有 filefrag，未度量", Code.TOOL_MISSING, base)
     res = s.run_script(scripts.FILEFRAG, [tool, cfg.layout_root, str(FILEFRAG_SAMPLE)], timeout=cfg.command_timeout_s)
     counts = [int(m.group(1)) for m in re.finditer(r": (\d+) extents? found", res.stdout)]
+    if not counts and re.search(r"FIEMAP|FIBMAP|not supported|unsupported", res.stdout + res.stderr, re.I):
+        # overlay and network filesystems do not report extents to an ordinary account
+        return _skipped("fragmentation_filefrag", title, f"{cfg.layout_root} 所在文件系统不提供区段信息（filefrag："
+                        f"{(res.stderr or res.stdout).strip()[-200:]}）", Code.NOT_APPLICABLE, base)
     if not res.ok or not counts:
         if res.ok:
             return _skipped("fragmentation_filefrag", title, f"{cfg.layout_root} 下没有版式文件", Code.NO_DATA, base)
