@@ -13,7 +13,7 @@ from config.backup_verification import BackupVerificationConfig
 from tasks.backup.verify import measure
 from tasks.backup.verify.pg_steps import summarize_toc
 from tasks.backup.verify.fingerprint import AsOf, Column, TableShape
-from tasks.inspection.hosts import parse_backup_log
+from tasks.backup.folder import parse_backup_log
 
 LISTING = """;
 ; Archive created at 2026-11-26 02:00:03 CST
