@@ -317,3 +317,11 @@ def test_database_records_name_the_database_server_not_the_dialect(tmp_path):
     assert database_host(load_site(write(tmp_path, no_host))) == "127.0.0.1"
     oracle = {**no_host, "database": {**MINIMAL["database"], "dialect": "oracle", "dsn": "ora-db.hosp:1521/EBILL"}}
     assert database_host(load_site(write(tmp_path, oracle))) == "ora-db.hosp"
+
+
+def test_an_impossible_date_in_a_site_file_is_a_problem_not_a_traceback(tmp_path):
+    p = tmp_path / "t1.yaml"
+    p.write_text(yaml.safe_dump(MINIMAL, allow_unicode=True) + "note_date: 2027-02-30\n", encoding="utf-8")
+    with pytest.raises(SiteConfigError) as exc:
+        load_site(p)
+    assert "not a date" in exc.value.problems[0].message
