@@ -61,13 +61,11 @@ def connect(db: VerifyDatabase) -> Any:
 
 
 def fetcher(conn: Any) -> measure.Fetch:
+    from tasks.connect.database.oracle import oracle_fetch
+
     def fetch(st: fp.Statement) -> list[dict]:
-        with conn.cursor() as cur:
-            cur.execute(st.sql, st.params)
-            if cur.description is None:
-                return []
-            names = [d[0].lower() for d in cur.description]
-            return [dict(zip(names, r)) for r in cur.fetchall()]
+        names, rows = oracle_fetch(conn, st.sql, st.params)
+        return [dict(zip(names, r)) for r in rows]
     return fetch
 
 

@@ -22,7 +22,7 @@ from tasks.backup.verify.locate import BackupFile
 from tasks.backup.verify import fingerprint as fp
 from tasks.connect.database.base import QueryDeadlineExceeded
 from tasks.connect.database.deadline import deadline_message, pg_timed_out
-from tasks.connect.database.params import to_pyformat
+from tasks.connect.database.postgresql import pg_fetch
 from tasks.connect.ssh import HostSession
 from tasks.core.reason_codes import Code
 from tasks.core.results import CheckResult, Status, error_result, utcnow
@@ -68,7 +68,7 @@ class Run:
 def fetcher(conn: psycopg.Connection):
     def fetch(st: fp.Statement) -> list[dict]:
         try:
-            cur = conn.execute(to_pyformat(st.sql), st.params)
+            names, rows = pg_fetch(conn, st.sql, st.params)
         except psycopg.Error as exc:
             kind, deadline = pg_timed_out(exc), getattr(conn, "deadline", None)
             if kind and deadline:  # name the table and the deadline, not just "canceling statement"
@@ -76,8 +76,7 @@ def fetcher(conn: psycopg.Connection):
                     st.sql, deadline, kind, setting="backup_verification.source/scratch.statement_timeout_s or "
                     "lock_timeout_s")) from None
             raise
-        names = [d.name.lower() for d in cur.description]
-        return [dict(zip(names, r)) for r in cur.fetchall()]
+        return [dict(zip(names, r)) for r in rows]
     return fetch
 
 
