@@ -40,8 +40,10 @@ from tasks.backup.verify.locate import BackupFile
 from tasks.backup.verify.measure import Measurement
 from tasks.backup.verify.oracle_steps import EXPDP_SCRIPT, IMPDP_SCRIPT, RMAN_SCRIPT
 from tasks.backup.verify.outputs import Located, Restored, VerifyContext
-from tasks.backup.verify import fingerprint as fp
-from tasks.backup.verify.fingerprint import AsOf, ChunkHash, DbObject, TableFingerprint
+from tasks.backup.verify import reading as rd
+from tasks.backup.verify.reading import AsOf
+from tasks.backup.verify.fingerprint import ChunkHash, TableFingerprint
+from tasks.backup.verify.catalog import DbObject
 from tasks.connect.ssh import CommandResult
 from tasks.core.reason_codes import Code
 from tasks.core.results import Status
@@ -194,7 +196,7 @@ class Measurer:
 
     @staticmethod
     def who(fetch) -> str:  # the account of the connection the stub was handed
-        return fetch(fp.Statement("SELECT USER AS who FROM dual"))[0]["who"]
+        return fetch(rd.Statement("SELECT USER AS who FROM dual"))[0]["who"]
 
     def measure(self, fetch, dialect, schema, *, as_of, chunk_rows, mutable_columns=None, key_shifts=None,
                 methods=None):
@@ -253,7 +255,7 @@ def test_take_backup_exports_at_the_current_scn_and_measures_production_as_of_it
     assert env.session.args("sha256sum") == ["sha256sum", "--", DUMP]
     assert env.stubs.calls == [("measure", "EBILL", "EBOPS_READ", AsOf(scn=SCN)),
                                ("sample", "EBILL", "EBOPS_READ", AsOf(scn=SCN))]
-    assert env.log.index(("sql", "EBOPS_READ", fp.ORACLE_CURRENT_SCN_SQL)) < env.log.index(("host", "expdp"))
+    assert env.log.index(("sql", "EBOPS_READ", rd.ORACLE_CURRENT_SCN_SQL)) < env.log.index(("host", "expdp"))
     b = located.backup
     assert (b.path, b.name, b.size, b.sha256, b.taken_by_us, b.snapshot_id) == (DUMP, DUMP_NAME, SIZE, DIGEST, True,
                                                                                  f"SCN {SCN}")

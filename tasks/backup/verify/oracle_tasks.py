@@ -34,7 +34,7 @@ from tasks.backup.verify import oracle_steps as ora
 from tasks.backup.verify.locate import BackupFile
 from tasks.backup.verify.outputs import STEP_ZH, Located, Restored, Validated, Verified, VerifyContext
 from tasks.backup.verify.pg_restore_steps import verify_copy
-from tasks.backup.verify import fingerprint as fp
+from tasks.backup.verify import reading as rd
 from tasks.connect.ssh import CommandResult, HostSession
 from tasks.core.masking import mask_text
 from tasks.core.reason_codes import Code
@@ -63,7 +63,7 @@ def connect(db: VerifyDatabase) -> Any:
 def fetcher(conn: Any) -> measure.Fetch:
     from tasks.connect.database.oracle import oracle_fetch
 
-    def fetch(st: fp.Statement) -> list[dict]:
+    def fetch(st: rd.Statement) -> list[dict]:
         names, rows = oracle_fetch(conn, st.sql, st.params)
         return [dict(zip(names, r)) for r in rows]
     return fetch
@@ -103,7 +103,7 @@ def take_backup(ctx: VerifyContext, session: HostSession, dumps: BackupConfig, r
     try:
         with connect(c.source) as src:
             fetch = fetcher(src)
-            scn = ora.scn_from_rows(fetch(fp.Statement(fp.ORACLE_CURRENT_SCN_SQL)))
+            scn = ora.scn_from_rows(fetch(rd.Statement(rd.ORACLE_CURRENT_SCN_SQL)))
             script, args = ora.expdp_invocation(c.tools_dir, c.oracle_sid, c.schema_name, c.oracle_directory, dumpfile,
                                                 dumpfile[:-4] + "_exp.log", scn, c.oracle_datapump_login)
             res = session.run_script(script, args, timeout=c.command_timeout_s)
@@ -112,7 +112,7 @@ def take_backup(ctx: VerifyContext, session: HostSession, dumps: BackupConfig, r
                 why = "；".join(out.errors[:5]) or out.job_line or "没有作业结束行"
                 return Located([ctx.record("locate", "按 SCN 导出", Status.FAIL, f"expdp 退出码 {res.exit_code}：{why}",
                                            started, target=path, raw=_shown(res), code=Code.DUMP_FAILED)])
-            as_of = fp.AsOf(scn=scn)
+            as_of = rd.AsOf(scn=scn)
             source = measure.measure(fetch, "oracle", c.schema_name, as_of=as_of, chunk_rows=c.chunk_rows)
             sample = measure.sample_bills(fetch, "oracle", c.schema_name, c.sample_bills, as_of)
         finished = utcnow()
@@ -164,7 +164,7 @@ def _rman_jobs(ctx: VerifyContext) -> CheckResult:
     now = started.astimezone(tz).replace(tzinfo=None)
     try:
         with connect(ctx.cfg.source) as src:
-            rows = fetcher(src)(fp.Statement(ora.RMAN_JOB_DETAILS_SQL, {"since": now - timedelta(days=8)}))
+            rows = fetcher(src)(rd.Statement(ora.RMAN_JOB_DETAILS_SQL, {"since": now - timedelta(days=8)}))
     except Exception as exc:  # noqa: BLE001
         return _error(ctx, "validate", "RMAN 备份作业状态", exc, started)
     ok, why = ora.judge_rman_jobs(ora.rman_jobs_from_rows(rows), now=now)
@@ -183,11 +183,11 @@ def restore_to_scratch(ctx: VerifyContext, session: HostSession, located: Locate
         why = ora.refuse_scratch(scratch, c.schema_name, c.scratch.prefix)
         with connect(c.scratch) as server:
             fetch = fetcher(server)
-            instance = fetch(fp.Statement(INSTANCE_SQL))[0]["instance_name"]
+            instance = fetch(rd.Statement(INSTANCE_SQL))[0]["instance_name"]
             if why is None and str(instance).upper() != str(c.oracle_sid).upper():
                 why = (f"验证账号连接的实例 {instance} 不是 impdp 导入的实例 {c.oracle_sid}，拒绝执行"
                        f"（scratch.dsn and oracle_sid name different instances）")
-            if why is None and fetch(fp.Statement(ora.SCRATCH_EXISTS_SQL, {"name": scratch})):
+            if why is None and fetch(rd.Statement(ora.SCRATCH_EXISTS_SQL, {"name": scratch})):
                 why = f"临时 schema {scratch} 已存在，拒绝覆盖（it exists already; only a new schema is imported into）"
             if why is not None:
                 return Restored([ctx.record("restore", "恢复目标安全检查", Status.FAIL, why, started, target=scratch,

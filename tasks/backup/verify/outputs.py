@@ -13,7 +13,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from config.backup_verification import BackupVerificationConfig
-from tasks.backup.verify import fingerprint as fp
+from tasks.backup.verify import reading as rd
 from tasks.backup.verify import measure
 from tasks.backup.verify.locate import BackupFile
 from tasks.core.reason_codes import Code
@@ -56,13 +56,13 @@ class Located:
     def ok(self) -> bool:
         return self.backup is not None and _ok(self.records)
 
-    def as_of(self, ctx: VerifyContext) -> fp.AsOf | None:
+    def as_of(self, ctx: VerifyContext) -> rd.AsOf | None:
         """Our own backup: its snapshot, all rows. Someone else's: only rows issued before it."""
         if self.backup is None or self.backup.taken_by_us:
             return None
         local = self.backup.taken_at.astimezone(ZoneInfo(ctx.tz)).replace(tzinfo=None)
         d = ctx.cfg.dialect
-        return fp.AsOf(before=local, cutoff_columns={k: measure.catalog_name(d, v) for k, v in ctx.cfg.cutoff_columns.items()})
+        return rd.AsOf(before=local, cutoff_columns={k: measure.catalog_name(d, v) for k, v in ctx.cfg.cutoff_columns.items()})
 
     def mutable(self, ctx: VerifyContext) -> dict[str, list[str]]:
         return {} if self.backup is None or self.backup.taken_by_us else ctx.cfg.mutable_columns

@@ -18,7 +18,7 @@ from config.settings import BackupConfig
 from tasks.backup.verify import locate, measure, pg_steps
 from tasks.backup.verify.locate import BackupFile
 from tasks.backup.verify.outputs import STEP_ZH, Located, Validated, VerifyContext
-from tasks.backup.verify import fingerprint as fp
+from tasks.backup.verify import reading as rd
 from tasks.connect.database.base import QueryDeadlineExceeded
 from tasks.connect.database.deadline import deadline_message, pg_timed_out
 from tasks.connect.database.postgresql import pg_fetch
@@ -27,7 +27,7 @@ from tasks.core.reason_codes import Code
 from tasks.core.results import Status, error_result, utcnow
 
 def fetcher(conn: psycopg.Connection):
-    def fetch(st: fp.Statement) -> list[dict]:
+    def fetch(st: rd.Statement) -> list[dict]:
         try:
             names, rows = pg_fetch(conn, st.sql, st.params)
         except psycopg.Error as exc:
@@ -66,7 +66,7 @@ def take_backup(ctx: VerifyContext, session: HostSession, backup_cfg: BackupConf
     try:
         with pg_steps.connect(ctx.cfg.source, autocommit=False) as src:
             src.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            snapshot = src.execute(fp.PG_EXPORT_SNAPSHOT_SQL).fetchone()[0]
+            snapshot = src.execute(rd.PG_EXPORT_SNAPSHOT_SQL).fetchone()[0]
             res = pg_steps.dump_in_snapshot(session, ctx.cfg, snapshot, dest)
             if res.exit_code != 0:
                 src.rollback()
