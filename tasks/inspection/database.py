@@ -5,7 +5,8 @@ from config.settings import Site
 from tasks.core.check_task import check_task
 from tasks.connect.database import connect
 from tasks.connect.database.base import TablespaceUsage
-from tasks.connect.ssh import HostPool, disk_usage as df_paths
+from tasks.connect.df import disk_usage as df_paths
+from tasks.connect.ssh import HostPool
 from tasks.core.reason_codes import Code
 from tasks.core.results import CheckResult, Status, grade, utcnow
 

@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 from config.settings import HostConfig, Thresholds
 from tasks.backup import folder
 from tasks.core.check_task import check_task
-from tasks.connect.ssh import HostPool, disk_usage as df_paths
+from tasks.connect.df import disk_usage as df_paths
+from tasks.connect.ssh import HostPool
 from tasks.core.reason_codes import Code
 from tasks.core.results import CheckResult, Status, grade, utcnow
 
