@@ -9,6 +9,9 @@ The verification runs on the file server itself: a month of layout files can be 
 re-reading the archive there needs no transfer. Member lists are in `sha256sum` format
 (`<sha256>  <yyyy>/<mm>/<file>`), so the hospital's admin can check an archive with standard tools:
 `cd <scratch> && tar -xzf <archive> && sha256sum -c <archive>.sha256`.
+
+The scripts of plan steps (ARCHIVE, REMOVE) hold no single quote, so the quoted command a reviewer
+reads in the plan is the script itself between two quotes (test_yearend_files_pure checks it).
 """
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ ARCHIVE = _ARGS + _UNPACK + r'''cd "$root"
 test -d "$month" || { echo "no folder $root/$month" >&2; exit 3; }
 mkdir -p "${archive%/*}"
 x=$(mktemp -d)
-trap 'rm -rf "$x" "$archive.part" "$list.part"' EXIT
+cleanup() { rm -rf "$x" "$archive.part" "$list.part"; }
+trap cleanup EXIT
 find "$month" -type f -exec sha256sum -- {} + | LC_ALL=C sort -k2 > "$x/orig"
 test -s "$x/orig" || { echo "no files in $root/$month" >&2; exit 3; }
 rm -f "$archive.part"
@@ -39,7 +43,7 @@ cp "$x/read" "$list.part"
 mv -f "$archive.part" "$archive"
 mv -f "$list.part" "$list"
 echo "#members"; cat "$list"
-echo "#sizes"; (cd "$x/m" && find "$month" -type f -printf '%s %p\n')
+echo "#sizes"; (cd "$x/m" && find "$month" -type f -printf "%s %p\\n")
 echo "#archive $(stat -c %s "$archive")"
 '''
 
@@ -47,7 +51,8 @@ echo "#archive $(stat -c %s "$archive")"
 # beyond it. Exit 10: archive or list missing; 11: unreadable archive; 12: members differ.
 _VERIFY_BODY = r'''test -f "$archive" && test -f "$list" || { echo "archive or member list missing: $archive" >&2; exit 10; }
 x=$(mktemp -d)
-trap 'rm -rf "$x"' EXIT
+cleanup() { rm -rf "$x"; }
+trap cleanup EXIT
 unpack "$archive" "$x" || { echo "archive unreadable: $archive" >&2; exit 11; }
 (cd "$x" && sha256sum --check --strict --quiet "$list") >&2 || { echo "archive members differ from $list" >&2; exit 12; }
 test "$(cd "$x" && find . -type f | wc -l)" -eq "$(wc -l < "$list")" \

@@ -50,3 +50,16 @@ def test_archive_report_parsed_into_members_with_sha256_and_size():
     assert facts["members"] == [{"path": "2024/01/4401012400001.ofd", "sha256": "a" * 64, "size": 812},
                                 {"path": "2024/01/4401012400002.pdf", "sha256": "b" * 64, "size": 190}]
     assert (facts["member_count"], facts["member_bytes"], facts["archive_bytes"]) == (2, 1002, 1234)
+
+
+def test_plan_scripts_read_as_they_run():
+    """shlex.quote leaves a script without single quotes as the script between two quotes: the
+    reviewer of the plan reads exactly what runs, not a '"'"' salad."""
+    import shlex
+
+    from tasks.yearend import file_scripts
+
+    for name in ("ARCHIVE", "REMOVE", "VERIFY", "REMAINING"):
+        script = getattr(file_scripts, name)
+        assert "'" not in script, name
+        assert shlex.quote(script) == f"'{script}'"
