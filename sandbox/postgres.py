@@ -247,6 +247,7 @@ def fill_database(state: dict, creds: dict[str, str], dbname: str, *, seed: int,
     db_state = {**state, "database": dbname}
     run_psql(db_state, creds, SQL_DIR / "01_canonical_views.sql", vendor_schema=VENDOR_SCHEMA, canon_schema=CANON_SCHEMA)
     run_psql(db_state, creds, SQL_DIR / "02_readonly_account.sql", canon_schema=CANON_SCHEMA, ro_user=RO_USER)
+    run_psql(db_state, creds, SQL_DIR / "04_quality_indexes.sql", vendor_schema=VENDOR_SCHEMA)
     return generated
 
 
