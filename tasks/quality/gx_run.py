@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tasks.connect.database.base import EbillDatabase, QueryDeadlineExceeded
 from tasks.core.masking import mask_text
+from tasks.quality import shared_scan
 from tasks.quality.suites import RuleCheck, load_suites, render, rule_checks
 from tasks.quality.timeouts import deadline_reason
 
@@ -192,18 +193,26 @@ def _prepare(gx, db: EbillDatabase, suites: dict, lane: list[str], checks: list[
 
 def _fill_lane(gx, ctx, ds, opened: list, suites: dict, lane: list[str], checks: list[RuleCheck], dialect: str,
                canon: str, start: date, end: date, now: datetime) -> _Lane:
-    from tasks.quality.gx_single_pass import ExpectEbillRuleHolds  # GX is imported only when a run needs it
+    # GX is imported only when a run needs it
+    from tasks.quality.gx_single_pass import ExpectEbillRuleHolds, ExpectEbillRuleHoldsInScan
 
     validations, by_suite, made = [], {}, []
     for name in lane:
         mine = [c for c in checks if c.suite == name]
         data = suites[name]
         asset = ds.add_table_asset(name=name, table_name=data["meta"]["relation"], schema_name=canon)
-        exps = [ExpectEbillRuleHolds(
-            unexpected_rows_query=render(c.queries[dialect], dialect, canon, start, end, now),
-            description=f"{c.rule_id} {c.title_zh}" + ("（长期问题：本期未使用的号段）" if c.standing else ""), meta={"rule_id": c.rule_id, "check": c.check,
-                                                          "severity": c.severity, "key": list(c.key)})
-            for c in mine]
+        shared = shared_scan.plan(mine, dialect)
+        exps = []
+        for c in mine:
+            kw = {"unexpected_rows_query": render(c.queries[dialect], dialect, canon, start, end, now),
+                  "description": f"{c.rule_id} {c.title_zh}" + ("（长期问题：本期未使用的号段）" if c.standing else ""),
+                  "meta": {"rule_id": c.rule_id, "check": c.check, "severity": c.severity, "key": list(c.key)}}
+            if c.check in shared:
+                scan = shared[c.check]
+                exps.append(ExpectEbillRuleHoldsInScan(
+                    scan_query=render(scan.query, dialect, canon, start, end, now), scan_flag=scan.flag, **kw))
+            else:
+                exps.append(ExpectEbillRuleHolds(**kw))
         suite = ctx.suites.add(gx.ExpectationSuite(name=name, expectations=exps, meta=data["meta"]))
         made.append(suite)
         validations.append(ctx.validation_definitions.add(gx.ValidationDefinition(

@@ -58,3 +58,39 @@ class ExpectEbillRuleHolds(UnexpectedRowsExpectation):
                   execution_engine: ExecutionEngine | None = None) -> Union[ExpectationValidationResult, dict]:
         rows = metrics["ebill_rule_rows.table"]
         return {"success": not rows, "result": {"observed_value": len(rows), "details": {"unexpected_rows": rows}}}
+
+
+class EbillScanRows(EbillRuleRows):
+    """Every row of a shared scan (tasks/quality/shared_scan.py): keys plus one flag per rule. The
+    same query in several expectations of a suite is the same metric, which GX computes once."""
+    metric_name = "ebill_scan_rows.table"
+    value_keys = ("scan_query",)
+    query_param_name: ClassVar[str] = "scan_query"
+
+
+class ExpectEbillRuleHoldsInScan(ExpectEbillRuleHolds):
+    """ExpectEbillRuleHolds answered from a scan shared with other rules: the failing keys are the
+    distinct keys of the scan's rows whose flag `scan_flag` is 1. `unexpected_rows_query` stays the
+    rule's own query, as shown in Data Docs."""
+    scan_query: str
+    scan_flag: str
+    metric_dependencies: ClassVar[Tuple[str, ...]] = ("ebill_scan_rows.table",)
+    success_keys: ClassVar[Tuple[str, ...]] = ("unexpected_rows_query", "scan_query")
+
+    @pydantic.validator("scan_query")
+    def _validate_scan(cls, query):
+        list(Formatter().parse(query))
+        return query
+
+    def _validate(self, metrics: dict, runtime_configuration: dict | None = None,
+                  execution_engine: ExecutionEngine | None = None) -> Union[ExpectationValidationResult, dict]:
+        seen, rows = set(), []
+        for row in metrics["ebill_scan_rows.table"]:
+            if int(row.get(self.scan_flag) or 0) != 1:
+                continue
+            keys = {k: v for k, v in row.items() if not k.startswith("ebops_f")}
+            ident = tuple(keys.items())
+            if ident not in seen:  # the rule's own query says SELECT DISTINCT
+                seen.add(ident)
+                rows.append(keys)
+        return {"success": not rows, "result": {"observed_value": len(rows), "details": {"unexpected_rows": rows}}}
