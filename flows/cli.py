@@ -6,6 +6,7 @@
     ebops quality SITE                run the invoice data-quality check (票据数据质量检查) now
     ebops verify-backup SITE          run the backup-restore verification (备份恢复验证) now
     ebops schedule SITE               when the pre-holiday checks run (from the holiday calendar)
+    ebops report SITE --period 2026H2 the service report (服务报告) from the evidence store
     ebops ui                          a local Prefect server serving every deployment
     ebops evidence list|show|get|verify|url
     ebops sandbox up|down|status|env  the demo hospital on 127.0.0.1 (sandbox/cli.py)
@@ -49,6 +50,9 @@ def _mount_evidence() -> None:
     from flows.cli_ui import ui
 
     app.command("ui")(ui)
+    from flows.cli_report import report
+
+    app.command("report")(report)
 
 
 @config_app.command("check")

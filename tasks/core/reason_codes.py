@@ -93,6 +93,12 @@ so "the host is unreachable" reads the same in every check.
 | signature_invalid | the store's newest manifest does not verify with the site's keys |
 | sequence_taken | another bundle holds this run's sequence: the chain forked |
 | lock_timeout | another run held the chain's lock too long; written without it (the store's claim still applies) |
+| **service report** | |
+| duty_missing | a duty due in the period has no evidence bundle |
+| duty_late | a duty due in the period was done after its deadline |
+| availability_below_goal | an e-bill function's availability is below the goal (MZ 一.18: 99 %) |
+| no_watch_data | no bundle of the interface watch in the period: availability is not measured |
+| faults_open | a fault of the period is not restored at the report's as-of time |
 """
 from __future__ import annotations
 
@@ -183,6 +189,12 @@ class Code(str, Enum):
     SIGNATURE_INVALID = "signature_invalid"
     SEQUENCE_TAKEN = "sequence_taken"
     LOCK_TIMEOUT = "lock_timeout"
+    # service report
+    DUTY_MISSING = "duty_missing"
+    DUTY_LATE = "duty_late"
+    AVAILABILITY_BELOW_GOAL = "availability_below_goal"
+    NO_WATCH_DATA = "no_watch_data"
+    FAULTS_OPEN = "faults_open"
 
 
 # By exception class name (the class or any base), so that this module imports neither paramiko
