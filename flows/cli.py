@@ -50,9 +50,9 @@ def _mount_evidence() -> None:
     from flows.cli_ui import ui
 
     app.command("ui")(ui)
-    from flows.cli_report import report
+    from flows.cli_report import register
 
-    app.command("report")(report)
+    register(app, _run_form)
 
 
 @config_app.command("check")

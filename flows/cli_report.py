@@ -7,11 +7,21 @@ was made, its findings are its content.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 
 from flows.cli_output import FormatOpt, OutputFormat
+
+# flows/cli.py's form runner (one-line errors, exit codes), handed in by register(): importing
+# flows.cli here would make an import cycle (it mounts this command).
+_run_form: Callable[..., int] | None = None
+
+
+def register(app: typer.Typer, run_form: Callable[..., int]) -> None:
+    global _run_form
+    _run_form = run_form
+    app.command("report")(report)
 
 
 def report(site: str = typer.Argument(..., help="site name (config/sites/NAME.yaml)"),
@@ -22,7 +32,6 @@ def report(site: str = typer.Argument(..., help="site name (config/sites/NAME.ya
            engineer: str = typer.Option("", help="engineer's name for the report"),
            fmt: OutputFormat = FormatOpt) -> None:
     """Make the service report of SITE for a period from its evidence bundles (半年度服务报告)."""
-    from flows.cli import _run_form
     from flows.service_report import ReportParams, service_report
 
     raise typer.Exit(_run_form(service_report, "service report", lambda: ReportParams(

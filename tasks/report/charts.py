@@ -23,6 +23,7 @@ from tasks.report.collect import Bundle  # noqa: E402
 
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Serif CJK SC", "WenQuanYi Micro Hei", "Source Han Sans SC", "SimHei")
 GROWTH_CHECKS = {"disk_usage": "磁盘", "tablespace_usage": "表空间"}
+HORIZON_DAYS = 5 * 365   # past this a forecast from one period's rate says nothing
 _THRESHOLD = re.compile(r"(警告|异常)\s*≥\s*([\d.]+)")
 COLORS = {"WARN": "#e6a700", "FAIL": "#d62728", "ERROR": "#7f0000"}
 
@@ -135,9 +136,13 @@ def growth_rows(series: dict[tuple[str, str], dict], tz: str) -> list[dict]:
         pts = s["points"]
         warn = s["thresholds"].get("warn", 80.0)
         rate, at = reach_date(pts, warn)
+        if at is not None and (at - pts[-1][0]).days > HORIZON_DAYS:
+            reaches = "5 年内不会达到"
+        else:
+            reaches = at.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d") if at else "按当前速度不会达到"
         rows.append({"kind": GROWTH_CHECKS[check], "item": item, "first": pts[0][1], "last": pts[-1][1], "runs": len(pts),
                      "rate_per_30d": round(rate * 30, 3), "threshold": warn,
-                     "reaches": at.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d") if at else "按当前速度不会达到"})
+                     "reaches": reaches})
     return rows
 
 
