@@ -72,7 +72,8 @@ def service_report(params: ReportParams = ReportParams()) -> RunOutcome:
         started = utcnow()
         start, window, as_of = report_window(params, cfg.timezone, started)
         bundles = read_period(cfg.evidence, cfg.site, start, as_of)
-        built = build(cfg.site, cfg.name, cfg.timezone, period, bundles, window, as_of, cfg.precheck_workdays_before)
+        built = build(cfg.site, cfg.name, cfg.timezone, period, bundles, window, as_of, cfg.precheck_workdays_before,
+                      alerting=bool(cfg.notify))
         bundle = store_evidence(
             cfg, "service_report", period=period.label, form="service_report",
             title=KIND_ZH[period.kind], kind_zh=KIND_ZH[period.kind], results=built.records, started_at=started,

@@ -38,19 +38,20 @@ def _local(ts: datetime | str, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 
 def build(site_id: str, hospital: str, tz: str, period: Period, bundles: list[Bundle], window_start: datetime,
-          as_of: datetime, workdays_before: int = 2) -> Built:
+          as_of: datetime, workdays_before: int = 2, alerting: bool = True) -> Built:
     z = ZoneInfo(tz)
     due = compare(due_runs(window_start, as_of, workdays_before), [b.as_row() for b in bundles])
     found = findings(bundles)
     props = proposals(found)
-    ledger = ledger_rows(found, tz)
     avail = availability(bundles, tz)
+    ledger = ledger_rows(found, tz, avail.outages)
     verif = [b for b in bundles if b.duty == "backup_verification"]
     verifications = {"due": due.counts("backup_verification")["due"], "done": len(verif),
                      "passed": sum(1 for b in verif if b.verdict == "OK")}
     records_of = {"year_end": [b for b in bundles if b.duty in YEAR_END_DUTIES],
                   "migration": [b for b in bundles if b.duty in MIGRATION_DUTIES]}
-    kpi = kpi_rows(due, found, ledger, props, avail, verifications, {k: len(v) for k, v in records_of.items()})
+    kpi = kpi_rows(due, found, ledger, props, avail, verifications, {k: len(v) for k, v in records_of.items()},
+                   alerting)
     series = charts.growth_series(bundles)
     growth = charts.growth_rows(series, tz)
     months = per_month(found, z, _months(window_start.astimezone(z), as_of.astimezone(z)))

@@ -61,8 +61,9 @@ def _figure(width: float = 8, height: float = 3.4):
 
 def availability_chart(av: Availability) -> bytes:
     fig, ax = _figure()
-    days = [datetime.fromisoformat(d) for d in av.per_day]
-    pcts = [v["pct"] for v in av.per_day.values()]
+    measured = {d: v["pct"] for d, v in av.per_day.items() if v["pct"] is not None}
+    days = [datetime.fromisoformat(d) for d in measured]
+    pcts = list(measured.values())
     if days:
         ax.plot(days, pcts, marker="o", color="#1f77b4", label=_t("可用率", "availability"))
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))

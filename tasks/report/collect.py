@@ -17,6 +17,8 @@ from tasks.evidence.store import MANIFEST, Store, open_store, sha256_hex, split_
 
 # Duties the report never reads back: its own earlier reports.
 NOT_COUNTED = {"service_report"}
+# JSON files beyond result.json the report reads, per duty: the watch's day of availability.
+READ_ALSO = {"watch": ("availability.json",)}
 
 
 class BadPeriod(ValueError):
@@ -82,6 +84,7 @@ class Bundle:
     backdated: bool
     results: list[dict] = field(default_factory=list)
     context: dict = field(default_factory=dict)
+    files: dict[str, dict] = field(default_factory=dict)   # other JSON files the report reads (READ_ALSO)
 
     def as_row(self) -> dict:
         return {"prefix": self.prefix, "duty": self.duty, "period": self.period, "verdict": self.verdict,
@@ -98,10 +101,11 @@ def read_bundle(store: Store, prefix: str, raw_manifest: bytes | None = None) ->
     m = json.loads(raw)
     names = {f["name"] for f in m.get("files", [])}
     result = json.loads(store.get(prefix + "result.json")) if "result.json" in names else {}
+    files = {n: json.loads(store.get(prefix + n)) for n in READ_ALSO.get(m["duty"], ()) if n in names}
     return Bundle(prefix=prefix, site=m["site"], duty=m["duty"], period=m.get("period", ""), verdict=m.get("verdict", ""),
                   started_at=_ts(m["started_at"]), finished_at=_ts(m["finished_at"]), sequence=m.get("sequence"),
                   manifest_sha256=sha256_hex(raw), backdated=bool((m.get("extra") or {}).get("backdated")),
-                  results=result.get("results", []), context=result.get("context", {}))
+                  results=result.get("results", []), context=result.get("context", {}), files=files)
 
 
 def read_period(cfg: EvidenceStoreConfig, site: str, start: datetime, end: datetime,

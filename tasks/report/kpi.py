@@ -32,7 +32,7 @@ def _minutes(rows: list[dict], a: str, b: str) -> list[float]:
 
 
 def kpi_rows(due: DueSummary, found: list[Finding], ledger: list[dict], proposals: list[Proposal],
-             avail: Availability, verifications: dict, records: dict) -> list[dict]:
+             avail: Availability, verifications: dict, records: dict, alerting: bool = True) -> list[dict]:
     """One dict per row of the table: {row, figures, evidence (bool)}."""
     monthly = due.counts("inspection", "monthly")
     quarterly = due.counts("inspection", "quarterly")
@@ -41,6 +41,9 @@ def kpi_rows(due: DueSummary, found: list[Finding], ledger: list[dict], proposal
     hours = [r["hours"] for r in restored if r["hours"] is not None]
     respond = _minutes(ledger, "reported", "responded")
     recurring = [p for p in proposals if p.findings >= 2]
+    # Alerts go out at the end of the run that finds a problem, only where the site has notify targets.
+    told = (f"告警于发现时即时发送（要求 ≤ {RESPONSE_GOAL_MIN} 分钟）" if alerting else
+            "站点未配置告警接收群（notify），发现的问题未自动通知工程师")
     av = ("可用率 " + (f"{avail.overall_pct:.2f}%" if avail.overall_pct is not None else "无数据")
           + f"（目标 ≥ {GOAL_PCT:g}%，来源：{'接口与功能监测' if avail.source == 'watch' else '巡检抽样，非持续监测' if avail.source == 'inspection_samples' else '无监测数据'}）")
     figures = {
@@ -53,8 +56,7 @@ def kpi_rows(due: DueSummary, found: list[Finding], ledger: list[dict], proposal
         "同样问题或故障是否重复出现": (f"重复出现的问题 {len(recurring)} 项" + ("：" + "；".join(f"{p.title} {p.item} {p.findings} 次" for p in recurring[:5])
                                                               if recurring else "") + f"；全部发现 {len(found)} 项"),
         "问题响应及时性": ((f"故障响应（发现后首次复查）中位数 {median(respond):.0f} 分钟、最长 {max(respond):.0f} 分钟；"
-                     f"告警于发现时即时发送（要求 ≤ {RESPONSE_GOAL_MIN} 分钟）") if respond else
-                    f"本期无需响应的故障；告警于发现时即时发送（要求 ≤ {RESPONSE_GOAL_MIN} 分钟）"),
+                     f"{told}") if respond else f"本期无需响应的故障；{told}"),
         "数据库及系统优化服务": (f"备份恢复验证应做 {verifications['due']} 次，通过 {verifications['passed']} 次；"
                         f"技术年结记录 {records['year_end']} 份，迁移记录 {records['migration']} 份；"
                         f"数据质量检查应做 {due.counts('invoice_quality')['due']} 次，完成 "

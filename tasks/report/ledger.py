@@ -2,11 +2,14 @@
 
 A fault is a finding whose worst record was FAIL or ERROR (a WARN is a finding to watch, not a
 breakdown). Its times come from the evidence only:
-- 发现/报修时间: the run that found it; the alert digest goes to the engineers' group at the end of
+- 发现/报修时间: the run that found it; where the site has notify targets, the alert digest goes out at the end of
   that run (tasks/core/alerts.py), so it is also when the engineer was told;
 - 响应时间: the first later run that checked the item again, the first recorded action (a re-run by
   the engineer, or the next scheduled run); nothing earlier is in the evidence;
 - 恢复时间: the first later run whose record of the item is OK (tasks/report/findings.py).
+The watch's outages (a function down from its first failed probe to the first answered one, from
+the day bundles' availability.json) are faults too: reported at the first failed probe (the watch
+alerts on that change), restored at the first answered probe; no response time is recorded.
 The cause is the first record's reason and code; the action is the engineer's to write (the row
 proposes one); the IT department confirms each row (QH: 由甲方统计信息科确认).
 """
@@ -28,7 +31,7 @@ WIDTHS = [6, 18, 40, 10, 18, 18, 18, 12, 50, 50, 60, 60, 12]
 LEVEL_ZH = {"FAIL": "异常", "ERROR": "无法检查"}
 
 
-def ledger_rows(found: list[Finding], tz: str) -> list[dict]:
+def ledger_rows(found: list[Finding], tz: str, outages: list[dict] = ()) -> list[dict]:
     z = ZoneInfo(tz)
 
     def local(s) -> str:
@@ -36,7 +39,8 @@ def ledger_rows(found: list[Finding], tz: str) -> list[dict]:
 
     rows = []
     for f in found:
-        if f.worst not in FAULT:
+        # a day below the availability goal is counted by its outages (below), not as a fault itself
+        if f.worst not in FAULT or f.check == "watch_availability":
             continue
         responded = f.seen[1] if len(f.seen) > 1 else f.closed
         rows.append({
@@ -48,6 +52,20 @@ def ledger_rows(found: list[Finding], tz: str) -> list[dict]:
             "found_in": f.opened.prefix, "restored_in": f.closed.prefix if f.closed else "未恢复",
             "confirmed": "",
         })
+    for o in outages:
+        recovered = o.get("ended") == "recovered"
+        rows.append({
+            "n": len(rows) + 1, "item": "电子票据功能中断", "where": o["function"], "level": LEVEL_ZH["FAIL"],
+            "reported": o["from"][:16], "responded": "", "restored": o["to"][:16] if recovered else "",
+            "hours": round(o.get("minutes", 0) / 60, 2) if recovered else None,
+            "cause": f"{o.get('reason', '')}（{o.get('code', '')}）" if o.get("code") else o.get("reason", ""),
+            "action": "（工程师填写）建议：" + ADVICE["ebill_function"],
+            "found_in": o["prefix"], "restored_in": o["prefix"] if recovered else "未恢复（次日证据包续记）",
+            "confirmed": "",
+        })
+    rows.sort(key=lambda r: r["reported"])
+    for i, r in enumerate(rows, start=1):
+        r["n"] = i
     return rows
 
 

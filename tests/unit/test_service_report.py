@@ -124,3 +124,21 @@ def test_backdated_clock_shifts_and_restores():
     with pytest.raises(ValueError, match="aware"):
         with clock.backdated(datetime(2026, 11, 1)):
             pass
+
+
+def test_watch_day_bundles_availability_json_shape_and_outages_in_the_ledger():
+    day = _bundle(0, "watch", [])
+    day.period = "2026-11-20"
+    day.files["availability.json"] = {"day": "2026-11-20", "functions": {
+        "issue": {"name_zh": "开票", "probes": 288, "up": 286, "down": 2, "availability_pct": 99.306,
+                  "outages": [{"from": "2026-11-20 10:05:00", "to": "2026-11-20 10:15:00", "minutes": 10.0,
+                               "ended": "recovered", "code": "function_down", "reason": "HTTP 503"}]},
+        "query": {"name_zh": "查询", "probes": 288, "up": 0, "down": 0, "availability_pct": None, "outages": []}}}
+    av = availability([day], "Asia/Shanghai")
+    assert (av.source, av.per_function["开票（issue）"], av.per_day["2026-11-20"]["pct"]) == \
+        ("watch", {"up": 286, "probes": 288, "pct": 99.306}, 99.306)
+    assert "查询（query）" not in av.per_function      # nothing judged: not counted as available
+    [row] = ledger_rows([], "Asia/Shanghai", av.outages)
+    assert (row["reported"], row["restored"], row["hours"], row["where"]) == \
+        ("2026-11-20 10:05", "2026-11-20 10:15", 0.17, "开票（issue）")
+    assert charts.availability_chart(av)[:4] == b"\x89PNG"
