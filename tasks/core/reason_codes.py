@@ -99,6 +99,11 @@ so "the host is unreachable" reads the same in every check.
 | availability_below_goal | an e-bill function's availability is below the goal (MZ 一.18: 99 %) |
 | no_watch_data | no bundle of the interface watch in the period: availability is not measured |
 | faults_open | a fault of the period is not restored at the report's as-of time |
+| **year-end (技术年结)** | |
+| tool_missing | a tool the measurement needs is not on the host (SKIPPED: nothing was measured) |
+| not_applicable | the measurement does not apply to what was found (e.g. no fragmentation tool for the filesystem type) |
+| fragmented | files are more fragmented than the threshold |
+| number_gap | numbers of a segment carry neither a bill nor a void record (closing list) |
 """
 from __future__ import annotations
 
@@ -195,6 +200,11 @@ class Code(str, Enum):
     AVAILABILITY_BELOW_GOAL = "availability_below_goal"
     NO_WATCH_DATA = "no_watch_data"
     FAULTS_OPEN = "faults_open"
+    # year-end
+    TOOL_MISSING = "tool_missing"
+    NOT_APPLICABLE = "not_applicable"
+    FRAGMENTED = "fragmented"
+    NUMBER_GAP = "number_gap"
 
 
 # By exception class name (the class or any base), so that this module imports neither paramiko
