@@ -73,7 +73,7 @@ def approve(site: Site, plan_key: str, approver: str, *, role: str | None = None
         raise problem
     confirmed = False
     if site.approval.confirm_code:
-        if not code:
+        if code is None:  # (an empty code typed in the form is a wrong code, not a request for one)
             until = confirm.send_code(store, site, plan, plan_key, now)
             raise ApprovalRefused(Code.CONFIRM_CODE_SENT, f"a confirmation code was sent to the group of site "
                                   f"{site.site} (valid until {until:%H:%M} UTC) (hint: repeat with --code CODE)")

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Literal
@@ -81,7 +82,9 @@ def _outbox(site: Site) -> Path:
 def store_plan(site: Site, plan: Plan, run_id: str = "plan", started_at: datetime | None = None) -> StoredBundle:
     """A bundle holding only the plan, in the site's `plans` chain; its prefix is the PLAN_KEY."""
     started_at = started_at or datetime.now(timezone.utc)
-    w = BundleWriter(site.site, PLANS_DUTY, started_at.strftime("%Y-%m-%d"), run_id, started_at, site.evidence,
+    # Its own folder even when one run stores several plans in the same second.
+    folder_id = f"{run_id}-{plan.duty}-{secrets.token_hex(4)}"
+    w = BundleWriter(site.site, PLANS_DUTY, started_at.strftime("%Y-%m-%d"), folder_id, started_at, site.evidence,
                      _outbox(site))
     for name, text in plan_files(plan).items():
         w.add_file(name, text)

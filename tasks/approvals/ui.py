@@ -117,7 +117,7 @@ def approve_in_ui(site: Site, plan: Plan, requested_by: str, *, plan_key: str | 
         raise ApprovalRefused(Code.APPROVAL_DENIED, f"{plan.duty} {site.site}: {answer.approver} denied the plan "
                               f"in the approval form; nothing was run (evidence {bundle.prefix})")
     try:
-        approve(site, plan_key, answer.approver, ticket=answer.ticket or None, code=answer.confirm_code or None,
+        approve(site, plan_key, answer.approver, ticket=answer.ticket or None, code=answer.confirm_code if site.approval.confirm_code else None,
                 requested_by=requested_by, via="ui", store=store)
         return require_approval(site, plan, requested_by, plan_key=plan_key, store=store)
     except ApprovalRefused as refused:
