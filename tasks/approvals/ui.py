@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Literal
 
+from prefect import get_run_logger
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
@@ -106,10 +107,12 @@ def approve_in_ui(site: Site, plan: Plan, requested_by: str, *, plan_key: str | 
     except FlowPauseTimeout:
         bundle = store_decision(site, plan, plan_key, {**base, "decision": "denied", "code": Code.APPROVAL_DENIED.value,
                                                        "reason": f"no answer within {timeout_s} s"})
-        raise ApprovalRefused(Code.APPROVAL_DENIED, f"{plan.duty} {site.site}: nobody answered the approval form "
-                              f"within {timeout_s} s: denied, nothing was run (evidence {bundle.prefix}) (hint: run "
-                              f"again and have an approver answer, or `ebops approve {site.site} {plan_key} --as NAME`)"
-                              ) from None
+        denied = ApprovalRefused(Code.APPROVAL_DENIED, f"{plan.duty} {site.site}: nobody answered the approval form "
+                                 f"within {timeout_s} s: denied, nothing was run (evidence {bundle.prefix}) (hint: run "
+                                 f"again and have an approver answer, or `ebops approve {site.site} {plan_key} --as NAME`)")
+        # The server has failed the run already ("never resumed"): the log says why, in our words.
+        get_run_logger().error("%s", denied)
+        raise denied from None
     answered = {**base, "approver": answer.approver, "ticket": answer.ticket, "comment": answer.comment}
     if answer.decision == "deny":
         bundle = store_decision(site, plan, plan_key, {**answered, "decision": "denied",
