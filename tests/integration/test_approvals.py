@@ -284,3 +284,22 @@ def test_ebops_approve_and_approvals_list(site):
     listed = ebops("approvals", site.site, "-f", "tsv")
     assert listed.returncode == 0 and rec["key"] in listed.stdout
     assert require_approval(site, plan, "李工").key == rec["key"]
+
+
+def test_a_standing_approval_stops_covering_a_changed_backup_command(sites_dir, approve_standing):
+    from tasks.approvals.standing import standing_plans
+
+    name = sites_dir(f"appr-std-{uuid.uuid4().hex[:6]}", _approvers)
+    [fresh, verification] = approve_standing(name)
+    assert fresh.expires_at - fresh.approved_at == timedelta(days=365) and fresh.requested_by == "ebops（常设方案）"
+    site = load_site(name)
+    assert [require_approval(site, p, "测试工程师") for p in standing_plans(site)] == [fresh, verification]
+
+    def other_command(d):
+        _approvers(d)
+        d["hosts"][0]["backup"]["command"] = ["sh", "-c", "rm -rf /data/ebill"]   # what was not approved
+
+    site = load_site(sites_dir(name, other_command))
+    [changed, same] = standing_plans(site)
+    assert "hint" in refused(Code.PLAN_CHANGED, require_approval, site, changed, "测试工程师")
+    assert require_approval(site, same, "测试工程师") == verification   # the verification's plan did not change
