@@ -14,7 +14,7 @@ from config.settings import Site
 from tasks.approvals.plan import Plan, PlanStep
 from tasks.backup.fresh import STANDING_REQUESTER
 from tasks.backup.verify.backends import backend_for
-from tasks.backup.verify.pg_flow_steps import Run
+from tasks.backup.verify.outputs import VerifyContext
 from tasks.backup.verify.pg_steps import _target, tool
 
 STAMP = "<YYYYMMDD_HHMMSS>"
@@ -58,8 +58,8 @@ def _generic_steps(site: Site, scratch: str) -> list[PlanStep]:
     and the scratch schema's CREATE USER / DROP USER)."""
     cfg = site.backup_verification
     backend = backend_for(cfg.dialect)
-    run = Run(site.site, site.timezone, cfg)
-    taking, existing = backend.plan(run, True, scratch), backend.plan(run, False, scratch)
+    ctx = VerifyContext(site.site, site.timezone, cfg)
+    taking, existing = backend.plan(ctx, True, scratch), backend.plan(ctx, False, scratch)
     steps = [PlanStep(id="take_backup", kind="command", target=cfg.host, phase="locate", text=taking["locate"][1],
                       expect="仅在选择“现在备份”时：写入一个新的导出文件；生产库只读")]
     for step, (title, text) in existing.items():
