@@ -83,7 +83,8 @@ def store_plan(site: Site, plan: Plan, run_id: str = "plan", started_at: datetim
     """A bundle holding only the plan, in the site's `plans` chain; its prefix is the PLAN_KEY."""
     started_at = started_at or datetime.now(timezone.utc)
     # Its own folder even when one run stores several plans in the same second.
-    folder_id = f"{run_id}-{plan.duty}-{secrets.token_hex(4)}"
+    # (the run id's first 8 characters: a PLAN_KEY is typed and read by people)
+    folder_id = f"{run_id[:8]}-{plan.duty}-{secrets.token_hex(4)}"
     w = BundleWriter(site.site, PLANS_DUTY, started_at.strftime("%Y-%m-%d"), folder_id, started_at, site.evidence,
                      _outbox(site))
     for name, text in plan_files(plan).items():
