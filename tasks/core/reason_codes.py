@@ -103,6 +103,11 @@ so "the host is unreachable" reads the same in every check.
 | confirm_code_wrong | the confirmation code typed is wrong or expired |
 | approval_denied | the approver denied the plan, or nobody answered the run's approval form in time |
 | step_failed | a runbook step failed: the runbook stopped there (a later run resumes at it) |
+| **year-end (技术年结)** | |
+| tool_missing | a tool the measurement needs is not on the host (SKIPPED: nothing was measured) |
+| not_applicable | the measurement does not apply to what was found (e.g. no fragmentation tool for the filesystem type) |
+| fragmented | files are more fragmented than the threshold |
+| number_gap | numbers of a segment carry neither a bill nor a void record (closing list) |
 """
 from __future__ import annotations
 
@@ -203,6 +208,11 @@ class Code(str, Enum):
     CONFIRM_CODE_WRONG = "confirm_code_wrong"
     APPROVAL_DENIED = "approval_denied"
     STEP_FAILED = "step_failed"
+    # year-end
+    TOOL_MISSING = "tool_missing"
+    NOT_APPLICABLE = "not_applicable"
+    FRAGMENTED = "fragmented"
+    NUMBER_GAP = "number_gap"
 
 
 # By exception class name (the class or any base), so that this module imports neither paramiko
