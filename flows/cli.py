@@ -9,6 +9,8 @@
     ebops report SITE --period 2026H2 the service report (服务报告) from the evidence store
     ebops ui                          a local Prefect server serving every deployment
     ebops evidence list|show|get|verify|url
+    ebops approve SITE PLAN_KEY --as NAME   approve a stored plan (QH 9.1.2; flows/cli_approvals.py)
+    ebops approvals SITE | standing-plans SITE
     ebops sandbox up|down|status|env  the demo hospital on 127.0.0.1 (sandbox/cli.py)
     ebops demo                        sandbox up, inspection, summary, sandbox down (sandbox/cli.py)
 
@@ -50,9 +52,11 @@ def _mount_evidence() -> None:
     from flows.cli_ui import ui
 
     app.command("ui")(ui)
-    from flows.cli_report import register
+    from flows.cli_approvals import register as register_approvals
+    from flows.cli_report import register as register_report
 
-    register(app, _run_form)
+    register_approvals(app)
+    register_report(app, _run_form)
 
 
 @config_app.command("check")
