@@ -223,13 +223,14 @@ def schedule(site: str = typer.Argument("demo", help="site name")) -> None:
 
     from config.settings import load_site
     from deployments import schedules
+    from tasks.core import timetable
 
     from tasks.core.calendar import HolidayFileError
 
     cfg = load_site(site)
     today = datetime.now(ZoneInfo(cfg.timezone)).date()
     try:
-        runs, notes = schedules.planned_prechecks(today, cfg.precheck_workdays_before)
+        runs, notes = timetable.planned_prechecks(today, cfg.precheck_workdays_before)
     except HolidayFileError as exc:   # a broken config/holidays/<year>.yaml: bad input, one line
         err.print(f"[red]holiday calendar:[/] {exc}")
         raise typer.Exit(2) from None

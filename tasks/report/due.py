@@ -1,6 +1,6 @@
 """Duties due in a period, as the deployments schedule them, against the bundles that exist.
 
-What is due comes from the same schedules the worker serves (deployments/schedules.py: the cron
+What is due comes from the timetable the worker's schedules are built from (tasks/core/timetable.py: the cron
 expressions, the pre-holiday dates from the holiday calendar, the quarterly verification), so the
 report and the worker cannot disagree about what was owed. A due run is matched to a bundle of
 its duty by the bundle's period label (a monthly inspection "2026-11", a day's quality check
@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from cronsim import CronSim
 
-from deployments import schedules
+from tasks.core import timetable
 
 DUTY_ZH = {"inspection": "巡检", "invoice_quality": "票据数据质量检查", "holiday_precheck": "节前巡检",
            "backup_verification": "备份恢复验证", "watch": "接口与功能监测", "year_end": "技术年结",
@@ -84,25 +84,25 @@ def _quarter(at: datetime) -> str:
 
 def due_runs(start: datetime, end: datetime, workdays_before: int = 2) -> list[DueRun]:
     """Every scheduled run from `start` to `end` (aware, the schedules' timezone), oldest first."""
-    tz = ZoneInfo(schedules.TZ)
+    tz = ZoneInfo(timetable.TZ)
     start, end = start.astimezone(tz), end.astimezone(tz)
     runs: list[DueRun] = []
-    for at in _cron(schedules.MONTHLY_INSPECTION, start, end):
+    for at in _cron(timetable.MONTHLY_INSPECTION, start, end):
         # QH: "每月一次": any day of the month is the month's inspection
         runs.append(DueRun("inspection", "monthly", at, _month_end(at), at.strftime("%Y-%m")))
-    for at in _cron(schedules.QUARTERLY_INSPECTION, start, end):
+    for at in _cron(timetable.QUARTERLY_INSPECTION, start, end):
         runs.append(DueRun("inspection", "quarterly", at, _quarter_end(at), _quarter(at)))
-    for at in _cron(schedules.DAILY_QUALITY, start, end):
+    for at in _cron(timetable.DAILY_QUALITY, start, end):
         day = at.date() - timedelta(days=1)   # yesterday's bills; a day late is a day late
         runs.append(DueRun("invoice_quality", "daily", at, at + timedelta(days=1), day.isoformat(), day))
-    prechecks, _ = schedules.planned_prechecks(start.date(), workdays_before, days_ahead=(end - start).days + 1)
+    prechecks, _ = timetable.planned_prechecks(start.date(), workdays_before, days_ahead=(end - start).days + 1)
     for p in prechecks:
         at = p.run_at.replace(tzinfo=tz)
         if start <= at < end:
             h = p.holiday   # late once the holiday has begun: the check is for before it
             runs.append(DueRun("holiday_precheck", "holiday", at, datetime.combine(h.first_day, time(0), tz),
                                f"{h.first_day}~{h.last_day}", h.first_day))
-    verifications, _ = schedules.planned_verifications(start.date(), quarters_ahead=3)
+    verifications, _ = timetable.planned_verifications(start.date(), quarters_ahead=3)
     for v in verifications:
         at = v.replace(tzinfo=tz)
         if start <= at < end:
