@@ -199,6 +199,8 @@ def test_every_duty_of_two_sites_runs_on_its_sites_worker_and_a_lost_worker_is_r
             return hist if "CRASHED" in hist and hist[-1] in ("COMPLETED", "FAILED") else None
         hist = _poll("the victim marked Crashed and run again to the end", crashed_then_final,
                      CRASH_DEADLINE_S + RUN_DEADLINE_S / 3, 3)
+        crashed = next(s for s in client.read_flow_run_states(victim) if s.type.value == "CRASHED")
+        print(f"victim {victim}: states {hist}; crashed: {crashed.message}")
         assert _state(client, victim).run_count >= 2, hist
         by = _submitted_by(fleet_env["workers"], victim)
         assert killed["name"] in by and len(by) == 2 and set(by) == {"worker-1", "worker-2"}, by
