@@ -59,6 +59,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=2, help="inspections to run (the first warms up; default 2)")
     ap.add_argument("--top", type=int, default=30, help="functions to print by cumulative CPU")
     ap.add_argument("--save", default=None, help="write the merged pstats file here")
+    ap.add_argument("--tasks", action="store_true", help="each check a Prefect task run, as the deployed "
+                    "inspection flow runs them (default: plain functions, as the fleet flow does)")
     args = ap.parse_args()
     if "EBOPS_SANDBOX_DIR" not in os.environ or "PREFECT_API_URL" not in os.environ:
         print("set EBOPS_SANDBOX_DIR (a running sandbox) and PREFECT_API_URL (a running Prefect server)",
@@ -82,9 +84,11 @@ def main() -> int:
     ids = [f"prof-{tag}-{i}" for i in range(args.runs)]
     write_sites(folder, ids, manager.root())
 
-    @flow(name="profile-inspection")
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    @flow(name="profile-inspection", task_runner=ThreadPoolTaskRunner(max_workers=16))
     def one(site: str) -> str:
-        return inspect_site(load_site(site), "adhoc", plain=True).verdict.value
+        return inspect_site(load_site(site), "adhoc", plain=not args.tasks).verdict.value
 
     profile_every_thread()
     main_prof = None

@@ -30,7 +30,7 @@ from prefect.events.schemas.automations import AutomationCore, EventTrigger, Pos
 from prefect.exceptions import ObjectAlreadyExists
 from prefect.client.schemas.objects import StateType
 
-from deployments.prefect_yaml import POOL
+from deployments.prefect_yaml import POOL, fleet_parameters
 
 REPO = Path(__file__).resolve().parent.parent
 HEARTBEAT_S = 30          # PREFECT_FLOWS_HEARTBEAT_FREQUENCY for the workers (Prefect's minimum)
@@ -89,7 +89,7 @@ def ensure_automations(client, silence_s: float = SILENCE_S) -> None:
 
 def deployment_payload(dep, site: str, pool: str = POOL, home: Path = REPO) -> dict:
     """What prefect.yaml's entry says, as the API's create_deployment takes it."""
-    return dict(name=dep.name, schedules=dep.schedules, parameters=dep.parameters, description=dep.description,
+    return dict(name=dep.name, schedules=dep.schedules, parameters=fleet_parameters(dep), description=dep.description,
                 work_pool_name=pool, work_queue_name=site, tags=list(dep.tags), entrypoint=dep.entrypoint,
                 parameter_openapi_schema=dep._parameter_openapi_schema.model_dump(exclude_unset=True),
                 enforce_parameter_schema=dep.enforce_parameter_schema,

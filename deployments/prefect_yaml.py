@@ -26,6 +26,16 @@ HEADER = """\
 """
 
 
+def fleet_parameters(dep) -> dict:
+    """A deployment's parameters on the work pool: the inspection's checks as plain functions
+    (check_task_runs=False), since a task run per check costs more CPU than the check itself
+    (README, "ebops's own cost per site"); the per-check records are in the evidence either way."""
+    params = dict(dep.parameters)
+    if dep.flow_name == "inspection":
+        params["check_task_runs"] = False
+    return params
+
+
 def schedule_entry(sched) -> dict:
     """One DeploymentScheduleCreate as prefect.yaml spells a schedule."""
     s = sched.schedule
@@ -48,7 +58,7 @@ def deployment_entry(dep, site: str, pool: str = POOL) -> dict:
     entry = {
         "name": dep.name,
         "entrypoint": dep.entrypoint,
-        "parameters": dep.parameters,
+        "parameters": fleet_parameters(dep),
         "tags": list(dep.tags),
         "work_pool": {"name": pool, "work_queue_name": site},
         "schedules": [schedule_entry(s) for s in dep.schedules],
