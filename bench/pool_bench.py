@@ -38,6 +38,17 @@ from bench.fleet_bench import _tree_cpu_s, sandbox_cpu_s  # noqa: E402
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
+def split_cpu_s(pid: int) -> tuple[float, float]:
+    """(the process's own CPU, CPU of its children it has reaped): for the worker, its polling
+    against the flow-run processes it started and waited for."""
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(f[11]) + int(f[12])) / tick, (int(f[13]) + int(f[14])) / tick
+
+
 def start_relay(rtt_ms: float, ssh_ports: dict[str, int]) -> tuple[subprocess.Popen, dict[str, int]]:
     args = [sys.executable, "-m", "sandbox.latency", "--rtt-ms", str(rtt_ms)]
     names = list(ssh_ports)
@@ -91,6 +102,7 @@ def phase(label: str, client, deps: dict[str, str], ids: list[str], worker_pid: 
     from prefect.states import Scheduled
 
     w0, s0, sb0 = _tree_cpu_s(worker_pid), _tree_cpu_s(server_pid), sandbox_cpu_s()
+    own0, runs0 = split_cpu_s(worker_pid)
     r0 = _tree_cpu_s(relay_pid) if relay_pid else 0.0
     t0 = time.perf_counter()
     runs = [client.create_flow_run_from_deployment(deps[s], parameters={"site": s, "kind": "adhoc"},
@@ -104,14 +116,16 @@ def phase(label: str, client, deps: dict[str, str], ids: list[str], worker_pid: 
             raise SystemExit(f"{label}: runs not final within {deadline_s:.0f} s")
         time.sleep(1)  # polling the API with a deadline
     wall = time.perf_counter() - t0
-    res = {"label": label, "sites": len(ids), "wall_s": wall,
+    own1, runs1 = split_cpu_s(worker_pid)
+    res = {"worker_polling_cpu_s": own1 - own0, "flow_run_processes_cpu_s": runs1 - runs0,"label": label, "sites": len(ids), "wall_s": wall,
            "worker_cpu_s": _tree_cpu_s(worker_pid) - w0, "server_cpu_s": _tree_cpu_s(server_pid) - s0,
            "sandbox_cpu_s": sandbox_cpu_s() - sb0, "relay_cpu_s": (_tree_cpu_s(relay_pid) - r0) if relay_pid else 0.0,
            "states": {t: sum(1 for s in states if s.type.value == t) for t in {s.type.value for s in states}}}
     n = len(ids)
     ebops = res["worker_cpu_s"] + res["server_cpu_s"]
     print(f"{label}: {n} sites, wall {wall:.1f} s, states {res['states']}; CPU per site: worker side "
-          f"{res['worker_cpu_s'] / n:.2f} s, Prefect server {res['server_cpu_s'] / n:.2f} s "
+          f"{res['worker_cpu_s'] / n:.2f} s (flow-run processes {res['flow_run_processes_cpu_s'] / n:.2f} s, "
+          f"worker's polling {res['worker_polling_cpu_s'] / n:.2f} s), Prefect server {res['server_cpu_s'] / n:.2f} s "
           f"(sandbox {res['sandbox_cpu_s'] / n:.2f} s, relay {res['relay_cpu_s'] / n:.2f} s: excluded); "
           f"{60 * n / ebops:.1f} sites per CPU-minute of ebops (worker + server), "
           f"{60 * n / res['worker_cpu_s']:.1f} per CPU-minute of the worker side", flush=True)
