@@ -48,3 +48,11 @@ def test_the_checked_in_file_lists_every_served_deployment():
     names = {e["name"] for e in doc["deployments"]}
     assert names == {d.name for d in deployments("example-oracle", DAY)}
     assert all(e["work_pool"]["work_queue_name"] == "example-oracle" for e in doc["deployments"])
+
+
+def test_restores_are_limited_per_verification_server_whatever_the_site():
+    from flows.backup_verification import restore_server
+
+    assert restore_server("host=10.1.2.3 port=5433 dbname=postgres") == "10.1.2.3:5433"
+    assert restore_server("dbname=postgres host=db.hosp") == "db.hosp:5432"
+    assert restore_server("10.1.2.4:1521/ORCLPDB") == "10.1.2.4:1521"
