@@ -5,8 +5,8 @@ Site A's queue is polled by worker 1 and by worker 2 (its standby); site B's onl
 duty of both sites is scheduled through the server and must be picked up by a worker of its
 site's queue, end in a final state with its evidence in that site's chain. Then an inspection of A
 is started while the test holds A's inspection slot (so the run is mid-run, Running and heart-
-beating, at a known point, without sleeping), the worker that picked it is killed with its run
-(SIGKILL to its process group: the machine is lost); the crash automation must mark the run
+beating, at a known point, without sleeping), the worker that picked it and the run's process are
+killed with SIGKILL (the machine is lost: nothing reports); the crash automation must mark the run
 Crashed, the re-run automation schedule it again, the other worker run it to the end, and every
 chain of both sites must verify with no fork.
 
@@ -191,7 +191,13 @@ def test_every_duty_of_two_sites_runs_on_its_sites_worker_and_a_lost_worker_is_r
         first = _submitted_by(fleet_env["workers"], victim)
         assert len(first) == 1
         killed = workers[first[0]]
-        os.killpg(killed["pid"], signal.SIGKILL)   # the worker and the flow run it started
+        # The machine is lost: the flow-run process (a session of its own, which would otherwise
+        # notice its worker's end on the control channel and report itself Crashed) and the worker,
+        # both with SIGKILL: nothing reports, only the missing heartbeat tells.
+        infra = _state(client, victim).infrastructure_pid
+        assert infra, "the worker did not record the flow run's process"
+        os.kill(int(str(infra).rsplit(":", 1)[-1]), signal.SIGKILL)
+        os.killpg(killed["pid"], signal.SIGKILL)
         client.release_concurrency_slots_with_lease(lease)
 
         def crashed_then_final():
@@ -201,6 +207,7 @@ def test_every_duty_of_two_sites_runs_on_its_sites_worker_and_a_lost_worker_is_r
                      CRASH_DEADLINE_S + RUN_DEADLINE_S / 3, 3)
         crashed = next(s for s in client.read_flow_run_states(victim) if s.type.value == "CRASHED")
         print(f"victim {victim}: states {hist}; crashed: {crashed.message}")
+        assert "no heartbeat" in (crashed.message or ""), crashed.message   # ebops-crashed-on-silence did it
         assert _state(client, victim).run_count >= 2, hist
         by = _submitted_by(fleet_env["workers"], victim)
         assert killed["name"] in by and len(by) == 2 and set(by) == {"worker-1", "worker-2"}, by
