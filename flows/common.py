@@ -125,8 +125,8 @@ def slot_name(site: str, duty: str) -> str:
     return f"ebops:{site}:{duty}"
 
 
-def _limit_of(name: str):
-    """The global concurrency limit `name`, created with limit 1 if missing (without it Prefect
+def _limit_of(name: str, limit: int = 1):
+    """The global concurrency limit `name`, created with `limit` if missing (without it Prefect
     only warns and runs unlimited). One an operator changed (disabled, raised) is left as it is."""
     with get_client(sync_client=True) as client:
         try:
@@ -134,7 +134,7 @@ def _limit_of(name: str):
         except ObjectNotFound:
             pass
         try:
-            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=limit))
         except ObjectAlreadyExists:  # another run created it meanwhile
             pass
         return client.read_global_concurrency_limit_by_name(name)
