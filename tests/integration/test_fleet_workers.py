@@ -221,9 +221,9 @@ def test_every_duty_of_two_sites_runs_on_its_sites_worker_and_a_lost_worker_is_r
         assert report.bundles_checked >= 5
 
 
-@pytest.mark.xfail(strict=True, reason="Prefect 3.8.8's scheduler service cannot insert scheduled runs with the "
-                   "locked SQLAlchemy 2.1.9 ('Can't evaluate bulk DML statement'): deployments keep their "
-                   "schedules but the server makes no runs from them; an XPASS means the lock was fixed")
+# Prefect 3.8.8's scheduler service fails every loop with SQLAlchemy 2.1 ("Can't evaluate bulk DML
+# statement") and then makes no runs: the lock holds SQLAlchemy 2.0 (pyproject.toml) and this test
+# proves the server's schedules make runs of every deployment.
 def test_the_servers_scheduler_makes_runs_of_every_deployment(fleet_env):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
