@@ -16,18 +16,26 @@ evidence is stored. Scheduled on the first workday of each quarter at 02:00 (dep
 """
 from __future__ import annotations
 
+import re
+from contextlib import contextmanager
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from prefect import flow
+from prefect.concurrency.sync import concurrency
 from pydantic import BaseModel, Field
 
 from config.settings import Site, load_site
-from flows.common import BadInput, RunOutcome, current_run_id, duty_slot, finish, store_evidence
+from flows.common import (DUTY_SLOT_WAIT_S, BadInput, DutyBusy, RunOutcome, _limit_of, current_run_id, duty_slot,
+                          finish, store_evidence)
+from tasks.approvals.gate import ApprovalRefused, require_approval
+from tasks.approvals.records import ApprovalRecord, store_plan
 from tasks.backup.verify.backends import Backend, backend_for
+from tasks.backup.verify.plan import standing_plan
 from tasks.backup.verify.outputs import STEP_ZH, Located, Restored, Verified, VerifyContext
 from tasks.backup.verify.pg_flow_steps import locate_backup
 from tasks.connect.ssh import HostPool
+from tasks.core.reason_codes import Code
 from tasks.core.results import CheckResult, Status, utcnow, verdict
 
 
@@ -46,12 +54,28 @@ class NotConfigured(BadInput):
     pass
 
 
-def plan_records(ctx: VerifyContext, backend: Backend, params: VerifyParams, scratch: str) -> list[CheckResult]:
-    """plan mode, or no recorded approval: what would be done, as SKIPPED records (not passed)."""
-    why = "计划模式，未执行" if params.mode == "plan" else "站点配置没有记录授权（backup_verification.approved_by），未执行"
-    code = "plan_only" if params.mode == "plan" else "approval_missing"
+def plan_records(ctx: VerifyContext, backend: Backend, params: VerifyParams, scratch: str,
+                 refusal: tuple[Code, str]) -> list[CheckResult]:
+    """plan mode, or no valid recorded approval: what would be done, as SKIPPED records (not passed)."""
+    code, why = refusal
     return [ctx.skipped(step, title, f"{why}：{text}", code)
             for step, (title, text) in backend.plan(ctx, params.take_backup, scratch).items()]
+
+
+def verification_approval(site: Site, params: VerifyParams) -> tuple[ApprovalRecord | None, tuple[Code, str] | None]:
+    """The recorded approval of the verification's standing plan, or why there is none. Without
+    one (and in plan mode) the plan is stored, so that its key can be approved (`ebops approve`)."""
+    plan = standing_plan(site)
+    if params.mode == "run":
+        try:
+            return require_approval(site, plan, params.engineer), None
+        except ApprovalRefused as exc:
+            refused = exc
+    key = store_plan(site, plan, current_run_id()).prefix
+    hint = f"方案 {key} 待第二人审批：ebops approve {site.site} {key} --as 姓名"
+    if params.mode == "plan":
+        return None, (Code.PLAN_ONLY, f"计划模式，未执行（{hint}）")
+    return None, (refused.code, f"未获审批，未执行（{refused}；{hint}）")
 
 
 def record_context(ctx: VerifyContext, located: Located | None, backend: Backend, scratch: str,
@@ -87,6 +111,32 @@ def record_context(ctx: VerifyContext, located: Located | None, backend: Backend
     }
 
 
+RESTORES_PER_SERVER = 1   # the limit's value when first made; an operator may raise it in the Prefect UI
+
+
+def restore_server(dsn: str) -> str:
+    """host:port of a verification server from its DSN (libpq conninfo or Oracle host:port/service)."""
+    kv = dict(re.findall(r"(\w+)\s*=\s*(\S+)", dsn))
+    if kv:
+        return f"{kv.get('host', 'localhost')}:{kv.get('port', '5432')}"
+    return dsn.split("/", 1)[0]
+
+
+@contextmanager
+def restore_slot(dsn: str):
+    """One restore at a time per verification server, whichever site's run it is: a vendor's sites
+    may share a verification server, and restores at once would each take longer than their RTO.
+    A Prefect global concurrency limit `ebops:restore:<host:port>` (RESTORES_PER_SERVER when made)."""
+    name = f"ebops:restore:{restore_server(dsn)}"
+    _limit_of(name, RESTORES_PER_SERVER)
+    try:
+        with concurrency(name, occupy=1, timeout_seconds=DUTY_SLOT_WAIT_S, raise_on_lease_renewal_failure=False):
+            yield
+    except TimeoutError:
+        raise DutyBusy(f"restores into {restore_server(dsn)} held concurrency limit {name} for more than "
+                       f"{DUTY_SLOT_WAIT_S} s (hint: prefect global-concurrency-limit inspect {name})") from None
+
+
 @flow(name="backup-verification", log_prints=True)
 def backup_verification(params: VerifyParams = VerifyParams()) -> RunOutcome:
     """备份恢复验证: locate, validate, restore, verify, clean up; the record as evidence."""
@@ -111,12 +161,12 @@ def backup_verification(params: VerifyParams = VerifyParams()) -> RunOutcome:
         except ValueError as exc:
             raise NotConfigured(f"{site.source}: {exc}") from None
         keep = cfg.keep_on_failure if params.keep_on_failure is None else params.keep_on_failure
-        approvals, located, files, used_scratch = [], None, {}, scratch
-        if params.mode == "plan" or not cfg.approved_by:
-            results = plan_records(ctx, backend, params, scratch)
+        located, files, used_scratch = None, {}, scratch
+        approval, refusal = verification_approval(site, params)
+        approvals = [{**approval.summary(), "host": cfg.host, "scratch": scratch}] if approval else []
+        if approval is None:
+            results = plan_records(ctx, backend, params, scratch, refusal)
         else:
-            approvals = [{"action": "backup_verification", "host": cfg.host, "scratch": scratch,
-                          "approved_by": cfg.approved_by, "kind": "standing approval in the site file"}]
             with HostPool() as pool:
                 session = pool.get(host)
                 located = (backend.take_backup(ctx, session, location, stamp) if params.take_backup
@@ -127,8 +177,10 @@ def backup_verification(params: VerifyParams = VerifyParams()) -> RunOutcome:
                     restored = Restored([ctx.skipped("restore", "恢复", "前面的步骤未通过，不恢复")])
                     verified = Verified([ctx.skipped("verify", "比对校验", "未恢复，无法比对")])
                 else:
-                    restored = backend.restore(ctx, session, located, scratch, current_run_id())
-                    verified = backend.verify(ctx, located, restored)
+                    # Restores of many sites into one verification server take turns (see restore_slot).
+                    with restore_slot(cfg.scratch.dsn):
+                        restored = backend.restore(ctx, session, located, scratch, current_run_id())
+                        verified = backend.verify(ctx, located, restored)
                 results = located.records + validated.records + restored.records + verified.records
                 failed = any(r.status is not Status.OK for r in results)
                 results += backend.cleanup(ctx, restored, keep and failed)
