@@ -68,3 +68,35 @@ def test_a_rule_that_holds_succeeds_with_no_rows(batch_definition):
 def test_an_unpaired_brace_is_refused_as_gx_does():
     with pytest.raises(Exception, match="expected '}'"):
         ExpectEbillRuleHolds(unexpected_rows_query="SELECT bill_no FROM ebill_invoice WHERE bill_no = '{'")
+
+
+def test_rules_sharing_a_scan_run_it_once_and_each_keeps_its_own_keys(batch_definition, monkeypatch):
+    from tasks.quality.gx_single_pass import EbillScanRows, ExpectEbillRuleHoldsInScan
+
+    ctx, bd = batch_definition
+    scan = ("SELECT bill_no, CASE WHEN total_amt < 0 THEN 1 ELSE 0 END AS ebops_f0, "
+            "CASE WHEN bill_id % 2 = 0 AND total_amt < 0 THEN 1 ELSE 0 END AS ebops_f1, "
+            "CASE WHEN total_amt > 1000 THEN 1 ELSE 0 END AS ebops_f2 "
+            "FROM ebill_invoice WHERE total_amt < 0 OR total_amt > 1000 UNION ALL "
+            "SELECT bill_no, 1, 0, 0 FROM ebill_invoice WHERE bill_id = 1")  # a key twice: listed once
+    exps = [ExpectEbillRuleHoldsInScan(unexpected_rows_query=f"SELECT bill_no FROM ebill_invoice WHERE rule{i}",
+                                       scan_query=scan, scan_flag=f"ebops_f{i}") for i in range(3)]
+    suite = gx.ExpectationSuite(name="shared", expectations=exps)
+    executed = []
+    fetch = EbillScanRows._get_sqlalchemy_records_from_substituted_batch_subquery.__func__
+
+    def counting(cls, **kwargs):
+        executed.append(kwargs["substituted_batch_subquery"])
+        return fetch(cls, **kwargs)
+    monkeypatch.setattr(EbillScanRows, "_get_sqlalchemy_records_from_substituted_batch_subquery",
+                        classmethod(counting))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = bd.get_batch().validate(suite, result_format="COMPLETE")
+    assert len(executed) == 1  # one scan for the three rules (GX's metric, computed once)
+    by_flag = {r.expectation_config.kwargs["scan_flag"]: r for r in res.results}
+    assert by_flag["ebops_f0"].result["observed_value"] == BAD
+    assert sorted(r["bill_no"] for r in by_flag["ebops_f0"].result["details"]["unexpected_rows"]) == \
+        [f"{i:010d}" for i in range(1, BAD + 1)]
+    assert by_flag["ebops_f1"].result["observed_value"] == BAD // 2
+    assert by_flag["ebops_f2"].success is True and by_flag["ebops_f2"].result["observed_value"] == 0
