@@ -225,7 +225,7 @@ def schedule(site: str = typer.Argument("demo", help="site name")) -> None:
     from deployments import schedules
     from tasks.core import timetable
 
-    from tasks.core.calendar import HolidayFileError
+    from tasks.core.holiday_files import HolidayFileError
 
     cfg = load_site(site)
     today = datetime.now(ZoneInfo(cfg.timezone)).date()

@@ -20,7 +20,10 @@ import logging
 import re
 import sys
 import threading
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:  # annotations only
+    import apprise
 
 # apprise is imported when a message is sent, not with the module: every flow run is a new process
 # on a worker (~0.1 CPU-s), and most sites' runs send nothing.
