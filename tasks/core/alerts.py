@@ -22,19 +22,18 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Iterable
 
-if TYPE_CHECKING:  # annotations only
-    import apprise
-
-# apprise is imported when a message is sent, not with the module: every flow run is a new process
-# on a worker (~0.1 CPU-s), and most sites' runs send nothing.
-LOGGER_NAME = "apprise"   # apprise.logger.LOGGER_NAME (tests/unit/test_alerts.py checks it)
-
 from config.problems import ConfigProblem
 from config.secrets import PrefectSecret
 from config.settings import NotifyTarget, SecretMissing, Site, resolve_secret
 from tasks.core.masking import mask_name, mask_text
 from tasks.core.results import CheckResult, Status
 
+if TYPE_CHECKING:  # annotations only
+    import apprise
+
+# apprise is imported when a message is sent, not with the module: every flow run is a new process
+# on a worker (~0.1 CPU-s), and most sites' runs send nothing.
+LOGGER_NAME = "apprise"   # apprise.logger.LOGGER_NAME (tests/unit/test_alerts.py checks it)
 ALERT_STATUSES = (Status.WARN, Status.FAIL, Status.ERROR)
 
 # Byte limits of one message body, by URL scheme. apprise's wecombot plugin sends msgtype
