@@ -11,7 +11,7 @@ Passwords only by reference; the database tools on the hosts log in through the 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -66,7 +66,8 @@ class MigrationConfig(_Strict):
     schema_name: str = Field(alias="schema", description="the vendor's schema, compared table by table")
     source: MigrationSide
     target: MigrationSide
-    hosts: list = Field(default_factory=list, description="the new servers (same fields as the site's hosts:)")
+    hosts: list[Any] = Field(default_factory=list, description="the new servers (same fields as the site's hosts:; "
+                             "validated as such by config/settings.py)")
     after_hosts: list[str] = Field(default_factory=list, description="the site's hosts after the migration (the "
                                    "smoke test inspects these); default: source hosts replaced by the target's")
     cutover_steps: list[RunbookCommand] = Field(min_length=1)
@@ -96,9 +97,6 @@ class MigrationConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> "MigrationConfig":
-        from config.settings import HostConfig
-
-        self.hosts = [h if isinstance(h, HostConfig) else HostConfig.model_validate(h) for h in self.hosts]
         if not _IDENT.match(self.schema_name):
             raise ValueError(f"schema: {self.schema_name} is not a plain identifier")
         if self.dialect == "oracle" and not (self.source.oracle_sid and self.target.oracle_sid):

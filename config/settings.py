@@ -280,6 +280,9 @@ class Site(_Strict):
         if dupes:
             raise ValueError(f"host names must be unique; repeated: {', '.join(dupes)}")
         if self.migration is not None:
+            # the new servers are hosts like the others (same model), named in migration.hosts
+            self.migration.hosts = [h if isinstance(h, HostConfig) else HostConfig.model_validate(h)
+                                    for h in self.migration.hosts]
             known = set(names) | {h.name for h in self.migration.hosts}
             m = self.migration
             named = [("migration.source.db_host", m.source.db_host), ("migration.source.app_host", m.source.app_host),

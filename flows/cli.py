@@ -53,7 +53,7 @@ def _mount_evidence() -> None:
     app.command("ui")(ui)
     from flows.cli_migrate import register
 
-    register(app)
+    register(app, _run_form, console, err)
 
 
 @config_app.command("check")

@@ -12,6 +12,9 @@ import typer
 
 from flows.cli_output import FormatOpt, OutputFormat
 
+# Given by flows/cli.py at registration (it imports this module, not the reverse: no cycle).
+_HOOKS: dict = {}
+
 
 def migrate(site: str = typer.Argument(..., help="site name (config/sites/NAME.yaml, with a migration: section)"),
             mode: str = typer.Option("plan", help="plan (preflight + 迁移方案) | execute"),
@@ -21,10 +24,9 @@ def migrate(site: str = typer.Argument(..., help="site name (config/sites/NAME.y
             engineer: str = typer.Option(..., help="the engineer who runs it (never its approver)"),
             fmt: OutputFormat = FormatOpt) -> None:
     """Move SITE onto its new servers (服务器迁移), phase by phase, behind three approvals."""
-    from flows.cli import _run_form
     from flows.migration import MigrateParams, migration
 
-    code = _run_form(migration, "migration", lambda: MigrateParams(
+    code = _HOOKS["run_form"](migration, "migration", lambda: MigrateParams(
         site=site, mode=mode, pause_after=pause_after, resume=resume, engineer=engineer), fmt)
     if code == 0 and mode == "plan" and fmt is OutputFormat.table:
         _print_plan(site)
@@ -36,10 +38,10 @@ def _print_plan(site: str) -> None:
     from rich.markdown import Markdown
 
     from config.settings import load_site
-    from flows.cli import console
     from tasks.evidence.store import open_store
     from tasks.migration.plan_doc import load_plan, render_plan
 
+    console = _HOOKS["console"]
     cfg = load_site(site)
     plan = load_plan(open_store(cfg.evidence), cfg)
     if plan is None:
@@ -57,12 +59,12 @@ def migrate_approve(site: str = typer.Argument(..., help="site name"),
                     approver: str = typer.Option(..., help="who approves (not the plan's requester)"),
                     note: str = typer.Option("", help="e.g. the downtime window agreed with the hospital")) -> None:
     """Record one approval of SITE's migration plan (方案评审, 停机窗口, 切换, 回退)."""
-    from flows.cli import console, err
     from config.settings import load_site
     from tasks.evidence.store import open_store
     from tasks.migration.approval import ApprovalRefused, record_approval
     from tasks.migration.plan_doc import load_plan
 
+    console, err = _HOOKS["console"], _HOOKS["err"]
     cfg = load_site(site)
     found = load_plan(open_store(cfg.evidence), cfg, plan)
     if found is None:
@@ -78,6 +80,7 @@ def migrate_approve(site: str = typer.Argument(..., help="site name"),
                   f"valid until {rec['expires_at']}")
 
 
-def register(app: typer.Typer) -> None:
+def register(app: typer.Typer, run_form, console, err) -> None:
+    _HOOKS.update(run_form=run_form, console=console, err=err)
     app.command("migrate")(migrate)
     app.command("migrate-approve")(migrate_approve)

@@ -29,14 +29,15 @@ from config.settings import Site, load_site
 from flows.common import BadInput, RunOutcome, current_run_id, duty_slot, finish, store_evidence
 from tasks.approvals.plan import Plan
 from tasks.connect.ssh import HostPool
-from tasks.core.reason_codes import Code
-from tasks.core.results import CheckResult, Status, utcnow
+from tasks.core.reason_codes import Code, code_for_exception
+from tasks.core.results import CheckResult, Status, utcnow, verdict
 from tasks.migration import cutover, freeze, plan_doc, preflight, transfer, verify
 from tasks.migration.approval import POINT_ZH, ApprovalMissing, ApprovalRefused, approve_point
 from tasks.migration.context import Migration
 from tasks.migration.journal import ALL_PHASES, PHASE_ZH, Journal, PhaseRecord, PhaseRefused, PhaseRun
 
 AFTER_FREEZE = ("freeze", "backup", "transfer", "verify", "cutover", "smoke")
+NOT_SERVER_ITEMS = ("calendar_coverage",)
 POINT_BEFORE = {"freeze": ("plan_review", "downtime"), "cutover": ("cutover",), "rollback": ("rollback",)}
 
 
@@ -89,8 +90,10 @@ class Runner:
         ph = PhaseRun(phase, self.m.site.site)
         try:
             body(ph, attempt)
+        except PlanChanged as exc:
+            ph.check("方案核对", Status.FAIL, str(exc), code=Code.PLAN_CHANGED)
         except Exception as exc:  # noqa: BLE001 - the phase's record says what stopped it
-            ph.check("执行", Status.ERROR, f"{type(exc).__name__}: {exc}")
+            ph.check("执行", Status.ERROR, f"{type(exc).__name__}: {exc}", code=code_for_exception(exc))
         rec = ph.record(attempt)
         self.m.journal.end(rec)
         self.m.facts.update(rec.facts)
@@ -185,10 +188,15 @@ class Runner:
 
         after = self.m.after_site()
         outcome = inspect_site(after, "adhoc", self.m.engineer, title="迁移后巡检报告", plain=True)
-        st = {Status.OK: Status.OK, Status.WARN: Status.WARN}.get(outcome.verdict, Status.FAIL)
-        bad = [f"{r.title} {r.host or ''} {r.status.value}" for r in outcome.results if r.status is not Status.OK]
-        ph.check("新服务器巡检", st, f"巡检目录 {len(outcome.results)} 项，结论 {outcome.verdict.value}（证据包 "
-                 f"{outcome.bundle.prefix}）" + (f"：{'；'.join(bad[:8])}" if bad else ""),
+        # Judged: the items that read the new servers. Listed, not judged: the holiday calendar's
+        # coverage reads config/holidays/, which the migration does not touch.
+        servers = [r for r in outcome.results if r.check not in NOT_SERVER_ITEMS]
+        st = {Status.OK: Status.OK, Status.WARN: Status.WARN}.get(verdict(servers), Status.FAIL)
+        bad = [f"{r.title} {r.host or ''} {r.status.value}" for r in servers if r.status is not Status.OK]
+        aside = [f"{r.title} {r.status.value}" for r in outcome.results if r.check in NOT_SERVER_ITEMS and r.status is not Status.OK]
+        ph.check("新服务器巡检", st, f"巡检目录 {len(outcome.results)} 项（证据包 {outcome.bundle.prefix}），涉及服务器的 "
+                 f"{len(servers)} 项结论 {verdict(servers).value}" + (f"：{'；'.join(bad[:8])}" if bad else "")
+                 + (f"；与服务器无关、不计入：{'；'.join(aside)}" if aside else ""),
                  value=len(bad), unit="项非正常", code="" if st is Status.OK else Code.MIGRATION_APP_UNHEALTHY)
         ph.facts["inspection_bundle"] = outcome.bundle.prefix
 

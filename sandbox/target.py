@@ -140,7 +140,7 @@ def start(root: Path, creds: dict[str, str], source: dict) -> dict:
                           database=postgres.DATABASE, user=postgres.VENDOR_OWNER,
                           password=creds["EBOPS_DEMO_DB_ADMIN_PASSWORD"])
     _app_ctl(hosts / "app1", "start")
-    state = {**db, "ssh": ssh, "ssh_port_db2": ssh["ssh_port_db2"], "ssh_port_app2": ssh["ssh_port_app2"],
+    state = {**db, "root": str(root), "ssh": ssh, "ssh_port_db2": ssh["ssh_port_db2"], "ssh_port_app2": ssh["ssh_port_app2"],
              "app_port_app1": ports["app1"], "app_port_app2": ports["app2"],
              "transfer_dir_db2": str(_paths(root)["transfer"])}
     _state_file(root).write_text(json.dumps(state, indent=2))
@@ -149,10 +149,8 @@ def start(root: Path, creds: dict[str, str], source: dict) -> dict:
 
 def stop(state: dict) -> None:
     """The applications (by their pid files' PIDs), the target's SSH process, db2."""
-    from sandbox.manager import root as sandbox_root
-
     for name in ("app1", "app2"):
-        pid = ebill_app.pid_of(sandbox_root() / "hosts" / name)
+        pid = ebill_app.pid_of(Path(state.get("root", ".")) / "hosts" / name)
         if pid:
             postgres.stop_pid(pid)
     sshd.stop(state.get("ssh", {}))

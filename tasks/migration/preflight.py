@@ -27,6 +27,11 @@ def _major(num: str | None, dialect: str) -> int:
     return int(str(num)) // 10000 if dialect == "postgresql" else int(str(num).split(".")[0])
 
 
+def enough_space(data_bytes: int, free_bytes: int, ratio: float) -> bool:
+    """The restore needs the data once, plus indexes rebuilt and the dump beside it: ratio x."""
+    return free_bytes >= data_bytes * ratio
+
+
 def versions_and_size(m: Migration, ph: PhaseRun) -> None:
     cfg, d = m.cfg, m.cfg.dialect
     try:
@@ -65,9 +70,8 @@ def versions_and_size(m: Migration, ph: PhaseRun) -> None:
     except Exception as exc:  # noqa: BLE001
         ph.check("目标服务器剩余空间", Status.ERROR, f"{type(exc).__name__}: {exc}", host=cfg.target.db_host)
         return
-    need = size * cfg.free_space_ratio
     free = usage.avail_kb * 1024
-    ok = free >= need
+    ok = enough_space(size, free, cfg.free_space_ratio)
     ph.facts.update(target_free_bytes=free)
     ph.check("目标服务器剩余空间", Status.OK if ok else Status.FAIL,
              f"数据量 {size / 1048576:.1f} MiB，目标 {cfg.target.data_dir} 可用 {free / 1048576:.1f} MiB"

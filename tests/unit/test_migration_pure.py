@@ -149,3 +149,12 @@ def test_variable_defaults_in_site_files(tmp_path):
     data, problems = substitute({"variables_from": "v.yaml", "x": "${a:-7}", "y": "p=${b:-9}", "z": "${c}"},
                                 tmp_path / "s.yaml")
     assert data["x"] == 5 and data["y"] == "p=9" and [p.field for p in problems] == ["z"]
+
+
+def test_free_space_must_be_the_ratio_times_the_data():
+    from tasks.migration.preflight import enough_space
+
+    mib = 1048576
+    assert enough_space(100 * mib, 150 * mib, 1.5)
+    assert not enough_space(100 * mib, 149 * mib, 1.5)
+    assert not enough_space(11 * mib, 16 * mib, 1.5)   # the demo's 11 MiB on a target with 16 MiB free
