@@ -146,20 +146,21 @@ def test_killed_during_transfer_and_resumed(mig, tmp_path):
     from prefect.settings import PREFECT_API_URL
 
     env = dict(os.environ, PREFECT_API_URL=PREFECT_API_URL.value() or "", PYTHONPATH=str(REPO))
+    earlier = {o.object_name.split("/")[3] for o in mig["store"].list("demo/migration/_runs/")}
     proc = subprocess.Popen([sys.executable, str(REPO / "ebops_cli.py"), "migrate", "demo", "--mode", "execute",
                              "--engineer", "张工"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     store = mig["store"]
 
-    def transfer_started() -> bool:
-        return any(o.object_name.endswith("05-transfer.start-1") for o in store.list("demo/migration/_runs/"))
+    def started_now() -> list[str]:   # runs of earlier tests are in the same store: only new ones count
+        return [o.object_name.split("/")[3] for o in store.list("demo/migration/_runs/")
+                if o.object_name.endswith("05-transfer.start-1") and o.object_name.split("/")[3] not in earlier]
     try:
-        wait_until(transfer_started, 600, "the transfer phase to start", interval=0.2)
+        wait_until(lambda: bool(started_now()), 600, "the transfer phase to start", interval=0.2)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)
-    run_id = next(o.object_name.split("/")[3] for o in store.list("demo/migration/_runs/")
-                  if o.object_name.endswith("05-transfer.start-1"))
+    run_id = started_now()[0]
     assert not any(o.object_name.endswith("05-transfer.json") for o in store.list(f"demo/migration/_runs/{run_id}/"))
     mig["write"]()                                   # the same plan: the rate cap is not part of it
     out = run(mode="execute", resume=run_id, engineer="张工")
