@@ -111,9 +111,11 @@ class Runner:
             ph.check("方案核对", Status.OK, f"当前方案与已评审方案一致，SHA-256 {stored.sha256()}")
         else:
             mib_s = transfer.sample_transfer(self.m, ph)
+            quality_s = self._time_quality(ph)
             facts = {"plan_id": datetime.now(ZoneInfo(self.m.site.timezone)).strftime("%Y%m%d_%H%M%S"),
                      "data_bytes": self.m.facts.get("data_bytes"), "dump_bytes_estimate": self._dump_estimate(),
                      "sample_mib": self.m.cfg.sample_transfer_mib, "sample_mib_s": round(mib_s, 2),
+                     "quality_s": quality_s,
                      "source_version": self.m.facts.get("source_version"), "target_version": self.m.facts.get("target_version")}
             self.m.facts["plan_id"] = facts["plan_id"]
             self.plan = plan_doc.build_plan(self.m, facts, self.m.engineer)
@@ -123,6 +125,15 @@ class Runner:
         ph.facts.update(plan_sha256=self.plan.sha256(), plan_id=self.plan.facts.get("plan_id"),
                         estimate_s=self.plan.facts.get("estimate_s"))
         self.m.files["migration_plan.md"] = plan_doc.render_plan(self.plan)
+
+    def _time_quality(self, ph: PhaseRun) -> float:
+        """The verify phase runs DQ01-DQ22 on the target inside the downtime: timed on the source now."""
+        if not self.m.cfg.quality_suites or self.m.cfg.dialect != "postgresql":
+            return 0.0
+        summaries, seconds, _ = verify.run_quality(self.m, self.m.cfg.source)
+        ph.check("数据质量规则测时", Status.OK, f"{len(summaries)} 条规则在源库上用时 {seconds:.1f} 秒（计入停机时间估算）",
+                 value=round(seconds, 1), unit="秒")
+        return round(seconds, 1)
 
     def _dump_estimate(self) -> int:
         """The newest nightly backup's size, if the source's database host has a backup folder."""

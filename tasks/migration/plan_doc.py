@@ -18,18 +18,19 @@ from tasks.migration import transfer
 from tasks.migration.context import Migration
 from tasks.migration.journal import PHASE_ZH
 
-FIXED_OVERHEAD_S = 60    # stop, start, health waits, cut-over commands: measured on the demo as ~20 s
+FIXED_OVERHEAD_S = 30    # stop, start, health waits, cut-over commands: ~12 s on the demo
 
 
 def estimate_downtime(facts: dict[str, Any], freeze_window_s: float) -> dict[str, float]:
     """Seconds per part of the window, from the sample's throughput: the dump, the copy, the
     restore and the verification each read or write the data once (taken at the sample's rate,
-    which is the slowest link the plan measured), plus the freeze window and a fixed overhead."""
+    which is the slowest link the plan measured), plus the freeze window, the data-quality suites
+    as timed on the source when the plan was made, and a fixed overhead."""
     rate = max(float(facts.get("sample_mib_s") or 1.0), 0.01) * 1048576
     dump = float(facts.get("dump_bytes_estimate") or facts.get("data_bytes") or 0)
     data = float(facts.get("data_bytes") or 0)
     parts = {"freeze": freeze_window_s, "dump": dump / rate, "copy": dump / rate, "restore": data / rate,
-             "verify": data / rate, "overhead": FIXED_OVERHEAD_S}
+             "verify": data / rate, "quality": float(facts.get("quality_s") or 0), "overhead": FIXED_OVERHEAD_S}
     parts["total"] = sum(parts.values())
     return {k: round(v, 1) for k, v in parts.items()}
 
@@ -95,7 +96,8 @@ def render_plan(plan: Plan) -> str:
               f"{float(f.get('dump_bytes_estimate') or 0) / 1048576:.1f} MiB",
               f"- 样本传输（{f.get('sample_mib', '?')} MiB）实测吞吐：{f.get('sample_mib_s', '?')} MiB/s",
               f"- 预计停机时间：约 {est.get('total', '?')} 秒（冻结观察 {est.get('freeze')}、备份 {est.get('dump')}、"
-              f"复制 {est.get('copy')}、恢复 {est.get('restore')}、校验 {est.get('verify')}、启停与切换 {est.get('overhead')} 秒）",
+              f"复制 {est.get('copy')}、恢复 {est.get('restore')}、校验 {est.get('verify')}、数据质量规则 {est.get('quality')}、"
+              f"启停与切换 {est.get('overhead')} 秒）",
               "", "## 回退路径", "",
               "停机后任一阶段失败：经回退审批后执行回退步骤——停止新服务器上的应用，确认应用数据源仍指向未改动的原数据库，"
               "在原服务器上启动应用并做健康检查。原数据库在整个迁移过程中只读（最终备份），不做任何修改。", "",

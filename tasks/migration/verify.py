@@ -6,8 +6,11 @@ target. The application is stopped, so nothing is cut off and no column is left 
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
+from config.migration import MigrationSide
 from config.settings import DatabaseConfig
 from tasks.backup.verify import measure
 from tasks.backup.verify.fingerprint_compare import compare_fingerprints, compare_inventories, compare_row_counts
@@ -61,6 +64,27 @@ def compare(m: Migration, ph: PhaseRun) -> None:
     m.files["migration_target_fingerprints.json"] = json.dumps(tgt.to_json(), ensure_ascii=False, default=str)
 
 
+def run_quality(m: Migration, side: MigrationSide) -> tuple[list, float, tuple]:
+    """DQ01-DQ22 on one side's canonical views, the last 7 days as of now (site time):
+    (summaries, seconds, (start, end)). The plan times it on the source for the estimate."""
+    from tasks.connect.database import connect
+    from tasks.quality.gx_run import run_suites
+    from tasks.quality.records import summarise
+
+    db_cfg = side.database
+    cfg = DatabaseConfig(dialect="postgresql", dsn=db_cfg.dsn, user=db_cfg.user, password=db_cfg.password, schema=CANON,
+                         connect_timeout_s=min(db_cfg.connect_timeout_s, 300))
+    now = utcnow().astimezone(ZoneInfo(m.site.timezone)).replace(tzinfo=None)
+    start, end = (now - timedelta(days=7)).date(), now.date()
+    began = time.monotonic()
+    conn = connect(cfg)
+    try:
+        summaries = summarise(run_suites(conn, CANON, start, end, now))
+    finally:
+        conn.close()
+    return summaries, time.monotonic() - began, (start, end)
+
+
 def quality_on_target(m: Migration, ph: PhaseRun) -> None:
     """DQ01-DQ22 on the target's canonical views (last 7 days): every rule must run there; what
     the rules find is recorded, not judged (the data is the source's, defects included)."""
@@ -68,31 +92,20 @@ def quality_on_target(m: Migration, ph: PhaseRun) -> None:
         ph.check("目标库数据质量规则", Status.OK, "站点配置不在迁移校验中运行数据质量规则（quality_suites: false）"
                  if not m.cfg.quality_suites else "Oracle 目标库：数据质量规则由迁移后的每日检查运行")
         return
-    from tasks.connect.database import connect
-    from tasks.quality.gx_run import run_suites
-    from tasks.quality.records import summarise
-
     started = utcnow()
-    side = m.cfg.target.database
-    cfg = DatabaseConfig(dialect="postgresql", dsn=side.dsn, user=side.user, password=side.password, schema=CANON,
-                         connect_timeout_s=min(side.connect_timeout_s, 300))
-    now = utcnow().astimezone().replace(tzinfo=None)
-    start, end = (now - timedelta(days=7)).date(), now.date()
     try:
-        conn = connect(cfg)
-        try:
-            summaries = summarise(run_suites(conn, CANON, start, end, now))
-        finally:
-            conn.close()
+        summaries, seconds, (start, end) = run_quality(m, m.cfg.target)
     except Exception as exc:  # noqa: BLE001
         ph.check("目标库数据质量规则", Status.ERROR, f"{type(exc).__name__}: {exc}", started_at=started)
         return
+    ph.facts["quality_seconds"] = round(seconds, 1)
     broken = [f"{s.rule_id}（{'；'.join(s.errors)}）" for s in summaries if s.errors]
     found = "；".join(f"{s.rule_id} {len(s.failing)} 条" for s in summaries if s.failing) or "无"
     ph.check("目标库数据质量规则", Status.OK if not broken else Status.FAIL,
-             f"{len(summaries)} 条规则均可在目标库执行（{start} 至 {end}）；发现的数据问题：{found}（源库原有，迁移不改变数据）"
-             if not broken else f"目标库上有规则无法执行：{'，'.join(broken)}", value=len(broken), unit="条规则无法执行",
-             threshold="0", started_at=started, code="" if not broken else Code.QUALITY_RULES_BROKEN)
+             f"{len(summaries)} 条规则均可在目标库执行（{start} 至 {end}，用时 {seconds:.0f} 秒）；发现的数据问题：{found}"
+             f"（源库原有，迁移不改变数据）" if not broken else f"目标库上有规则无法执行：{'，'.join(broken)}",
+             value=len(broken), unit="条规则无法执行", threshold="0", started_at=started,
+             code="" if not broken else Code.QUALITY_RULES_BROKEN)
 
 
 def run(m: Migration, ph: PhaseRun) -> None:

@@ -86,7 +86,9 @@ def test_the_plan_document_has_the_figures_the_review_needs(site_dir):
 def test_downtime_estimate_from_the_sample_throughput():
     est = plan_doc.estimate_downtime({"sample_mib_s": 10, "data_bytes": 100 * 1048576, "dump_bytes_estimate": 20 * 1048576}, 6)
     assert est["dump"] == est["copy"] == 2.0 and est["restore"] == est["verify"] == 10.0
-    assert est["total"] == 6 + 2 + 2 + 10 + 10 + plan_doc.FIXED_OVERHEAD_S
+    assert est["quality"] == 0 and est["total"] == 6 + 2 + 2 + 10 + 10 + plan_doc.FIXED_OVERHEAD_S
+    with_dq = plan_doc.estimate_downtime({"sample_mib_s": 10, "quality_s": 40}, 6)
+    assert with_dq["total"] == 6 + 40 + plan_doc.FIXED_OVERHEAD_S
 
 
 def test_pg_commands_are_argv_with_quoted_paths(site_dir):
