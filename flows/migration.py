@@ -34,7 +34,7 @@ from tasks.core.results import CheckResult, Status, utcnow, verdict
 from tasks.migration import cutover, freeze, plan_doc, preflight, transfer, verify
 from tasks.migration.approval import POINT_ZH, ApprovalMissing, ApprovalRefused, approve_point
 from tasks.migration.context import Migration
-from tasks.migration.journal import ALL_PHASES, PHASE_ZH, Journal, PhaseRecord, PhaseRefused, PhaseRun
+from tasks.migration.journal import ALL_PHASES, PHASE_ZH, STATUS_ZH, Journal, PhaseRecord, PhaseRefused, PhaseRun
 
 AFTER_FREEZE = ("freeze", "backup", "transfer", "verify", "cutover", "smoke")
 NOT_SERVER_ITEMS = ("calendar_coverage",)
@@ -222,7 +222,7 @@ class Runner:
 
 def migration_context(run: Runner, records: dict[str, PhaseRecord]) -> dict:
     tz = ZoneInfo(run.m.site.timezone)
-    rows = [{"phase": r.title, "status": r.status, "attempt": r.attempt,
+    rows = [{"phase": r.title, "status": STATUS_ZH[r.status], "attempt": r.attempt,
              "started": r.started_at.astimezone(tz).strftime("%m-%d %H:%M:%S"),
              "finished": r.finished_at.astimezone(tz).strftime("%m-%d %H:%M:%S"), "seconds": round(r.seconds, 1),
              "commands": [c.model_dump() for c in r.commands], "note": r.note} for r in records]

@@ -40,6 +40,7 @@ IDEMPOTENT = {
     "smoke": "只读调用与巡检",
     "rollback": "停止新应用、确认原数据源、启动原应用，重复执行结果相同",
 }
+STATUS_ZH = {"done": "完成", "failed": "失败", "refused": "拒绝执行", "awaiting_approval": "等待审批", "paused": "按要求暂停"}
 PhaseStatus = Literal["done", "failed", "refused", "awaiting_approval", "paused"]
 
 
