@@ -64,7 +64,7 @@ def versions_and_size(m: Migration, ph: PhaseRun) -> None:
              f"目标库缺少表空间：{'、'.join(missing)}（由 DBA 按原库建好后再迁移）",
              value=len(missing), unit="个缺失", code="" if not missing else Code.MIGRATION_TABLESPACE_MISSING)
     try:
-        from tasks.connect.ssh import disk_usage
+        from tasks.connect.df import disk_usage
 
         usage = disk_usage(m.session(cfg.target.db_host), [cfg.target.data_dir])[0]
     except Exception as exc:  # noqa: BLE001
