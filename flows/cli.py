@@ -10,6 +10,8 @@
     ebops schedule SITE               when the pre-holiday checks run (from the holiday calendar)
     ebops ui                          a local Prefect server serving every deployment
     ebops evidence list|show|get|verify|url
+    ebops approve SITE PLAN_KEY --as NAME   approve a stored plan (QH 9.1.2; flows/cli_approvals.py)
+    ebops approvals SITE | standing-plans SITE
     ebops sandbox up|down|status|env  the demo hospital on 127.0.0.1 (sandbox/cli.py)
     ebops demo                        sandbox up, inspection, summary, sandbox down (sandbox/cli.py)
 
@@ -54,6 +56,9 @@ def _mount_evidence() -> None:
     from flows.cli_migrate import register
 
     register(app, _run_form, console, err)
+    from flows.cli_approvals import register as register_approvals
+
+    register_approvals(app)
 
 
 @config_app.command("check")
