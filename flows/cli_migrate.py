@@ -1,8 +1,8 @@
 """`ebops migrate SITE --mode plan|execute [--pause-after P] [--resume RUN] --engineer NAME` and
 `ebops migrate-approve SITE --plan SHA --point POINT --approver NAME` (服务器迁移).
 
-The approval command is the interim way an approval is recorded (tasks/migration/approval.py):
-the approver types their own name; it is refused if it is the plan's requester.
+`migrate-approve` finds the point's plan (tasks/migration/approval.py) and records the approval
+through the gate (tasks/approvals/gate.py approve), as `ebops approve SITE PLAN_KEY --as NAME` does.
 """
 from __future__ import annotations
 
@@ -48,8 +48,11 @@ def _print_plan(site: str) -> None:
         return
     console.rule("迁移方案 (stored in the evidence store)")
     console.print(Markdown(render_plan(plan)))
-    console.print(f"approve it: ebops migrate-approve {site} --plan {plan.sha256()[:12]} --point plan_review "
-                  f"--approver NAME   (then --point downtime, --point cutover)")
+    from tasks.migration.approval import point_keys
+
+    for point, key in point_keys(plan, open_store(cfg.evidence)).items():
+        console.print(f"approval {point}: ebops approve {site} {key} --as NAME   "
+                      f"(or: ebops migrate-approve {site} --point {point} --approver NAME)")
 
 
 def migrate_approve(site: str = typer.Argument(..., help="site name"),
@@ -76,8 +79,8 @@ def migrate_approve(site: str = typer.Argument(..., help="site name"),
     except ApprovalRefused as exc:
         err.print(f"[red]refused:[/] {exc}")
         raise typer.Exit(1) from None
-    console.print(f"approved {rec['point_zh']}（{point}）of plan {rec['plan_sha256']} by {rec['approved_by']}, "
-                  f"valid until {rec['expires_at']}")
+    console.print(f"approved {rec['point_zh']}（{point}）of plan {rec['plan_sha256']} by {rec['approved_by']} "
+                  f"({rec['key']}), valid until {rec['expires_at']}")
 
 
 def register(app: typer.Typer, run_form, console, err) -> None:

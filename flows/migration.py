@@ -32,13 +32,15 @@ from tasks.connect.ssh import HostPool
 from tasks.core.reason_codes import Code, code_for_exception
 from tasks.core.results import CheckResult, Status, utcnow, verdict
 from tasks.migration import cutover, freeze, plan_doc, preflight, transfer, verify
-from tasks.migration.approval import POINT_ZH, ApprovalMissing, ApprovalRefused, approve_point
+from tasks.migration.approval import POINT_ZH, ApprovalMissing, ApprovalRefused, approve_point, store_point_plans
 from tasks.migration.context import Migration
 from tasks.migration.journal import ALL_PHASES, PHASE_ZH, STATUS_ZH, Journal, PhaseRecord, PhaseRefused, PhaseRun
 
 AFTER_FREEZE = ("freeze", "backup", "transfer", "verify", "cutover", "smoke")
 NOT_SERVER_ITEMS = ("calendar_coverage",)
-POINT_BEFORE = {"freeze": ("plan_review", "downtime"), "cutover": ("cutover",), "rollback": ("rollback",)}
+# plan_review is asked in the plan phase of an execute run (and again on resume): the gate compares the
+# 迁移方案 re-rendered now with the approved one there, before anything changes.
+POINT_BEFORE = {"freeze": ("downtime",), "cutover": ("cutover",), "rollback": ("rollback",)}
 
 
 class MigrateParams(BaseModel):
@@ -47,10 +49,6 @@ class MigrateParams(BaseModel):
     pause_after: str | None = Field(default=None, description=f"在此阶段完成后暂停（{', '.join(PHASES)}）")
     resume: str | None = Field(default=None, description="继续此前的一次运行（运行 ID）")
     engineer: str = Field(default="", description="执行工程师（不能是审批人）")
-
-
-class PlanChanged(RuntimeError):
-    pass
 
 
 class Runner:
@@ -67,16 +65,16 @@ class Runner:
         self.m.journal.end(ph.record(0, status))  # type: ignore[arg-type]
         self.stopped += ph.results
 
-    def _approve(self, phase: str) -> bool:
-        for point in POINT_BEFORE.get(phase, ()):
+    def _approve(self, phase: str, points: tuple[str, ...] | None = None) -> bool:
+        for point in POINT_BEFORE.get(phase, ()) if points is None else points:
             try:
-                self.approvals.append(approve_point(self.m.site, self.plan, point, self.m.engineer))
+                self.approvals.append(approve_point(self.m.site, self.plan, point, self.m.engineer, self.store))
             except ApprovalMissing as exc:
                 self._stop(phase, "awaiting_approval", Status.SKIPPED, f"{exc}；审批后以 --resume {self.m.run_id} 继续",
                            Code.APPROVAL_MISSING)
                 return False
             except ApprovalRefused as exc:
-                self._stop(phase, "refused", Status.FAIL, str(exc), Code.APPROVAL_REFUSED)
+                self._stop(phase, "refused", Status.FAIL, str(exc), exc.code)
                 return False
         return True
 
@@ -90,8 +88,6 @@ class Runner:
         ph = PhaseRun(phase, self.m.site.site)
         try:
             body(ph, attempt)
-        except PlanChanged as exc:
-            ph.check("方案核对", Status.FAIL, str(exc), code=Code.PLAN_CHANGED)
         except Exception as exc:  # noqa: BLE001 - the phase's record says what stopped it
             ph.check("执行", Status.ERROR, f"{type(exc).__name__}: {exc}", code=code_for_exception(exc))
         rec = ph.record(attempt)
@@ -104,11 +100,18 @@ class Runner:
         stored = plan_doc.load_plan(self.store, self.m.site, self.m.facts.get("plan_sha256"))
         if stored is not None and (self.mode == "execute" or self.params.resume):
             self.m.facts.update(stored.facts)
+            # re-rendered from the stored facts and the site file as it is now: the gate compares it
+            # with the plan that was reviewed (any change: plan_changed)
             self.plan = plan_doc.build_plan(self.m, stored.facts, stored.requested_by)
-            if self.plan.sha256() != stored.sha256():
-                raise PlanChanged(f"按当前站点配置重新生成的方案 SHA-256 {self.plan.sha256()[:12]}… 与评审的方案 "
-                                  f"{stored.sha256()[:12]}… 不同：方案在审批后被修改，请重新 --mode plan 并重新评审 (plan changed after approval)")
-            ph.check("方案核对", Status.OK, f"当前方案与已评审方案一致，SHA-256 {stored.sha256()}")
+            try:
+                self.approvals.append(approve_point(self.m.site, self.plan, "plan_review", self.m.engineer, self.store))
+            except ApprovalMissing as exc:
+                ph.check("方案评审", Status.SKIPPED, f"{exc}；审批后以 --resume {self.m.run_id} 继续", code=Code.APPROVAL_MISSING)
+            except ApprovalRefused as exc:
+                ph.check("方案评审", Status.FAIL, str(exc), code=exc.code)
+            else:
+                ph.check("方案核对", Status.OK, f"当前方案即已评审的方案，SHA-256 {self.plan.sha256()}（方案评审："
+                         f"{self.approvals[-1]['approved_by']}）")
         else:
             mib_s = transfer.sample_transfer(self.m, ph)
             quality_s = self._time_quality(ph)
@@ -120,8 +123,11 @@ class Runner:
             self.m.facts["plan_id"] = facts["plan_id"]
             self.plan = plan_doc.build_plan(self.m, facts, self.m.engineer)
             key = plan_doc.store_plan(self.store, self.plan)
+            keys = store_point_plans(self.m.site, self.plan, self.m.run_id, self.store)
+            ph.facts["approval_keys"] = keys
             ph.check("迁移方案", Status.OK, f"已生成并保存（{key}.md），SHA-256 {self.plan.sha256()}；预计停机约 "
-                     f"{self.plan.facts['estimate_s']['total']} 秒；待方案评审（第一次审批）")
+                     f"{self.plan.facts['estimate_s']['total']} 秒；待方案评审（第一次审批）：ebops approve "
+                     f"{self.m.site.site} {keys['plan_review']} --as 审批人")
         ph.facts.update(plan_sha256=self.plan.sha256(), plan_id=self.plan.facts.get("plan_id"),
                         estimate_s=self.plan.facts.get("estimate_s"))
         self.m.files["migration_plan.md"] = plan_doc.render_plan(self.plan)
@@ -146,18 +152,16 @@ class Runner:
 
     def _resume_plan(self) -> bool:
         """On resume: the run's plan, re-rendered now from its facts and the current site file,
-        must still be the approved one (its SHA-256)."""
+        must still be the reviewed one and its review must still hold (the gate says so)."""
         if "plan_sha256" not in self.m.facts:
             return True
         stored = plan_doc.load_plan(self.store, self.m.site, self.m.facts["plan_sha256"])
-        again = plan_doc.build_plan(self.m, stored.facts, stored.requested_by) if stored else None
-        if again is None or again.sha256() != stored.sha256():
-            self._stop("plan", "refused", Status.FAIL, "继续运行前核对方案：按当前站点配置重新生成的方案与已审批方案的 SHA-256 "
-                       "不同，方案在审批后被修改，请重新评审 (plan changed after approval)", Code.PLAN_CHANGED)
+        if stored is None:
+            self._stop("plan", "refused", Status.FAIL, f"运行 {self.m.run_id} 的迁移方案不在证据库中", Code.PLAN_NOT_FOUND)
             return False
-        self.plan = again
-        self.m.files["migration_plan.md"] = plan_doc.render_plan(again)
-        return True
+        self.plan = plan_doc.build_plan(self.m, stored.facts, stored.requested_by)
+        self.m.files["migration_plan.md"] = plan_doc.render_plan(self.plan)
+        return self._approve("plan", ("plan_review",))
 
     # ------------------------------------------------------------ the run
     def go(self) -> None:

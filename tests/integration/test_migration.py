@@ -97,7 +97,7 @@ def run(**params):
     return failed.value.outcome
 
 
-def plan_and_approve(points=("plan_review", "downtime", "cutover"), approver="李主任", engineer="张工"):
+def plan_and_approve(points=("plan_review", "downtime", "cutover"), approver="王主任", engineer="张工"):
     outcome = run(mode="plan", engineer=engineer)
     assert outcome.verdict is Status.OK, [r.reason for r in outcome.results if r.status is not Status.OK]
     site = load_site("demo")
@@ -173,7 +173,7 @@ def test_killed_during_transfer_and_resumed(mig, tmp_path):
 
 def test_missing_row_caught_at_verify_then_rollback_restores_the_source(mig):
     plan = plan_and_approve()
-    record_approval(load_site("demo"), plan, "rollback", "王工")
+    record_approval(load_site("demo"), plan, "rollback", "赵工")
     paused = run(mode="execute", engineer="张工", pause_after="transfer")
     assert paused.verdict is Status.SKIPPED and any(r.code == Code.SKIPPED_BY_REQUEST for r in paused.results)
     run_id = next(o.object_name.split("/")[3] for o in mig["store"].list("demo/migration/_runs/")
@@ -206,19 +206,20 @@ def test_refused_when_the_plan_changed_after_approval(mig):
     mig["write"](lambda m: m["cutover_steps"].append(
         {"host": "app2", "argv": ["sh", "opt/ebill/bin/ebill-app.sh", "status"], "expect": "多加的一步"}))
     out = run(mode="execute", engineer="张工")
-    assert out.verdict in (Status.FAIL, Status.ERROR)
-    assert any("plan changed after approval" in r.reason for r in out.results)
+    assert out.verdict is Status.FAIL
+    assert [r for r in out.results if r.code == Code.PLAN_CHANGED]   # the gate's refusal, through the seam
     assert not titles(out, "3. 停机冻结")
     assert health("app_port_app1", mig)["status"] == "UP"       # nothing was stopped
 
 
 def test_refused_when_the_approver_is_the_requester(mig):
-    plan = plan_and_approve(points=("plan_review",), approver="李主任")
-    with pytest.raises(ApprovalRefused, match="approver = requester"):
+    plan = plan_and_approve(points=("plan_review",), approver="王主任")
+    with pytest.raises(ApprovalRefused, match="cannot approve it") as exc:
         record_approval(load_site("demo"), plan, "downtime", "张工")
-    record_approval(load_site("demo"), plan, "downtime", "李主任")
-    out = run(mode="execute", engineer="李主任")      # through the seam: the approver runs it himself
-    refused = [r for r in out.results if r.code == Code.APPROVAL_REFUSED]
-    assert out.verdict is Status.FAIL and refused and "approver = requester" in refused[0].reason
-    assert not titles(out, "3. 停机冻结：停止应用")
+    assert exc.value.code is Code.APPROVER_IS_REQUESTER
+    record_approval(load_site("demo"), plan, "downtime", "王主任")
+    out = run(mode="execute", engineer="王主任")      # through the seam: the approver runs it himself
+    refused = [r for r in out.results if r.code == Code.APPROVER_IS_REQUESTER]
+    assert out.verdict is Status.FAIL and refused and "cannot approve it" in refused[0].reason
+    assert not titles(out, "3. 停机冻结")
     assert health("app_port_app1", mig)["status"] == "UP"

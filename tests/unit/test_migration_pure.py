@@ -78,7 +78,7 @@ def test_plan_sha256_is_stable_and_changes_with_the_site_file(site_dir):
 def test_the_plan_document_has_the_figures_the_review_needs(site_dir):
     plan = plan_doc.build_plan(migration(load_site("demo")), dict(FACTS), "张工")
     text = plan_doc.render_plan(plan)
-    for needed in ("20.0 MiB/s", "预计停机时间", "回退路径", "李主任", "approval:plan_review", "approval:downtime",
+    for needed in ("20.0 MiB/s", "预计停机时间", "回退路径", "王主任", "approval:plan_review", "approval:downtime",
                    "approval:cutover", "pg_restore", "pg_dump"):
         assert needed in text
 
