@@ -118,7 +118,8 @@ def store_plan(store, plan: Plan) -> str:
 
 def load_plan(store, site: Site, sha: str | None = None) -> Plan | None:
     """The stored plan with SHA-256 `sha` (a prefix will do), or the newest plan of the site."""
-    names = sorted(o.object_name for o in store.list(f"{site.site}/migration/_plans/") if o.object_name.endswith(".json"))
+    names = sorted(o.object_name for o in store.list(f"{site.site}/migration/_plans/")
+                   if o.object_name.endswith(".json") and not o.object_name.endswith(".points.json"))
     if sha:
         names = [n for n in names if n.rsplit("_", 1)[-1].startswith(sha)]
     return Plan.model_validate_json(store.get(names[-1])) if names else None

@@ -174,10 +174,11 @@ def test_killed_during_transfer_and_resumed(mig, tmp_path):
 def test_missing_row_caught_at_verify_then_rollback_restores_the_source(mig):
     plan = plan_and_approve()
     record_approval(load_site("demo"), plan, "rollback", "赵工")
+    earlier = {o.object_name.split("/")[3] for o in mig["store"].list("demo/migration/_runs/")}
     paused = run(mode="execute", engineer="张工", pause_after="transfer")
     assert paused.verdict is Status.SKIPPED and any(r.code == Code.SKIPPED_BY_REQUEST for r in paused.results)
     run_id = next(o.object_name.split("/")[3] for o in mig["store"].list("demo/migration/_runs/")
-                  if "/05-transfer.paused-" in o.object_name)
+                  if "/05-transfer.paused-" in o.object_name and o.object_name.split("/")[3] not in earlier)
     with psycopg.connect(db2_admin(mig), autocommit=True) as conn:
         conn.execute("DELETE FROM ebill.t_ebill_detail WHERE ctid = (SELECT MIN(ctid) FROM ebill.t_ebill_detail)")
     out = run(mode="execute", resume=run_id, engineer="张工")
