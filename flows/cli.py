@@ -8,6 +8,7 @@
     ebops migrate SITE --mode plan|execute --engineer NAME   服务器迁移 (flows/cli_migrate.py)
     ebops migrate-approve SITE --point P --approver NAME      record one of its approvals
     ebops schedule SITE               when the pre-holiday checks run (from the holiday calendar)
+    ebops report SITE --period 2026H2 the service report (服务报告) from the evidence store
     ebops ui                          a local Prefect server serving every deployment
     ebops evidence list|show|get|verify|url
     ebops approve SITE PLAN_KEY --as NAME   approve a stored plan (QH 9.1.2; flows/cli_approvals.py)
@@ -57,8 +58,10 @@ def _mount_evidence() -> None:
 
     register(app, _run_form, console, err)
     from flows.cli_approvals import register as register_approvals
+    from flows.cli_report import register as register_report
 
     register_approvals(app)
+    register_report(app, _run_form)
 
 
 @config_app.command("check")
@@ -225,13 +228,14 @@ def schedule(site: str = typer.Argument("demo", help="site name")) -> None:
 
     from config.settings import load_site
     from deployments import schedules
+    from tasks.core import timetable
 
     from tasks.core.calendar import HolidayFileError
 
     cfg = load_site(site)
     today = datetime.now(ZoneInfo(cfg.timezone)).date()
     try:
-        runs, notes = schedules.planned_prechecks(today, cfg.precheck_workdays_before)
+        runs, notes = timetable.planned_prechecks(today, cfg.precheck_workdays_before)
     except HolidayFileError as exc:   # a broken config/holidays/<year>.yaml: bad input, one line
         err.print(f"[red]holiday calendar:[/] {exc}")
         raise typer.Exit(2) from None
