@@ -26,6 +26,7 @@ from flows.backup_verification import backup_verification
 from flows.holiday_precheck import holiday_precheck
 from flows.inspection import inspection
 from flows.invoice_quality import invoice_quality
+from flows.migration import migration
 
 log = logging.getLogger("ebops.deployments")
 
@@ -63,7 +64,12 @@ def deployments(site: str, today=None):
             name=f"invoice-quality-{site}", parameters={"params": {"site": site}},
             schedules=[schedules.daily_quality()], tags=[site, "invoice-quality"],
             description="每日 06:00 票据数据质量检查（昨天开具的票据，规则 DQ01–DQ22）；也可手动指定期间"),
-    ]
+    ] + ([
+        # by hand only: mode plan makes the 迁移方案; execute needs its three recorded approvals
+        migration.to_deployment(
+            name=f"migration-{site}", parameters={"params": {"site": site, "mode": "plan"}}, tags=[site, "migration"],
+            description="服务器迁移（手动）：plan 生成迁移方案供评审；execute 在三次审批后分阶段执行，可暂停、继续、回退"),
+    ] if cfg.migration is not None else [])
 
 
 STOP_TIMEOUT_S = 30

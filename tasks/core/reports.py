@@ -60,6 +60,10 @@ FORM_LABELS: dict[str, dict[str, str | None]] = {
                             "method_text": "自动验证", "verdict": None, "summary": "验证结果汇总",
                             "details": "验证明细", "item": "验证项目", "where": "对象",
                             "none": "各步骤均通过，备份可用于恢复且内容与生产库（截至备份时间）一致。"},
+    # the migration's own rows (run, plan SHA-256, downtime, throughput) and its phases
+    "migration": {"kind": "类型", "period": "日期", "time": "时间", "method": "方式", "method_text": "自动执行（分阶段，审批后）",
+                  "verdict": "结论", "summary": "结果汇总", "details": "明细", "item": "项目", "where": "对象",
+                  "none": "各阶段均已完成。"},
     # the period row is the form's own (检查期间: issue dates, and how cross-period rules look past them)
     "invoice_quality": {"kind": "检查类型", "period": "检查期间", "time": "检查时间", "method": "检查方式",
                         "method_text": "远程自动检查", "verdict": "检查结论", "summary": "检查结果汇总",
