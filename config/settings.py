@@ -237,6 +237,13 @@ class NotifyTarget(_Strict):
 
 
 
+class WatchConfig(_Strict):
+    """The interface watch (接口运维, flows/watch.py): how often it probes and how a day is judged."""
+    interval_minutes: int = Field(default=5, ge=1, le=60, description="one probe cycle every N minutes")
+    availability_min_pct: float = Field(default=99, ge=0, le=100, description="a function's day below it is a FAIL (MZ 一.18)")
+    coverage_warn_pct: float = Field(default=90, ge=0, le=100, description="a day probed less than this share of the plan is a WARN")
+
+
 class Site(_Strict):
     site: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="short id used in evidence paths")
     name: str = Field(description="the hospital's name as reports show it")
@@ -256,6 +263,7 @@ class Site(_Strict):
     state_dir: str | None = Field(default=None, description="where per-run state (log positions) is kept; "
                                   "default: beside the outbox, <outbox>/../../state/<site>")
     backup_verification: BackupVerificationConfig | None = None
+    watch: WatchConfig = Field(default_factory=WatchConfig)
 
     # Where the file was read from (not part of the YAML).
     source: Path | None = Field(default=None, exclude=True)

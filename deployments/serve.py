@@ -25,6 +25,7 @@ from flows.backup_verification import backup_verification
 from flows.holiday_precheck import holiday_precheck
 from flows.inspection import inspection
 from flows.invoice_quality import invoice_quality
+from flows.watch import watch
 
 log = logging.getLogger("ebops.deployments")
 
@@ -62,6 +63,12 @@ def deployments(site: str, today=None):
             name=f"invoice-quality-{site}", parameters={"params": {"site": site}},
             schedules=[schedules.daily_quality()], tags=[site, "invoice-quality"],
             description="每日 06:00 票据数据质量检查（昨天开具的票据，规则 DQ01–DQ22）；也可手动指定期间"),
+        # 接口运维: functions, interfaces, stock every few minutes; alerts on changes; the 日运行表 sealed daily
+        watch.to_deployment(
+            name=f"watch-{site}", parameters={"site": site}, schedules=[schedules.watch_every(cfg.watch.interval_minutes)],
+            tags=[site, "watch"],
+            description=f"接口运维：每 {cfg.watch.interval_minutes} 分钟探测电子票据功能、接口成功率与票据库存；"
+                        "状态变化时告警；次日封存日运行表"),
     ]
 
 
