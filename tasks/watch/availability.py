@@ -94,7 +94,7 @@ def day_results(av: dict, cfg: WatchConfig) -> list[CheckResult]:
     site, floor = av["site"], cfg.availability_min_pct
     out = [CheckResult(
         check="watch_coverage", title="接口监控覆盖率（日）", site=site, target="watch",
-        value=av["coverage_pct"], unit="%", threshold=f"警告 < {cfg.coverage_warn_pct:g}%",
+        value=av["coverage_pct"], unit="%", threshold=f"低于 {cfg.coverage_warn_pct:g}% 为警告",
         status=Status.OK if av["coverage_pct"] >= cfg.coverage_warn_pct else Status.WARN,
         code=Code.OK if av["coverage_pct"] >= cfg.coverage_warn_pct else Code.WATCH_COVERAGE_LOW,
         reason=f"计划探测 {av['planned_probes']} 次，实际 {av['probes']} 次"

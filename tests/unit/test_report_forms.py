@@ -28,12 +28,14 @@ FOREIGN = {
     "holiday_precheck": QUALITY_ONLY + VERIFICATION_ONLY + ("巡检周期",),  # its dates are the holiday's rows
     "backup_verification": INSPECTION_ONLY + QUALITY_ONLY,
     "invoice_quality": INSPECTION_ONLY + VERIFICATION_ONLY + ("检查周期",),
+    "watch_day": INSPECTION_ONLY + QUALITY_ONLY + VERIFICATION_ONLY,
 }
 OWN = {
     "inspection": ("巡检类型", "巡检周期", "巡检结论", "巡检明细"),
     "holiday_precheck": ("巡检类型", "巡检结论", "节假日", "值班"),
     "backup_verification": ("验证类型", "验证时间", "验证结论", "验证步骤"),
     "invoice_quality": ("检查类型", "检查期间", "检查结论", "检查范围", "规则检查明细", "长期存在的问题"),
+    "watch_day": ("报表类型", "运行日期", "当日结论", "电子票据功能可用率", "中断时段", "封存时间"),
 }
 ENGLISH_SCOPE = re.compile(r"\b(invoices?|blue|red|items?|settlements?|stock|segments?|bill_code|bill_no|bus_no|"
                            r"start_no|scope)\b", re.IGNORECASE)
@@ -92,7 +94,20 @@ def _contexts() -> dict[str, dict]:
         "backup_verification": {**_base("backup_verification", "备份恢复验证记录", "季度备份恢复验证", "2026-Q4", steps),
                                 **verification},
         "invoice_quality": _quality_context(),
+        "watch_day": _watch_day_context(),
     }
+
+
+def _watch_day_context() -> dict:
+    from config.settings import WatchConfig
+    from tasks.watch.availability import availability, day_results
+
+    items = lambda st: [{"key": "function:archive", "function": "archive", "title": "电子票据功能可用性",  # noqa: E731
+                         "target": "归档（archive）", "status": st, "code": "ok", "reason": "HTTP 503"}]
+    records = [{"local": f"2026-11-26 10:{m:02d}:00", "items": items("FAIL" if m == 5 else "OK")} for m in (0, 5, 10)]
+    av = availability(records, "2026-11-26", "demo", 300)
+    ctx = _base("watch_day", "日运行表", "接口运维日运行表", "2026-11-26", day_results(av, WatchConfig()))
+    return {**ctx, "av": av, "sealed_local": "2026-11-27 00:05:00"}
 
 
 def _text(page: str, ctx: dict) -> str:
