@@ -65,3 +65,18 @@ def test_a_checkpoint_edited_or_signed_with_another_key_is_refused():
     other_pub = public_key_b64(load_private_key(other))
     assert {p.code for p in checkpoint_problems(cp, [other_pub], {("demo", "inspection"): _chain(3)})} == \
         {"checkpoint_signature_invalid"}
+
+
+def test_the_monthly_inspection_report_prints_the_checkpoint_for_the_it_department():
+    from tasks.core.reports import render_both
+    from tasks.evidence.checkpoint import summary_for_report
+    from tests.unit.test_report_forms import _contexts
+
+    cp = _checkpoint({"inspection": _chain(3), "watch": _chain(2, "watch")})
+    ctx = {**_contexts()["inspection"], "checkpoint": summary_for_report(cp)}
+    for name, page in render_both("inspection", **ctx).items():
+        assert "证据链检查点（请信息科留存）" in page, name
+        assert cp["root_sha256"] in page and cp["signature"]["value"] in page, name
+        assert all(c["root_sha256"] in page and c["newest_manifest_sha256"] in page for c in cp["chains"]), name
+    plain = render_both("inspection", **_contexts()["inspection"])["report.md"]
+    assert "证据链检查点" not in plain  # only the monthly inspection carries one
