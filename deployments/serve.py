@@ -17,7 +17,7 @@ import threading
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from prefect.runner import Runner
+from deployments.warm_runner import WarmRunner
 
 from config.settings import load_site
 from deployments import schedules
@@ -73,6 +73,12 @@ def deployments(site: str, today=None):
 
 
 STOP_TIMEOUT_S = 30
+IN_PROCESS_FLOWS = {watch.name: watch}
+
+
+def in_process(deps: list) -> dict:
+    """Deployment name -> flow, for the deployments served in this process (deployments/warm_runner.py)."""
+    return {d.name: IN_PROCESS_FLOWS[d.flow_name] for d in deps if d.flow_name in IN_PROCESS_FLOWS}
 
 
 def serve_until_signal(deps: list) -> str:
@@ -83,7 +89,9 @@ def serve_until_signal(deps: list) -> str:
     manager could only SIGKILL it. Here the runner's loop runs in a thread, and the main thread,
     which receives the signals, stops it with astop() on that loop.
     """
-    runner = Runner(pause_on_shutdown=True)
+    # The watch runs every few minutes and costs ~0.1 CPU-s; a spawned process per run would cost
+    # ~3.5 CPU-s more (deployments/warm_runner.py): it runs in this process.
+    runner = WarmRunner(pause_on_shutdown=True, in_process=in_process(deps))
     for d in deps:
         runner.add_deployment(d)
     box: dict = {}

@@ -9,6 +9,7 @@ keeps line by line in probes.jsonl; the record is the contract the service repor
 """
 from __future__ import annotations
 
+import os
 import resource
 import secrets
 import time
@@ -74,6 +75,7 @@ def probe_site(site: Site, now: datetime | None = None) -> tuple[dict, list[Chec
         "interval_s": site.watch.interval_minutes * 60,
         "verdict": verdict(results).value,
         "items": [item_of(r) for r in results],
+        "pid": os.getpid(),  # which process probed (a served watch runs in the serving process)
         "cost": {"checks_cpu_s": round(cpu_seconds() - cpu0, 4), "checks_wall_s": round(time.perf_counter() - wall0, 3)},
     }
     return record, results
