@@ -12,7 +12,7 @@ the duties that take minutes keep a process of their own.
 
 What is given up for the in-process runs: cancelling one from the UI does not kill it (the
 Runner's cancellation kills the run's process, and that process is the server of all the
-deployments, so the Runner is never told a process id it may kill); a cycle is bounded by its
+deployments, so the handle given to the Runner has a termination scope that never signals); a cycle is bounded by its
 own deadlines instead (HTTP timeout, query deadlines, the store's timeouts), about a minute at
 worst. This relies on the Runner's starter resolver (`_scheduled_run_poller._resolve_starter`) and
 ProcessHandle of the pinned Prefect (3.8.8, requirements.lock);
