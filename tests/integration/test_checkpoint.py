@@ -69,7 +69,7 @@ def test_checkpoint_detects_the_deleted_newest_bundle_without_the_workers_local_
     assert {(c["duty"], c["sequence"], c["newest_prefix"]) for c in cp["chains"]} == {
         ("inspection", 3, bundles[2].prefix), ("watch", 1, bundles[3].prefix)}
     assert cp["signature"]["alg"] == "Ed25519"
-    ok = _cli("verify", "-s", name, "--site", name, "--checkpoint", str(kept), "--format", "json")
+    ok = _cli("verify", "-s", name, "--site-id", name, "--checkpoint", str(kept), "--format", "json")
     assert ok.exit_code == 0, ok.output
 
     store = open_store(site.evidence)
@@ -81,7 +81,7 @@ def test_checkpoint_detects_the_deleted_newest_bundle_without_the_workers_local_
 
     plain = verify(site.evidence, site=name)
     assert plain.ok and plain.problems == [] and plain.bundles_checked == 3  # the store alone shows nothing
-    checked = _cli("verify", "-s", name, "--site", name, "--checkpoint", str(kept), "--format", "json")
+    checked = _cli("verify", "-s", name, "--site-id", name, "--checkpoint", str(kept), "--format", "json")
     assert checked.exit_code == 1, checked.output
     found = json.loads(checked.output)
     assert {(p["prefix"], p["code"]) for p in found["problems"]} == {(newest.prefix, "bundle_removed")}
@@ -95,7 +95,7 @@ def test_checkpoint_refuses_a_rewritten_manifest_and_an_edited_checkpoint(chain,
     edited["chains"][0]["sequence"] = 2  # "the chain only ever had two bundles"
     forged = tmp_path / "forged.json"
     forged.write_text(json.dumps(edited))
-    out = _cli("verify", "-s", name, "--site", name, "--checkpoint", str(forged), "--format", "json", "--no-local")
+    out = _cli("verify", "-s", name, "--site-id", name, "--checkpoint", str(forged), "--format", "json", "--no-local")
     assert out.exit_code == 1 and "checkpoint_signature_invalid" in {p["code"] for p in json.loads(out.output)["problems"]}
     not_one = tmp_path / "not.json"
     not_one.write_text("{}")
