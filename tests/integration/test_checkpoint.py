@@ -101,3 +101,22 @@ def test_checkpoint_refuses_a_rewritten_manifest_and_an_edited_checkpoint(chain,
     not_one.write_text("{}")
     bad = _cli("verify", "-s", name, "--checkpoint", str(not_one))
     assert bad.exit_code == 2 and "schema" in bad.output and "Traceback" not in bad.output
+
+
+def test_the_monthly_inspection_keeps_a_signed_checkpoint_and_prints_it(chain, prefect_harness):
+    from flows.inspection import inspection
+    from tasks.evidence.checkpoint import load_checkpoint, verify_checkpoint
+    from tasks.evidence.sign import signature_state, trusted_keys
+    from tasks.evidence.verify import list_bundles
+
+    name, site, worker, bundles = chain
+    inspection(site=name, kind="monthly", return_state=True)  # its verdict depends on the shared sandbox
+    [monthly] = [b for b in list_bundles(site.evidence, site=name, duty="inspection") if b.sequence == 4]
+    store = open_store(site.evidence)
+    cp = load_checkpoint(store.get(monthly.prefix + "checkpoint.json"))
+    assert signature_state(cp, trusted_keys(site.evidence)) == "valid"
+    assert {(c["duty"], c["sequence"]) for c in cp["chains"]} == {("inspection", 3), ("watch", 1)}  # before itself
+    assert verify_checkpoint(site.evidence, cp) == []
+    report = store.get(monthly.prefix + "report.md").decode()
+    assert "证据链检查点（请信息科留存）" in report and cp["root_sha256"] in report
+    assert cp["signature"]["value"] in report
