@@ -58,21 +58,32 @@ class Journal:
     def append(self, record: dict) -> None:
         d = self.day_dir(record["day"])
         d.mkdir(parents=True, exist_ok=True)
-        with open(d / JOURNAL, "ab") as f:
+        with open(d / JOURNAL, "a+b") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell():  # a line cut by a crash must not swallow this record: start a line of its own
+                f.seek(-1, os.SEEK_END)
+                cut = f.read(1) != b"\n"
+                f.seek(0, os.SEEK_END)
+                if cut:
+                    f.write(b"\n")
             f.write(record_bytes(record) + b"\n")
             f.flush()
             os.fsync(f.fileno())
 
-    def records(self, day: str) -> list[dict]:
+    def records(self, day: str, keep_cut: bool = False) -> list[dict]:
+        """The day's records in journal order; a line cut by a crash mid-write is skipped (with
+        keep_cut, it stands as None, so that line numbers still count the uploaded ones)."""
         f = self.day_dir(day) / JOURNAL
         if not f.exists():
             return []
-        out = []
+        out: list = []
         for n, line in enumerate(f.read_bytes().splitlines(), 1):
             try:
                 out.append(json.loads(line))
-            except ValueError:  # a line cut by a crash mid-write: the part in the store has it, if any
+            except ValueError:
                 log.warning("watch journal %s line %d is not JSON (cut by a crash?): skipped", f, n)
+                if keep_cut:
+                    out.append(None)
         return out
 
     def _uploaded(self, day: str) -> int:
@@ -86,10 +97,11 @@ class Journal:
         Stops at the first failure (the rest waits for the next cycle)."""
         sent = 0
         for day in self.days():
-            records = self.records(day)
+            records = self.records(day, keep_cut=True)
             done = self._uploaded(day)
             for rec in records[done:]:
-                store.put_if_absent(part_key(self.site, day, rec["id"]), record_bytes(rec))  # absent or ours already
+                if rec is not None:  # absent, or ours already (a retry after a crash)
+                    store.put_if_absent(part_key(self.site, day, rec["id"]), record_bytes(rec))
                 done += 1
                 sent += 1
                 write_atomic(self.day_dir(day) / UPLOADED, str(done).encode())

@@ -121,3 +121,15 @@ def unused_port():
     from sandbox.ports import free_port
 
     return free_port()
+
+
+def test_a_journal_line_cut_by_a_crash_loses_no_later_record(tmp_path):
+    from tasks.watch.journal import JOURNAL, Journal
+
+    j = Journal(tmp_path, "demo")
+    j.append({"id": "a", "day": "2026-12-01"})
+    with open(tmp_path / "2026-12-01" / JOURNAL, "ab") as f:
+        f.write(b'{"id": "cut-by-a-cr')  # the process died here
+    j.append({"id": "b", "day": "2026-12-01"})
+    assert [r["id"] for r in j.records("2026-12-01")] == ["a", "b"]
+    assert [r and r["id"] for r in j.records("2026-12-01", keep_cut=True)] == ["a", None, "b"]
