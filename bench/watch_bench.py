@@ -25,8 +25,9 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -87,8 +88,9 @@ def main() -> None:
     # A full day in the journal, sealed by the first cycle of the next day.
     journal = Journal(state, sid)
     record = json.loads(json.dumps(out.record))
-    day = (datetime.now(timezone.utc) + timedelta(days=1)).astimezone().strftime("%Y-%m-%d")
-    start = datetime.fromisoformat(f"{day}T00:00:00+08:00")
+    tz = ZoneInfo(site.timezone)
+    start = (datetime.now(tz) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = start.strftime("%Y-%m-%d")
     for i in range(86400 // interval):
         at = start + timedelta(seconds=i * interval)
         journal.append(record | {"id": f"{at:%Y%m%dT%H%M%S}-b{i:03d}", "day": day,
@@ -98,11 +100,11 @@ def main() -> None:
     _stats("seal", [cpu_seconds() - c0], [time.perf_counter() - w0], interval)
     print(f"         sealed {[s.day for s in sealed]} with {[s.probes for s in sealed]} probes "
           f"({sealed[-1].bundle.location if sealed else '-'})")
+    print("         (the sealing cycle sealed today's bench cycles too: an upper bound for one day)")
     print(f"day total (287 cycles + 1 sealing cycle): {287 * statistics.mean(cpu) + (cpu_seconds() - c0):.1f} CPU-s "
           f"of 86400 = {100 * (287 * statistics.mean(cpu) + (cpu_seconds() - c0)) / 86400:.3f} % of one core")
 
     if args.flow:
-        from prefect.logging import disable_run_logger  # noqa: F401 - imported for its side effects' cost too
         from flows.watch import watch
 
         fcpu, fwall = [], []
