@@ -280,6 +280,8 @@ def deliver_text(target: NotifyTarget, body: str, failure: bool) -> dict:
     """Send one prepared text (masked here, cut to the robot's limit) to one target; a record as
     send_alerts gives ({target, status, findings: 1, error}). Never raises. Used by the watch, whose
     messages are state changes rather than a run's findings."""
+    import apprise
+
     try:
         url = resolve_secret(target.url)
     except SecretMissing as exc:
