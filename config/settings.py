@@ -238,6 +238,13 @@ class NotifyTarget(_Strict):
 
 
 
+class WatchConfig(_Strict):
+    """The interface watch (接口运维, flows/watch.py): how often it probes and how a day is judged."""
+    interval_minutes: int = Field(default=5, ge=1, le=60, description="one probe cycle every N minutes")
+    availability_min_pct: float = Field(default=99, ge=0, le=100, description="a function's day below it is a FAIL (MZ 一.18)")
+    coverage_warn_pct: float = Field(default=90, ge=0, le=100, description="a day probed less than this share of the plan is a WARN")
+
+
 # ---------------------------------------------------------------- year-end (技术年结)
 class YearEndFiles(_Strict):
     """The file server's part of the year-end duty: layout (版式) files older than two full years
@@ -292,6 +299,7 @@ class Site(_Strict):
                                   "default: beside the outbox, <outbox>/../../state/<site>")
     backup_verification: BackupVerificationConfig | None = None
     migration: MigrationConfig | None = None
+    watch: WatchConfig = Field(default_factory=WatchConfig)
     approvers: list[Approver] = Field(default_factory=list, description="who may approve a risky duty's plan (QH 9.1.2)")
     approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
     year_end: YearEndConfig | None = None

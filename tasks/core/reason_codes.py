@@ -73,6 +73,9 @@ so "the host is unreachable" reads the same in every check.
 | stock_exhausted | an active segment has no number left |
 | stock_below_warning | remaining numbers below the issuing point's warning level |
 | stock_days_low | remaining numbers last fewer days than the threshold |
+| **interface watch (day bundles)** | |
+| availability_low | an e-bill function answered fewer of the day's probes than the site's availability floor (MZ 一.18: 99 %) |
+| watch_coverage_low | the watch probed a day less often than planned (it was stopped or could not run) |
 | cert_expired | a certificate has expired |
 | cert_not_yet_valid | a certificate is not valid yet |
 | cert_expiring | a certificate expires within the WARN or FAIL threshold |
@@ -184,6 +187,8 @@ class Code(str, Enum):
     STOCK_EXHAUSTED = "stock_exhausted"
     STOCK_BELOW_WARNING = "stock_below_warning"
     STOCK_DAYS_LOW = "stock_days_low"
+    AVAILABILITY_LOW = "availability_low"
+    WATCH_COVERAGE_LOW = "watch_coverage_low"
     CERT_EXPIRED = "cert_expired"
     CERT_NOT_YET_VALID = "cert_not_yet_valid"
     CERT_EXPIRING = "cert_expiring"
