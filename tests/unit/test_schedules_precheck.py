@@ -92,7 +92,7 @@ def test_deployments_load_with_their_schedules():
     deps = {d.name: d for d in deployments("example-oracle", today=date(2026, 1, 1))}
     assert set(deps) == {"inspection-monthly-example-oracle", "inspection-quarterly-example-oracle",
                          "holiday-precheck-example-oracle", "backup-verification-example-oracle",
-                         "invoice-quality-example-oracle"}
+                         "invoice-quality-example-oracle", "watch-example-oracle"}
     verify = deps["backup-verification-example-oracle"].schedules[0].schedule
     assert "20260104T020000" in verify.rrule and verify.timezone == "Asia/Shanghai"
     pre = deps["holiday-precheck-example-oracle"]
@@ -104,6 +104,9 @@ def test_deployments_load_with_their_schedules():
     quality = deps["invoice-quality-example-oracle"]
     assert quality.schedules[0].schedule.cron == "0 6 * * *" and quality.schedules[0].schedule.timezone == "Asia/Shanghai"
     assert quality.parameters == {"params": {"site": "example-oracle"}}
+    watch = deps["watch-example-oracle"]  # 接口运维: every 5 minutes on the clock, day and night
+    assert watch.schedules[0].schedule.cron == "*/5 * * * *" and watch.schedules[0].schedule.timezone == "Asia/Shanghai"
+    assert watch.parameters == {"site": "example-oracle"}
 
 
 def test_backup_verification_runs_on_each_quarters_first_workday_at_two():
