@@ -25,6 +25,7 @@ from flows.backup_verification import backup_verification
 from flows.holiday_precheck import holiday_precheck
 from flows.inspection import inspection
 from flows.invoice_quality import invoice_quality
+from flows.portal import evidence_portal
 
 log = logging.getLogger("ebops.deployments")
 
@@ -62,6 +63,11 @@ def deployments(site: str, today=None):
             name=f"invoice-quality-{site}", parameters={"params": {"site": site}},
             schedules=[schedules.daily_quality()], tags=[site, "invoice-quality"],
             description="每日 06:00 票据数据质量检查（昨天开具的票据，规则 DQ01–DQ22）；也可手动指定期间"),
+        # the portal's presigned links live 7 days at most: rebuilt daily so none an auditor holds expires
+        evidence_portal.to_deployment(
+            name=f"evidence-portal-{site}", parameters={"site": site},
+            schedules=[schedules.daily_portal()], tags=[site, "evidence-portal"],
+            description="每日 06:30 重新生成证据门户（静态 HTML，含各证据包的校验状态和有效期 7 天的链接）"),
     ]
 
 

@@ -7,7 +7,8 @@
     ebops verify-backup SITE          run the backup-restore verification (备份恢复验证) now
     ebops schedule SITE               when the pre-holiday checks run (from the holiday calendar)
     ebops ui                          a local Prefect server serving every deployment
-    ebops evidence list|show|get|verify|url
+    ebops evidence list|show|get|verify|url|export
+    ebops portal SITE                 the evidence portal: one presigned link to a static HTML index
     ebops sandbox up|down|status|env  the demo hospital on 127.0.0.1 (sandbox/cli.py)
     ebops demo                        sandbox up, inspection, summary, sandbox down (sandbox/cli.py)
 
@@ -44,8 +45,10 @@ _STYLE = {"OK": "green", "WARN": "yellow", "FAIL": "bold red", "ERROR": "bold re
 
 def _mount_evidence() -> None:
     from flows.cli_evidence import evidence_app
+    from flows.cli_portal import portal  # also adds `evidence export` to evidence_app
 
-    app.add_typer(evidence_app, name="evidence", help="auditors: list, show, get, verify, url")
+    app.add_typer(evidence_app, name="evidence", help="auditors: list, show, get, verify, url, export")
+    app.command("portal")(portal)
     from flows.cli_ui import ui
 
     app.command("ui")(ui)
