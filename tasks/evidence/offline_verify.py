@@ -139,8 +139,9 @@ def chain_problems(chain: list, context: dict) -> list:
                                  f"sequence {seq}: its predecessor is not in the export, the link is not checked"))
         else:
             if seq != prev["sequence"] + 1:
-                problems.append((prefix, "bundle_removed", f"sequence {seq} follows {prev['sequence']}: "
-                                                           f"sequences {prev['sequence'] + 1}..{seq - 1} missing"))
+                first, last = prev["sequence"] + 1, seq - 1
+                gap = f"sequence {first}" if first == last else f"sequences {first}..{last}"
+                problems.append((prefix, "bundle_removed", f"sequence {seq} follows {prev['sequence']}: {gap} missing"))
             elif m.get("prev_manifest_sha256") != prev["manifest_sha256"]:
                 problems.append((prev["prefix"], "manifest_altered",
                                  f"manifest.json has SHA-256 {prev['manifest_sha256'][:16]}..., but {prefix} "

@@ -169,10 +169,12 @@ class Browser:
                             f" && getComputedStyle(e).visibility !== 'hidden'; }})()"))
 
     def click(self, selector: str, loads: bool = False) -> None:
-        """A left click at the centre of the element; waits for the in-page navigation or, with
-        `loads`, for the new document's load event."""
+        """A left click at the centre of the element's first line box (a link wrapped over two lines
+        has a bounding box whose centre may be on neither); waits for the in-page navigation or,
+        with `loads`, for the new document's load event."""
         box = self.js(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); if (!e) return null;"
-                      f" e.scrollIntoView({{block: 'center'}}); const r = e.getBoundingClientRect();"
+                      f" e.scrollIntoView({{block: 'center'}}); const r = e.getClientRects()[0];"
+                      f" if (!r) return null;"
                       f" return [r.x + r.width / 2, r.y + r.height / 2, r.width, r.height]; }})()")
         if not box or box[2] <= 0 or box[3] <= 0:
             raise AssertionError(f"{selector}: not on the page or not visible, cannot be clicked")
