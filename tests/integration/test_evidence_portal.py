@@ -29,7 +29,7 @@ from config.settings import load_site
 from flows.common import finish, store_evidence
 from sandbox import manager
 from tasks.core.results import CheckResult, Status
-from tasks.evidence.portal import anchor
+from tasks.evidence.portal import anchor, portal_key
 from tasks.evidence.store import open_store
 from tests.integration.browser import Browser, cjk_fonts, find_chromium
 from tests.unit.test_portal_export import run_script
@@ -188,3 +188,18 @@ def test_an_exported_period_verifies_offline_and_tampering_is_found(site, tmp_pa
 
     again = _ebops("evidence", "export", site["name"], "--from", "2025-12-01", "--to", "2026-01-31", "--dest", str(tmp_path))
     assert again.returncode == 2 and "not empty" in again.stderr and "Traceback" not in again.stderr
+    wrong = _ebops("evidence", "export", site["name"], "--from", "2026-13-01", "--to", "2026-01-31", "--dest", str(tmp_path))
+    assert wrong.returncode == 2 and "--from 2026-13-01: not a date" in wrong.stderr
+
+
+def test_the_daily_deployment_rebuilds_the_portal_and_fails_on_a_failing_bundle(site):
+    """The flow the deployment `evidence-portal-<site>` runs: the page is written first, then the
+    run ends Failed because a bundle fails verification (as a duty stores evidence before failing)."""
+    from flows.portal import evidence_portal
+
+    store = open_store(site["cfg"])
+    state = evidence_portal(site=site["name"], hours=24, return_state=True)
+    assert state.is_failed()
+    assert "1 bundle(s) of" in str(state.result(raise_on_failure=False))
+    html = store.get(portal_key(site["name"])).decode()
+    assert site["tampered"] in html and "校验未通过" in html and html.count('class="page bundle-page"') == 4
