@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from flows.cli_evidence import _fail, _friendly, console, evidence_app, err
+from flows.cli_evidence import _fail, _friendly, _site_outbox, console, evidence_app, err
 
 
 def _site(site_name: str):
@@ -44,7 +44,7 @@ def portal(site: str = typer.Argument(..., help="site name (config/sites/NAME.ya
     from tasks.evidence.portal import build_and_publish
 
     cfg = _site(site)
-    built = build_and_publish(cfg.evidence, cfg.site, cfg.name, cfg.timezone, hours)
+    built = build_and_publish(cfg.evidence, cfg.site, cfg.name, cfg.timezone, hours, outbox=_site_outbox(site))
     console.print(f"portal: s3://{cfg.evidence.bucket}/{built.key} ({built.bundles} bundles, links valid until "
                   f"{built.valid_until_local} {cfg.timezone})", soft_wrap=True, highlight=False)
     console.print(built.url, soft_wrap=True, highlight=False)

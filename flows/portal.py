@@ -12,6 +12,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from config.settings import load_site
+from flows.common import outbox_dir
 from tasks.evidence.portal import MAX_HOURS, PortalBuild, build_and_publish
 
 
@@ -22,7 +23,9 @@ class PortalShowsFailures(RuntimeError):
 @flow(name="evidence-portal", log_prints=False)
 def evidence_portal(site: str, hours: int = MAX_HOURS) -> PortalBuild:
     cfg = load_site(site)
-    built = build_and_publish(cfg.evidence, cfg.site, cfg.name, cfg.timezone, hours)
+    outbox = outbox_dir(cfg)   # on the worker: its chain heads also catch a rewritten newest bundle
+    built = build_and_publish(cfg.evidence, cfg.site, cfg.name, cfg.timezone, hours,
+                              outbox=outbox if outbox.is_dir() else None)
     logger = get_run_logger()
     logger.info("portal %s written: %d bundles, %d failing verification", built.key, built.bundles, len(built.failing))
     failing = "\n".join(f"- `{p}`" for p in built.failing) or "无"

@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from io import BytesIO
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from config.settings import EvidenceStoreConfig
@@ -97,8 +98,9 @@ def _local(iso: str, tz: str) -> str:
 
 
 def collect(cfg: EvidenceStoreConfig, site_id: str, hospital: str, tz: str, hours: int = MAX_HOURS,
-            now: datetime | None = None) -> PortalData:
-    """Read every bundle of the site, verify the site's chains, presign each file for `hours`."""
+            now: datetime | None = None, outbox: Path | None = None) -> PortalData:
+    """Read every bundle of the site, verify the site's chains (with this worker's chain heads when
+    `outbox` is given, as `ebops evidence verify` does on the worker), presign each file for `hours`."""
     if not 1 <= hours <= MAX_HOURS:
         raise ValueError(f"hours={hours}: presigned links live 1 to {MAX_HOURS} hours (7 days)")
     now = now or datetime.now(timezone.utc)
@@ -107,7 +109,7 @@ def collect(cfg: EvidenceStoreConfig, site_id: str, hospital: str, tz: str, hour
     for o in store.list(f"{site_id}/"):
         if (pk := split_key(o.object_name)):
             objects.setdefault(pk[0], []).append(pk[1])
-    report = verify(cfg, site=site_id)
+    report = verify(cfg, site=site_id, outbox=outbox)
     by_prefix: dict[str, list[Problem]] = {}
     for p in report.problems:
         by_prefix.setdefault(p.prefix, []).append(p)
@@ -181,8 +183,8 @@ class PortalBuild:
 
 
 def build_and_publish(cfg: EvidenceStoreConfig, site_id: str, hospital: str, tz: str,
-                      hours: int = MAX_HOURS) -> PortalBuild:
-    data = collect(cfg, site_id, hospital, tz, hours)
+                      hours: int = MAX_HOURS, outbox: Path | None = None) -> PortalBuild:
+    data = collect(cfg, site_id, hospital, tz, hours, outbox=outbox)
     key, url = publish(cfg, site_id, render_portal(data), hours)
     return PortalBuild(key, url, len(data.bundles), [b.prefix for b in data.bundles if b.check == "failed"],
                        sum(len(v) for v in data.orphans.values()), data.valid_until_local)
