@@ -203,3 +203,16 @@ def test_the_daily_deployment_rebuilds_the_portal_and_fails_on_a_failing_bundle(
     assert "1 bundle(s) of" in str(state.result(raise_on_failure=False))
     html = store.get(portal_key(site["name"])).decode()
     assert site["tampered"] in html and "校验未通过" in html and html.count('class="page bundle-page"') == 4
+
+
+def test_without_a_browser_and_without_root_the_reason_is_given(monkeypatch):
+    """Where Chromium is missing and cannot be installed, the browser test is SKIPPED with this
+    reason (never run half, never counted as passed)."""
+    from tests.integration import browser
+
+    monkeypatch.setattr(browser.shutil, "which", lambda name, *a, **k: None)
+    monkeypatch.setattr(browser.os, "geteuid", lambda: 1000)
+    exe, why = browser.find_chromium()
+    assert exe is None
+    assert why == ("chromium, a CJK font (fc-list :lang=zh) not installed, and not root with apt-get to install "
+                   "chromium fonts-noto-cjk")
