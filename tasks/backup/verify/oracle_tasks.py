@@ -32,7 +32,7 @@ from config.settings import BackupConfig, resolve_secret
 from tasks.backup.verify import locate, measure
 from tasks.backup.verify import oracle_steps as ora
 from tasks.backup.verify.locate import BackupFile
-from tasks.backup.verify.outputs import STEP_ZH, Located, Restored, Validated, Verified, VerifyContext
+from tasks.backup.verify.outputs import STEP_ZH, Located, Restored, Validated, Verified, VerifyContext, cleanup_records
 from tasks.backup.verify.pg_restore_steps import verify_copy
 from tasks.backup.verify import reading as rd
 from tasks.connect.ssh import CommandResult, HostSession
@@ -235,17 +235,10 @@ def verify_restored(ctx: VerifyContext, located: Located, restored: Restored) ->
 # ---------------------------------------------------------------- 5. clean up
 @task(name="oracle_drop_scratch", cache_policy=NONE)
 def cleanup(ctx: VerifyContext, restored: Restored, keep: bool) -> list[CheckResult]:
-    started = utcnow()
-    if not restored.created:
-        return [ctx.record("cleanup", "临时 schema", Status.OK, "未创建临时 schema，无需清理", started)]
-    if keep:
-        return [ctx.record("cleanup", "临时 schema", Status.WARN, f"验证未通过，按 keep_on_failure 保留临时 schema "
-                           f"{restored.scratch} 供排查；排查后请删除", started, target=restored.scratch, code=Code.SCRATCH_KEPT)]
-    try:
-        statements = ora.drop_scratch_schema_sql(restored.scratch, ctx.cfg.scratch.prefix)  # refuses a name without the prefix
+    def drop(scratch: str) -> str:
+        statements = ora.drop_scratch_schema_sql(scratch, ctx.cfg.scratch.prefix)  # refuses a name without the prefix
         with connect(ctx.cfg.scratch) as server:
             execute(server, statements)
-    except Exception as exc:  # noqa: BLE001
-        return [_error(ctx, "cleanup", "临时 schema", exc, started, restored.scratch or "")]
-    return [ctx.record("cleanup", "临时 schema", Status.OK, f"已删除本次创建的临时 schema {restored.scratch}（DROP USER CASCADE）",
-                       started, target=restored.scratch)]
+        return f"已删除本次创建的临时 schema {scratch}（DROP USER CASCADE）"
+
+    return cleanup_records(ctx, restored, keep, "临时 schema", drop)

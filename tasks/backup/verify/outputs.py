@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Callable
 from zoneinfo import ZoneInfo
 
 from config.backup_verification import BackupVerificationConfig
@@ -17,7 +18,7 @@ from tasks.backup.verify import reading as rd
 from tasks.backup.verify import measure
 from tasks.backup.verify.locate import BackupFile
 from tasks.core.reason_codes import Code
-from tasks.core.results import CheckResult, Status, utcnow
+from tasks.core.results import CheckResult, Status, error_result, utcnow
 
 STEP_ZH = {"locate": "1. 定位备份", "validate": "2. 不恢复校验", "restore": "3. 恢复到临时库",
            "verify": "4. 比对校验", "cleanup": "5. 清理临时库"}
@@ -96,3 +97,23 @@ class Verified:
     """Step 4: the comparison's records and the files it leaves in the bundle."""
     records: list[CheckResult]
     files: dict[str, str] = field(default_factory=dict)
+
+
+def cleanup_records(ctx: VerifyContext, restored: Restored, keep: bool, kind_zh: str,
+                    drop: Callable[[str], str]) -> list[CheckResult]:
+    """Step 5 for every backend: drop the scratch copy this run created, and only that one (kept,
+    with a WARN, when the verification failed and the site keeps failures for diagnosis).
+    `drop(scratch)` drops it and says what it did; `kind_zh` is 临时库 or 临时 schema."""
+    started = utcnow()
+    if not restored.created:
+        return [ctx.record("cleanup", kind_zh, Status.OK, f"未创建{kind_zh}，无需清理", started)]
+    if keep:
+        return [ctx.record("cleanup", kind_zh, Status.WARN, f"验证未通过，按 keep_on_failure 保留{kind_zh} "
+                           f"{restored.scratch} 供排查；排查后请删除", started, target=restored.scratch,
+                           code=Code.SCRATCH_KEPT)]
+    try:
+        done = drop(restored.scratch)
+    except Exception as exc:  # noqa: BLE001 - the record says why; the evidence is still stored
+        return [error_result(exc, started_at=started, check="backup_cleanup", title=f"{STEP_ZH['cleanup']}：{kind_zh}",
+                             site=ctx.site, host=ctx.cfg.host, target=restored.scratch or "")]
+    return [ctx.record("cleanup", kind_zh, Status.OK, done, started, target=restored.scratch)]

@@ -12,7 +12,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from tasks.backup.verify import measure, pg_steps
-from tasks.backup.verify.outputs import STEP_ZH, Located, Restored, Verified, VerifyContext
+from tasks.backup.verify.outputs import STEP_ZH, Located, Restored, Verified, VerifyContext, cleanup_records
 from tasks.backup.verify.pg_flow_steps import fetcher
 from tasks.backup.verify.fingerprint_compare import (
     compare_fingerprints,
@@ -180,15 +180,8 @@ def _rto_record(ctx: VerifyContext, restored: Restored) -> CheckResult:
 # ---------------------------------------------------------------- 5. clean up
 @task(name="drop_scratch", cache_policy=NONE)
 def cleanup(ctx: VerifyContext, restored: Restored, keep: bool) -> list[CheckResult]:
-    started = utcnow()
-    if not restored.created:
-        return [ctx.record("cleanup", "临时库", Status.OK, "未创建临时库，无需清理", started)]
-    if keep:
-        return [ctx.record("cleanup", "临时库", Status.WARN, f"验证未通过，按 keep_on_failure 保留临时库 {restored.scratch} 供排查；"
-                           f"排查后请删除", started, target=restored.scratch, code=Code.SCRATCH_KEPT)]
-    try:
+    def drop(scratch: str) -> str:
         with pg_steps.connect(ctx.cfg.scratch, read_only=False) as server:  # DROP DATABASE writes
-            done = pg_steps.drop_scratch(server, restored.scratch)
-    except Exception as exc:  # noqa: BLE001
-        return [_error(ctx, "cleanup", "临时库", exc, started, restored.scratch)]
-    return [ctx.record("cleanup", "临时库", Status.OK, done, started, target=restored.scratch)]
+            return pg_steps.drop_scratch(server, scratch)
+
+    return cleanup_records(ctx, restored, keep, "临时库", drop)
