@@ -9,6 +9,8 @@
     ebops ui                          a local Prefect server serving every deployment
     ebops evidence list|show|get|verify|url|export
     ebops portal SITE                 the evidence portal: one presigned link to a static HTML index
+    ebops approve SITE PLAN_KEY --as NAME   approve a stored plan (QH 9.1.2; flows/cli_approvals.py)
+    ebops approvals SITE | standing-plans SITE
     ebops sandbox up|down|status|env  the demo hospital on 127.0.0.1 (sandbox/cli.py)
     ebops demo                        sandbox up, inspection, summary, sandbox down (sandbox/cli.py)
 
@@ -52,6 +54,9 @@ def _mount_evidence() -> None:
     from flows.cli_ui import ui
 
     app.command("ui")(ui)
+    from flows.cli_approvals import register
+
+    register(app)
 
 
 @config_app.command("check")
