@@ -65,6 +65,10 @@ FORM_LABELS: dict[str, dict[str, str | None]] = {
                         "method_text": "远程自动检查", "verdict": "检查结论", "summary": "检查结果汇总",
                         "details": "规则检查明细", "item": "检查规则", "where": "规则编号",
                         "none": "本次检查未发现不符合数据质量规则的数据。"},
+    # the service report's header rows are its own (报告期间、统计截止); its sections are fixed
+    "service_report": {"kind": "报告类型", "period": "报告期间", "time": "生成时间", "method": "生成方式",
+                       "method_text": "由证据库自动汇总", "verdict": "总体结论", "summary": "结论汇总",
+                       "details": "结论明细", "item": "项目", "where": "对象", "none": ""},
 }
 
 

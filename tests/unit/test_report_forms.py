@@ -28,12 +28,14 @@ FOREIGN = {
     "holiday_precheck": QUALITY_ONLY + VERIFICATION_ONLY + ("巡检周期",),  # its dates are the holiday's rows
     "backup_verification": INSPECTION_ONLY + QUALITY_ONLY,
     "invoice_quality": INSPECTION_ONLY + VERIFICATION_ONLY + ("检查周期",),
+    "service_report": INSPECTION_ONLY + QUALITY_ONLY + VERIFICATION_ONLY,
 }
 OWN = {
     "inspection": ("巡检类型", "巡检周期", "巡检结论", "巡检明细"),
     "holiday_precheck": ("巡检类型", "巡检结论", "节假日", "值班"),
     "backup_verification": ("验证类型", "验证时间", "验证结论", "验证步骤"),
     "invoice_quality": ("检查类型", "检查期间", "检查结论", "检查范围", "规则检查明细", "长期存在的问题"),
+    "service_report": ("报告期间", "维护工作完成情况", "维护维修台账", "改进建议", "考核评价"),
 }
 ENGLISH_SCOPE = re.compile(r"\b(invoices?|blue|red|items?|settlements?|stock|segments?|bill_code|bill_no|bus_no|"
                            r"start_no|scope)\b", re.IGNORECASE)
@@ -70,6 +72,25 @@ def _quality_context() -> dict:
             "stock_note": "DQ21（库存号段）只判断本期开具的票据所用的号段", "data_docs": "data_docs/index.html"}
 
 
+def _service_context() -> dict:
+    from datetime import timezone
+
+    from tasks.report.build import build
+    from tasks.report.collect import Bundle, parse_period
+    from tasks.report.due import DUTY_ZH
+
+    period = parse_period("2026-11")
+    start, end = period.bounds("Asia/Shanghai")
+    at = datetime(2026, 11, 1, 1, 0, tzinfo=timezone.utc)
+    disk = {"check": "disk_usage", "title": "服务器磁盘使用率", "host": "db1", "target": "/u01", "status": "FAIL",
+            "value": 91.0, "threshold": "警告 ≥ 80%，异常 ≥ 90%", "reason": "可用 1 GiB", "code": "disk_usage_high",
+            "finished_at": at.isoformat()}
+    b = Bundle("demo/inspection/2026/x/", "demo", "inspection", "2026-11", "FAIL", at, at, 1, "ab" * 32, False, [disk])
+    built = build("demo", "测试医院", "Asia/Shanghai", period, [b], start, end)
+    ctx = _base("service_report", "月度服务报告", "月度服务报告", "2026-11", built.records)
+    return {**ctx, **built.context, "duty_zh": DUTY_ZH, "site_id": "demo", "evidence_key": ""}
+
+
 def _contexts() -> dict[str, dict]:
     disk = _result("disk_usage", "服务器磁盘使用率", Status.WARN, host="db1", target="/u01", value=85.0, unit="%")
     holiday = {"holiday": {"name": "元旦", "first_day": "2027-01-01", "last_day": "2027-01-03", "days_off": 3,
@@ -92,6 +113,7 @@ def _contexts() -> dict[str, dict]:
         "backup_verification": {**_base("backup_verification", "备份恢复验证记录", "季度备份恢复验证", "2026-Q4", steps),
                                 **verification},
         "invoice_quality": _quality_context(),
+        "service_report": _service_context(),
     }
 
 
