@@ -45,6 +45,10 @@ def daily_quality() -> Schedule:
     return Cron(DAILY_QUALITY, timezone=TZ)
 
 
+def daily_portal() -> Schedule:
+    return Cron(timetable.DAILY_PORTAL, timezone=TZ)
+
+
 def dates_schedule(runs: list[datetime]) -> Schedule | None:
     """An RRULE set of the given local times (TZ); None when there is none."""
     if not runs:

@@ -28,6 +28,7 @@ from flows.inspection import inspection
 from flows.invoice_quality import invoice_quality
 from flows.migration import migration
 from flows.watch import watch
+from flows.portal import evidence_portal
 
 log = logging.getLogger("ebops.deployments")
 
@@ -71,6 +72,11 @@ def deployments(site: str, today=None):
             tags=[site, "watch"],
             description=f"接口运维：每 {cfg.watch.interval_minutes} 分钟探测电子票据功能、接口成功率与票据库存；"
                         "状态变化时告警；次日封存日运行表"),
+        # the portal's presigned links live 7 days at most: rebuilt daily so none an auditor holds expires
+        evidence_portal.to_deployment(
+            name=f"evidence-portal-{site}", parameters={"site": site},
+            schedules=[schedules.daily_portal()], tags=[site, "evidence-portal"],
+            description="每日 06:30 重新生成证据门户（静态 HTML，含各证据包的校验状态和有效期 7 天的链接）"),
     ] + ([
         # by hand only: mode plan makes the 迁移方案; execute needs its three recorded approvals
         migration.to_deployment(

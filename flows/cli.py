@@ -10,7 +10,8 @@
     ebops schedule SITE               when the pre-holiday checks run (from the holiday calendar)
     ebops report SITE --period 2026H2 the service report (服务报告) from the evidence store
     ebops ui                          a local Prefect server serving every deployment
-    ebops evidence list|show|get|verify|url
+    ebops evidence list|show|get|verify|url|export
+    ebops portal SITE                 the evidence portal: one presigned link to a static HTML index
     ebops approve SITE PLAN_KEY --as NAME   approve a stored plan (QH 9.1.2; flows/cli_approvals.py)
     ebops approvals SITE | standing-plans SITE
     ebops sandbox up|down|status|env  the demo hospital on 127.0.0.1 (sandbox/cli.py)
@@ -49,8 +50,10 @@ _STYLE = {"OK": "green", "WARN": "yellow", "FAIL": "bold red", "ERROR": "bold re
 
 def _mount_evidence() -> None:
     from flows.cli_evidence import evidence_app
+    from flows.cli_portal import portal  # also adds `evidence export` to evidence_app
 
-    app.add_typer(evidence_app, name="evidence", help="auditors: list, show, get, verify, url")
+    app.add_typer(evidence_app, name="evidence", help="auditors: list, show, get, verify, url, export")
+    app.command("portal")(portal)
     from flows.cli_ui import ui
 
     app.command("ui")(ui)

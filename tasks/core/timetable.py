@@ -20,6 +20,7 @@ QUARTERLY_INSPECTION = "0 10 1 1,4,7,10 *"   # MZ 一.2-16: the quarterly list
 VERIFICATION_AT = time(2, 0)       # 备份恢复验证: at night, after the nightly backup, before the clinics open
 QUARTER_MONTHS = (1, 4, 7, 10)
 DAILY_QUALITY = "0 6 * * *"        # 票据数据质量: yesterday's bills, read before the finance office's day starts
+DAILY_PORTAL = "30 6 * * *"        # 证据门户: after the night's verification and the quality check have stored theirs
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,11 @@ def test_deployments_load_with_their_schedules():
     deps = {d.name: d for d in deployments("example-oracle", today=date(2026, 1, 1))}
     assert set(deps) == {"inspection-monthly-example-oracle", "inspection-quarterly-example-oracle",
                          "holiday-precheck-example-oracle", "backup-verification-example-oracle",
-                         "invoice-quality-example-oracle", "watch-example-oracle"}
+                         "invoice-quality-example-oracle", "watch-example-oracle",
+                         "evidence-portal-example-oracle"}
+    portal = deps["evidence-portal-example-oracle"]
+    assert portal.parameters == {"site": "example-oracle"}
+    assert portal.schedules[0].schedule.cron == "30 6 * * *" and portal.schedules[0].schedule.timezone == "Asia/Shanghai"
     verify = deps["backup-verification-example-oracle"].schedules[0].schedule
     assert "20260104T020000" in verify.rrule and verify.timezone == "Asia/Shanghai"
     pre = deps["holiday-precheck-example-oracle"]
