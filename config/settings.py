@@ -21,6 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from config.backup_verification import BackupVerificationConfig
+from config.year_end import YearEndConfig
 # re-exported: callers import secrets from the site-file module
 from config.secrets import EnvSecret, PrefectSecret, SecretMissing, SecretRef, refuse_password_in_dsn, resolve_secret  # noqa: F401
 
@@ -256,6 +257,7 @@ class Site(_Strict):
     state_dir: str | None = Field(default=None, description="where per-run state (log positions) is kept; "
                                   "default: beside the outbox, <outbox>/../../state/<site>")
     backup_verification: BackupVerificationConfig | None = None
+    year_end: YearEndConfig | None = None
 
     # Where the file was read from (not part of the YAML).
     source: Path | None = Field(default=None, exclude=True)
