@@ -5,6 +5,7 @@
     ebops precheck SITE               run the pre-holiday check (节前巡检) now
     ebops quality SITE                run the invoice data-quality check (票据数据质量检查) now
     ebops verify-backup SITE          run the backup-restore verification (备份恢复验证) now
+    ebops yearend SITE --mode plan|execute   the year-end (技术年结, flows/cli_yearend.py)
     ebops schedule SITE               when the pre-holiday checks run (from the holiday calendar)
     ebops ui                          a local Prefect server serving every deployment
     ebops evidence list|show|get|verify|url
@@ -49,6 +50,9 @@ def _mount_evidence() -> None:
     from flows.cli_ui import ui
 
     app.command("ui")(ui)
+    from flows.cli_yearend import yearend
+
+    app.command("yearend")(yearend)
 
 
 @config_app.command("check")
@@ -93,7 +97,7 @@ def print_results(outcome, fmt: OutputFormat = OutputFormat.table) -> None:
     (console if fmt is OutputFormat.table else err).print(summary, soft_wrap=True, markup=False, highlight=False)
 
 
-def _run_flow(flow_fn, label: str, fmt: OutputFormat = OutputFormat.table, **params) -> int:
+def _run_flow(flow_fn, label: str, fmt: OutputFormat = OutputFormat.table, before_print=None, **params) -> int:
     """Run a duty's flow now; print its findings even when its verdict failed the run (exit 1, no
     traceback: a FAIL is a finding); a crash is the engine's traceback plus one line saying where to look."""
     from flows.cli_interrupt import stop_on_ctrl_c
@@ -121,6 +125,8 @@ def _run_flow(flow_fn, label: str, fmt: OutputFormat = OutputFormat.table, **par
                   f"hospital's servers answer; if it persists, report it with the traceback[/]",
                   soft_wrap=True, highlight=False)
         return 2
+    if before_print is not None:
+        before_print(result)
     print_results(result, fmt)
     return 0
 
@@ -131,7 +137,7 @@ def _run_inspection(site: str, kind: str, fmt: OutputFormat = OutputFormat.table
     return _run_flow(inspection, "inspection", fmt, site=site, kind=kind)
 
 
-def _run_form(flow_fn, label: str, make_params, fmt: OutputFormat = OutputFormat.table) -> int:
+def _run_form(flow_fn, label: str, make_params, fmt: OutputFormat = OutputFormat.table, before_print=None) -> int:
     """A flow whose parameters are a form (pydantic): a bad value is a one-line error, not a traceback."""
     from pydantic import ValidationError
 
@@ -144,7 +150,7 @@ def _run_form(flow_fn, label: str, make_params, fmt: OutputFormat = OutputFormat
     except ValueError as exc:
         err.print(f"[red]bad parameter:[/] {exc}")
         return 2
-    return _run_flow(flow_fn, label, fmt, params=params)
+    return _run_flow(flow_fn, label, fmt, before_print=before_print, params=params)
 
 
 def _run_precheck(site: str, holiday: str | None = None, backup: str = "run", engineer: str = "",

@@ -23,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from datetime import date
 from pathlib import Path
 
 import psycopg
@@ -245,6 +246,11 @@ def fill_database(state: dict, creds: dict[str, str], dbname: str, *, seed: int,
     generated = generate(dsn, seed=seed, days=days, bills_per_day=bills_per_day, end_date=end_date, now=now,
                          defects=defects, manifest_path=manifest_path, history_from=history_from)
     with psycopg.connect(dsn, autocommit=True) as conn:
+        if history_from:
+            # As at a hospital, an old bill was updated after it was issued (upload, archive, notice
+            # flags): each update left a dead row version behind, which only a rewrite gives back.
+            conn.execute(f"UPDATE {VENDOR_SCHEMA}.t_ebill_main SET notice_flag = notice_flag "
+                         f"WHERE ivc_datetime < %s", (date(end_date.year - 1, 1, 1),))
         conn.execute(f"SET ROLE {VENDOR_OWNER}")
         conn.execute(f"SET search_path = {VENDOR_SCHEMA}; " + INDEX_MARK + index_sql)
         conn.execute("RESET ROLE")
