@@ -113,7 +113,8 @@ def _gate(site: Site, pool: HostPool) -> tuple[list[CheckResult], list[dict]]:
     if host is None:
         return results + [CheckResult(check="fresh_backup", title="执行前全量备份", site=site.site, status=Status.FAIL,
                                       code=Code.NOT_CONFIGURED, reason="站点配置没有带备份命令的数据库主机")], []
-    return results + fresh_backup(site.site, host, pool, "run"), [approval_record(host)]
+    taken = [r.model_copy(update={"title": "执行前全量备份"}) for r in fresh_backup(site.site, host, pool, "run")]
+    return results + taken, [approval_record(host)]
 
 
 def _plan_run(site: Site, params: YearEndParams, year: int, today) -> tuple[Plan, list[CheckResult], dict, dict]:

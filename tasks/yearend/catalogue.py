@@ -94,6 +94,7 @@ class Catalogue:
     tables: list[YearTable]
     tablespaces: dict[str, dict]            # name -> {"location", "status", "owner"}
     others: list[str] = field(default_factory=list)   # partitioned tables left out, and why
+    segments: list[dict] = field(default_factory=list)  # Oracle: DBA_SEGMENTS rows (READ ONLY needs them)
 
     def tablespace_dir(self) -> str | None:
         """Folder of the newest year's tablespace: where next year's goes by default."""
