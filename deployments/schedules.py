@@ -23,7 +23,8 @@ MONTHLY_INSPECTION = "0 9 1 * *"   # QH: monthly on-site inspection with report
 QUARTERLY_INSPECTION = "0 10 1 1,4,7,10 *"   # MZ 一.2-16: the quarterly list
 VERIFICATION_AT = time(2, 0)       # 备份恢复验证: at night, after the nightly backup, before the clinics open
 QUARTER_MONTHS = (1, 4, 7, 10)
-DAILY_QUALITY = "0 6 * * *"        # 票据数据质量: yesterday's bills, read before the finance office's day starts
+DAILY_QUALITY = "0 6 * * *"
+YEAR_END_PLAN_AT = time(9, 0)      # 技术年结: the plan on December's first workday; approval and execution by hand        # 票据数据质量: yesterday's bills, read before the finance office's day starts
 
 
 @dataclass(frozen=True)
@@ -111,3 +112,23 @@ def dates_schedule(runs: list[datetime]) -> Schedule | None:
         return None
     stamps = [r.strftime("%Y%m%dT%H%M%S") for r in runs]
     return RRule(f"DTSTART:{stamps[0]}\nRDATE:{','.join(stamps)}", timezone=TZ)
+
+
+def planned_year_end(today: date, years_ahead: int = 2, at: time = YEAR_END_PLAN_AT) -> tuple[list[datetime], list[str]]:
+    """The year-end's plan runs: the first working day of December (a make-up day counts), from
+    today on; a December the calendar does not cover is planned on its first weekday, with a note."""
+    runs, notes = [], []
+    for year in range(today.year, today.year + years_ahead + 1):
+        if len(runs) == years_ahead:
+            break
+        try:
+            day = calendar.first_workday_of_month(year, 12)
+        except calendar.CalendarGap:
+            day = date(year, 12, 1)
+            while day.weekday() >= 5:
+                day += timedelta(days=1)
+            notes.append(f"{year}-12: planned on {day} from weekdays, the {year} calendar is not official "
+                         f"(hint: enter config/holidays/{year}.yaml with status: official)")
+        if day >= today:
+            runs.append(datetime.combine(day, at))
+    return runs[:years_ahead], notes

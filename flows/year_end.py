@@ -16,7 +16,7 @@
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -127,7 +127,19 @@ def _plan_run(site: Site, params: YearEndParams, year: int, today) -> tuple[Plan
     return plan, [rec], files, record.plan_context(plan, "plan", site.timezone)
 
 
-def _execute_run(site: Site, params: YearEndParams, year: int, pool: HostPool) -> tuple[list[CheckResult], dict, list[dict]]:
+def deadline_result(site: Site, year: int, today: date) -> CheckResult:
+    """The year-end for `year` is owed by 31 December of the year before; later it still runs (next
+    year's partitions are then urgent), with a WARN the record keeps."""
+    due = date(year - 1, 12, 31)
+    late = today > due
+    return CheckResult(check="year_end_deadline", title="年结期限", site=site.site, target=f"{year} 年", value=str(today),
+                       threshold=f"{due} 前完成", status=Status.WARN if late else Status.OK,
+                       code=Code.YEAR_END_LATE if late else Code.OK,
+                       reason=f"执行日 {today}，{'已超过' if late else '在'}期限 {due}{'' if late else ' 之内'}")
+
+
+def _execute_run(site: Site, params: YearEndParams, year: int, today: date,
+                 pool: HostPool) -> tuple[list[CheckResult], dict, list[dict]]:
     plan, prefix = load_plan(site, year, params.plan_sha256)
     approvals = approve(site, plan, params)
     journal = journal_path(state_dir(site), plan)
@@ -140,7 +152,7 @@ def _execute_run(site: Site, params: YearEndParams, year: int, pool: HostPool) -
         steps = record.step_results(site.site, plan, [], "执行前提未满足（备份恢复验证或执行前备份），未执行任何变更")
     ctx = record.plan_context(plan, "execute", site.timezone, outcomes=outcomes, journal=read_journal(journal),
                               run_id=current_run_id(), approvals=approvals, plan_prefix=prefix)
-    return gate + steps, ctx, approvals + backup_approvals
+    return [deadline_result(site, year, today)] + gate + steps, ctx, approvals + backup_approvals
 
 
 def execute_plan(site: Site, plan: Plan, pool: HostPool, journal) -> list:
@@ -175,7 +187,7 @@ def year_end(params: YearEndParams = YearEndParams()) -> RunOutcome:
             plan, results, files, ctx = _plan_run(site, params, year, today)
         else:
             with HostPool() as pool:
-                results, ctx, approvals = _execute_run(site, params, year, pool)
+                results, ctx, approvals = _execute_run(site, params, year, today, pool)
         bundle = store_evidence(site, DUTY, period=str(year), form=DUTY, title="技术年结记录",
                                 kind_zh=f"{year} 年度技术年结（{ctx['mode_zh']}）", results=results, started_at=started,
                                 engineer=params.engineer, extra_files=files, approvals=approvals, context=ctx)
