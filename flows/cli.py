@@ -50,9 +50,6 @@ def _mount_evidence() -> None:
     from flows.cli_ui import ui
 
     app.command("ui")(ui)
-    from flows.cli_yearend import yearend
-
-    app.command("yearend")(yearend)
 
 
 @config_app.command("check")
@@ -211,6 +208,23 @@ def verify_backup(site: str = typer.Argument(..., help="site name (config/sites/
 
     raise typer.Exit(_run_form(backup_verification, "backup verification", lambda: VerifyParams(
         site=site, mode=mode, take_backup=take_backup, backup_path=backup_path, engineer=engineer), fmt))
+
+
+@app.command()
+def yearend(site: str = typer.Argument(..., help="site name (config/sites/NAME.yaml)"),
+            mode: str = typer.Option("plan", help="plan (store the plan, await approval) | execute (run the approved plan)"),
+            year: Optional[int] = typer.Option(None, help="the year to prepare (default: next year)"),
+            engineer: str = typer.Option("", help="engineer's name (the plan's requester, the executor)"),
+            plan_sha256: Optional[str] = typer.Option(None, "--plan", help="execute: the plan's SHA-256 (default: the newest)"),
+            approved_by: Optional[str] = typer.Option(None, help="execute: the approver (a second person)"),
+            fmt: OutputFormat = FormatOpt) -> None:
+    """Year-end (技术年结): next year's tablespace and partitions, old years compacted, behind an approval."""
+    from flows.cli_yearend import plan_printer
+    from flows.year_end import YearEndParams, year_end
+
+    raise typer.Exit(_run_form(year_end, "year-end", lambda: YearEndParams(
+        site=site, mode=mode, year=year, engineer=engineer, plan_sha256=plan_sha256, approved_by=approved_by),
+        fmt, before_print=plan_printer(console, fmt)))
 
 
 @app.command()

@@ -28,12 +28,14 @@ FOREIGN = {
     "holiday_precheck": QUALITY_ONLY + VERIFICATION_ONLY + ("巡检周期",),  # its dates are the holiday's rows
     "backup_verification": INSPECTION_ONLY + QUALITY_ONLY,
     "invoice_quality": INSPECTION_ONLY + VERIFICATION_ONLY + ("检查周期",),
+    "year_end": INSPECTION_ONLY + QUALITY_ONLY + VERIFICATION_ONLY,
 }
 OWN = {
     "inspection": ("巡检类型", "巡检周期", "巡检结论", "巡检明细"),
     "holiday_precheck": ("巡检类型", "巡检结论", "节假日", "值班"),
     "backup_verification": ("验证类型", "验证时间", "验证结论", "验证步骤"),
     "invoice_quality": ("检查类型", "检查期间", "检查结论", "检查范围", "规则检查明细", "长期存在的问题"),
+    "year_end": ("年结类型", "年结结论", "方案 SHA-256", "压缩前后对照", "同一方案的此前运行", "被中断"),
 }
 ENGLISH_SCOPE = re.compile(r"\b(invoices?|blue|red|items?|settlements?|stock|segments?|bill_code|bill_no|bus_no|"
                            r"start_no|scope)\b", re.IGNORECASE)
@@ -70,6 +72,24 @@ def _quality_context() -> dict:
             "stock_note": "DQ21（库存号段）只判断本期开具的票据所用的号段", "data_docs": "data_docs/index.html"}
 
 
+def _year_end_context() -> dict:
+    from tasks.approvals.plan import Plan, PlanStep, StepOutcome
+    from tasks.yearend.record import plan_context, step_results
+
+    step = PlanStep(id="compact:ebill.t_ebill_main_2022", kind="sql", target="db", expect="移入归档表空间",
+                    text="VACUUM (FULL, ANALYZE) ebill.t_ebill_main_2022")
+    m = {"rows": 735, "fingerprint": "ab" * 16, "method": "hash", "key_shift": 13, "bytes": 1 << 20}
+    plan = Plan(site="demo", duty="year_end", title="2027年技术年结方案", requested_by="张工", steps=[step],
+                facts={"proof_at_plan": {step.id: m}, "compress_years_up_to": 2023})
+    done = StepOutcome(step_id=step.id, status="done", started_at=NOW, finished_at=NOW, output="VACUUM",
+                       facts={"before": m, "after": {**m, "bytes": 1 << 19}})
+    journal = [{"run": "r0", "event": "run_started", "at": "2026-12-02T01:00:00"},
+               {"run": "r0", "event": "step_started", "step": step.id, "at": "2026-12-02T01:00:01"}]
+    ctx = _base("year_end", "技术年结记录", "2027 年度技术年结（执行）", "2027", step_results("demo", plan, [done]))
+    return {**ctx, **plan_context(plan, "execute", "Asia/Shanghai", outcomes=[done], journal=journal, run_id="r1",
+                                  approvals=[{"action": "year_end", "approved_by": "王主任", "plan_sha256": plan.sha256()}])}
+
+
 def _contexts() -> dict[str, dict]:
     disk = _result("disk_usage", "服务器磁盘使用率", Status.WARN, host="db1", target="/u01", value=85.0, unit="%")
     holiday = {"holiday": {"name": "元旦", "first_day": "2027-01-01", "last_day": "2027-01-03", "days_off": 3,
@@ -92,6 +112,7 @@ def _contexts() -> dict[str, dict]:
         "backup_verification": {**_base("backup_verification", "备份恢复验证记录", "季度备份恢复验证", "2026-Q4", steps),
                                 **verification},
         "invoice_quality": _quality_context(),
+        "year_end": _year_end_context(),
     }
 
 
