@@ -33,6 +33,9 @@ import psycopg  # noqa: E402
 from tasks.backup.verify import measure  # noqa: E402
 from tasks.backup.verify.pg_flow_steps import fetcher  # noqa: E402
 from tasks.backup.verify import fingerprint as fp  # noqa: E402
+from tasks.backup.verify.fingerprint_names import quote
+from tasks.backup.verify import reading as rd
+from tasks.backup.verify import catalog as cat
 from tasks.backup.verify import fingerprint_compare as fc  # noqa: E402
 from tasks.core.results import Status  # noqa: E402
 
@@ -75,7 +78,7 @@ def copy_side(schema: str, tables: list[str]) -> Side:
         with psycopg.connect(dsn, autocommit=False) as conn, conn.cursor() as cur:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             for t in tables:
-                q = f"COPY (SELECT * FROM {fp.quote('postgresql', schema)}.{fp.quote('postgresql', t)}) TO STDOUT"
+                q = f"COPY (SELECT * FROM {quote('postgresql', schema)}.{quote('postgresql', t)}) TO STDOUT"
                 with cur.copy(q) as copy:
                     for block in copy:  # the bytes are discarded: only the reading is timed
                         size += len(block)
@@ -83,14 +86,14 @@ def copy_side(schema: str, tables: list[str]) -> Side:
     return run
 
 
-def naive_side(schema: str, shapes: dict[str, fp.TableShape]) -> Side:
+def naive_side(schema: str, shapes: dict[str, cat.TableShape]) -> Side:
     def run(dsn: str) -> dict[str, str]:
         out = {}
         with psycopg.connect(dsn, autocommit=False) as conn:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             for name, shape in shapes.items():
-                order = ", ".join(fp.quote("postgresql", k) for k in shape.pk) or "1"
-                table = f"{fp.quote('postgresql', schema)}.{fp.quote('postgresql', name)}"
+                order = ", ".join(quote("postgresql", k) for k in shape.pk) or "1"
+                table = f"{quote('postgresql', schema)}.{quote('postgresql', name)}"
                 digest = hashlib.md5()
                 # a server-side cursor: the client holds one batch, not the table
                 with conn.cursor(name=f"naive_{name}") as cur:
@@ -126,7 +129,7 @@ def main() -> int:
     ap.add_argument("--days", type=int, default=91)
     ap.add_argument("--bills-per-day", type=int, default=11_000)
     ap.add_argument("--seed", type=int, default=20261126)
-    ap.add_argument("--chunk-rows", type=int, default=fp.DEFAULT_CHUNK_ROWS)
+    ap.add_argument("--chunk-rows", type=int, default=rd.DEFAULT_CHUNK_ROWS)
     ap.add_argument("--keep", action="store_true", help="leave the sandbox running at the end")
     ap.add_argument("--database", default=None,
                     help="bench this database of the sandbox at --root instead of its own `ebill` (e.g. the "
@@ -161,7 +164,7 @@ def main() -> int:
     try:
         with psycopg.connect(prod_dsn) as conn:
             fig["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
-            shapes = fp.shapes_from_rows(fetcher(conn)(fp.columns_statement("postgresql", schema)))
+            shapes = cat.shapes_from_rows(fetcher(conn)(cat.columns_statement("postgresql", schema)))
         print(f"PostgreSQL {fig['postgresql']}, {fig['nproc']} CPUs, load {fig['load_avg_at_start']}; dumping…", flush=True)
         fig["dump_s"], _ = pg_tool(state, "pg_dump", "-Fc", "-f", str(dump), state["database"], env=env)
         fig["dump_mib"] = dump.stat().st_size / 2**20

@@ -155,6 +155,8 @@ def read_yaml(path: Path) -> tuple[Any, list[ConfigProblem]]:
         line = exc.problem_mark.line + 1
         return None, [ConfigProblem(where, str(exc.key), f"duplicate key `{exc.key}` at line {line} (first at line "
                                     f"{exc.first_line})", "give each key once: YAML would silently keep only the last")]
+    except ValueError as exc:  # YAML reads 2027-02-30 as a date and the calendar refuses it
+        return None, [ConfigProblem(where, "", f"not a date: {exc}", "write an existing date as YYYY-MM-DD")]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         return None, [ConfigProblem(where, f"line {mark.line + 1}" if mark else "",

@@ -21,7 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from config.backup_verification import BackupVerificationConfig
-from config.year_end import YearEndConfig
+from config.year_end import YearEndDatabase
 # re-exported: callers import secrets from the site-file module
 from config.secrets import EnvSecret, PrefectSecret, SecretMissing, SecretRef, refuse_password_in_dsn, resolve_secret  # noqa: F401
 
@@ -238,6 +238,45 @@ class NotifyTarget(_Strict):
 
 
 
+# ---------------------------------------------------------------- year-end (技术年结)
+class YearEndFiles(_Strict):
+    """The file server's part of the year-end duty: layout (版式) files older than two full years
+    packed per month into archives, verified member by member before any original is removed."""
+
+    host: str = Field(description="name of the file host in `hosts:` (reached over SSH)")
+    layout_root: str = Field(description="absolute path of the layout files on that host, laid out <yyyy>/<mm>/")
+    archive_dir: str = Field(description="absolute path on that host where the month archives and their "
+                             "SHA-256 member lists are written")
+    archive_format: Literal["tar.gz", "zip"] = "tar.gz"
+    remove_originals: bool = Field(default=False, description=(
+        "remove a month's originals after its archive was re-read and every member verified; "
+        "only where the hospital's records policy allows it (default: keep them)"))
+    keep_full_years: int = Field(default=2, ge=1, le=30, description=(
+        "months of this many full years before the year's end stay unpacked (QH row 14: older than 2 years)"))
+    command_timeout_s: int = Field(default=3600, ge=10, le=86400, description="deadline of one month's packing or removal")
+    tool_dirs: list[str] = Field(default_factory=lambda: ["/usr/sbin", "/sbin", "/usr/bin", "/bin"], description=(
+        "where the fragmentation tools (e4defrag, xfs_db, filefrag) are looked for on the host: they live in "
+        "sbin, which a maintenance account's PATH often lacks"))
+
+    @field_validator("layout_root", "archive_dir")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        if not v.startswith("/") or "\n" in v:
+            raise ValueError("must be an absolute path on the file host (starting with /)")
+        return v.rstrip("/") or "/"
+
+
+class YearEndConfig(_Strict):
+    """`year_end:` of a site file: the database part, the file server's part, and the gate both share."""
+
+    database: YearEndDatabase | None = None
+    files: YearEndFiles | None = None
+    max_backup_verification_age_days: int = Field(default=100, ge=1, le=400, description=(
+        "execution needs a PASSED backup verification of the site at most this old"))
+    backup_host: str | None = Field(default=None, description="host (hosts[].name) whose backup.command takes the "
+                                                              "fresh backup before execution; default: the database host")
+
+
 class Site(_Strict):
     site: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="short id used in evidence paths")
     name: str = Field(description="the hospital's name as reports show it")
@@ -279,6 +318,9 @@ class Site(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"host names must be unique; repeated: {', '.join(dupes)}")
+        files = self.year_end.files if self.year_end else None
+        if files is not None and files.host not in names:
+            raise ValueError(f"year_end.files.host {files.host!r} is not one of the hosts ({', '.join(names) or 'none'})")
         return self
 
     def host(self, name: str) -> HostConfig:

@@ -108,7 +108,8 @@ class ArchiveSpec(_Strict):
         return fill_dir(self.location, tablespace_dir)
 
 
-class YearEndConfig(_Strict):
+class YearEndDatabase(_Strict):
+    """`year_end.database:` the database part (next year's tablespace and partitions, old years compacted)."""
     schema_name: str = Field(alias="schema", description="the vendor's schema whose year-partitioned tables are found "
                                                          "from the catalogue")
     dba: DbaSession
@@ -123,10 +124,6 @@ class YearEndConfig(_Strict):
         "postgresql: 'archive' moves the old years' partitions into the archive tablespace, rewrites them "
         "compacted (VACUUM FULL) and revokes write privileges on them; 'none' leaves them"))
     archive: ArchiveSpec | None = None
-    max_backup_verification_age_days: int = Field(default=100, ge=1, le=400, description=(
-        "execution needs a PASSED backup verification of the site at most this old"))
-    backup_host: str | None = Field(default=None, description="host (hosts[].name) whose backup.command takes the "
-                                                              "fresh backup before execution; default: the database host")
 
     @field_validator("schema_name")
     @classmethod

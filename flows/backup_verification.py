@@ -25,7 +25,8 @@ from pydantic import BaseModel, Field
 from config.settings import Site, load_site
 from flows.common import BadInput, RunOutcome, current_run_id, duty_slot, finish, store_evidence
 from tasks.backup.verify.backends import Backend, backend_for
-from tasks.backup.verify.pg_flow_steps import STEP_ZH, Run, locate_backup
+from tasks.backup.verify.outputs import STEP_ZH, Located, Restored, Verified, VerifyContext
+from tasks.backup.verify.pg_flow_steps import locate_backup
 from tasks.connect.ssh import HostPool
 from tasks.core.results import CheckResult, Status, utcnow, verdict
 
@@ -45,17 +46,18 @@ class NotConfigured(BadInput):
     pass
 
 
-def plan_records(run: Run, backend: Backend, params: VerifyParams, scratch: str) -> list[CheckResult]:
+def plan_records(ctx: VerifyContext, backend: Backend, params: VerifyParams, scratch: str) -> list[CheckResult]:
     """plan mode, or no recorded approval: what would be done, as SKIPPED records (not passed)."""
     why = "计划模式，未执行" if params.mode == "plan" else "站点配置没有记录授权（backup_verification.approved_by），未执行"
     code = "plan_only" if params.mode == "plan" else "approval_missing"
-    return [run.skipped(step, title, f"{why}：{text}", code)
-            for step, (title, text) in backend.plan(run, params.take_backup, scratch).items()]
+    return [ctx.skipped(step, title, f"{why}：{text}", code)
+            for step, (title, text) in backend.plan(ctx, params.take_backup, scratch).items()]
 
 
-def record_context(run: Run, backend: Backend, scratch: str, results: list[CheckResult]) -> dict:
-    b = run.backup
-    tz = ZoneInfo(run.tz)
+def record_context(ctx: VerifyContext, located: Located | None, backend: Backend, scratch: str,
+                   results: list[CheckResult]) -> dict:
+    b = located.backup if located is not None else None
+    tz = ZoneInfo(ctx.tz)
     steps = []
     for step, name in STEP_ZH.items():
         rows = [r for r in results if r.check.startswith(f"backup_{step}") or
@@ -74,12 +76,12 @@ def record_context(run: Run, backend: Backend, scratch: str, results: list[Check
             "taken_by_us": b.taken_by_us, "snapshot_id": b.snapshot_id},
         "scratch": scratch, "steps": steps, "passed": passed,
         "conclusion_zh": "通过（PASSED）" if passed else "不通过（NOT PASSED）",
-        "database_zh": backend.name_zh, "scratch_kind_zh": "临时 schema" if run.cfg.dialect == "oracle" else "临时库",
+        "database_zh": backend.name_zh, "scratch_kind_zh": "临时 schema" if ctx.cfg.dialect == "oracle" else "临时库",
         "scope_zh": (backend.scope_ours_zh if b is not None and b.taken_by_us else
                      "他人所做备份：只比较备份时间之前开具的行（cutoff_columns），且不比较备份后仍会变化的列"
-                     f"（mutable_columns：{run.cfg.mutable_columns or '无'}）；其他表全表比较"),
+                     f"（mutable_columns：{ctx.cfg.mutable_columns or '无'}）；其他表全表比较"),
         "quality_suite_zh": ("发票数据质量套件（DQ01–DQ22）已在恢复库上运行（备份日前 7 天的票据，截至备份时间），"
-                             "结果见比对校验步骤与 restored_quality.json" if run.cfg.dialect == "postgresql" else
+                             "结果见比对校验步骤与 restored_quality.json" if ctx.cfg.dialect == "postgresql" else
                              "Oracle 的临时 schema 只含导入的厂商表，不含规范视图（ebill_canon），"
                              "发票数据质量套件未在恢复库上运行；生产库的每日数据质量检查照常进行"),
     }
@@ -103,35 +105,37 @@ def backup_verification(params: VerifyParams = VerifyParams()) -> RunOutcome:
         local = started.astimezone(ZoneInfo(site.timezone))
         stamp = local.strftime("%Y%m%d_%H%M%S")
         scratch = params.scratch_name or f"{cfg.scratch.prefix}{stamp}"
-        run = Run(site.site, site.timezone, cfg)
+        ctx = VerifyContext(site.site, site.timezone, cfg)
         try:
-            location = backend.location(run, host.backup)
+            location = backend.location(ctx, host.backup)
         except ValueError as exc:
             raise NotConfigured(f"{site.source}: {exc}") from None
         keep = cfg.keep_on_failure if params.keep_on_failure is None else params.keep_on_failure
-        approvals = []
+        approvals, located, files, used_scratch = [], None, {}, scratch
         if params.mode == "plan" or not cfg.approved_by:
-            results = plan_records(run, backend, params, scratch)
+            results = plan_records(ctx, backend, params, scratch)
         else:
             approvals = [{"action": "backup_verification", "host": cfg.host, "scratch": scratch,
                           "approved_by": cfg.approved_by, "kind": "standing approval in the site file"}]
             with HostPool() as pool:
                 session = pool.get(host)
-                results = (backend.take_backup(run, session, location, stamp) if params.take_backup
-                           else locate_backup(run, session, location, params.backup_path))
-                results += backend.validate(run, session)
-                if any(r.status is not Status.OK for r in results):
+                located = (backend.take_backup(ctx, session, location, stamp) if params.take_backup
+                           else locate_backup(ctx, session, location, params.backup_path))
+                validated = backend.validate(ctx, session, located)
+                if not (located.ok and validated.ok):
                     # an unreadable backup is not restored: the later steps say why they did not run
-                    results += [run.skipped("restore", "恢复", "前面的步骤未通过，不恢复"),
-                                run.skipped("verify", "比对校验", "未恢复，无法比对")]
+                    restored = Restored([ctx.skipped("restore", "恢复", "前面的步骤未通过，不恢复")])
+                    verified = Verified([ctx.skipped("verify", "比对校验", "未恢复，无法比对")])
                 else:
-                    results += backend.restore(run, session, scratch, current_run_id())
-                    results += backend.verify(run)
+                    restored = backend.restore(ctx, session, located, scratch, current_run_id())
+                    verified = backend.verify(ctx, located, restored)
+                results = located.records + validated.records + restored.records + verified.records
                 failed = any(r.status is not Status.OK for r in results)
-                results += backend.cleanup(run, keep and failed)
+                results += backend.cleanup(ctx, restored, keep and failed)
+                files, used_scratch = {**located.files, **verified.files}, restored.scratch or scratch
         bundle = store_evidence(site, "backup_verification", period=f"{local.year}-Q{(local.month - 1) // 3 + 1}",
                                 form="backup_verification", title="备份恢复验证记录", kind_zh="季度备份恢复验证",
-                                results=results, started_at=started, engineer=params.engineer, extra_files=run.files,
-                                approvals=approvals, context=record_context(run, backend, run.scratch or scratch, results))
+                                results=results, started_at=started, engineer=params.engineer, extra_files=files,
+                                approvals=approvals, context=record_context(ctx, located, backend, used_scratch, results))
     return finish(site, "backup_verification", results, bundle, strict=True)
 

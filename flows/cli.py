@@ -5,7 +5,7 @@
     ebops precheck SITE               run the pre-holiday check (节前巡检) now
     ebops quality SITE                run the invoice data-quality check (票据数据质量检查) now
     ebops verify-backup SITE          run the backup-restore verification (备份恢复验证) now
-    ebops yearend SITE --mode plan|execute   the year-end (技术年结, flows/cli_yearend.py)
+    ebops yearend SITE --mode plan|execute   the year-end (技术年结); `yearend extract` (flows/cli_yearend.py)
     ebops schedule SITE               when the pre-holiday checks run (from the holiday calendar)
     ebops ui                          a local Prefect server serving every deployment
     ebops evidence list|show|get|verify|url
@@ -50,6 +50,10 @@ def _mount_evidence() -> None:
     from flows.cli_ui import ui
 
     app.command("ui")(ui)
+    from flows.cli_yearend import yearend_app
+
+    yearend_app.command("run")(yearend)
+    app.add_typer(yearend_app, name="yearend")
 
 
 @config_app.command("check")
@@ -210,7 +214,6 @@ def verify_backup(site: str = typer.Argument(..., help="site name (config/sites/
         site=site, mode=mode, take_backup=take_backup, backup_path=backup_path, engineer=engineer), fmt))
 
 
-@app.command()
 def yearend(site: str = typer.Argument(..., help="site name (config/sites/NAME.yaml)"),
             mode: str = typer.Option("plan", help="plan (store the plan, await approval) | execute (run the approved plan)"),
             year: Optional[int] = typer.Option(None, help="the year to prepare (default: next year)"),

@@ -1,6 +1,7 @@
 """`ebops evidence list | show | get | verify | url`: what an auditor does with the evidence bucket.
 
-Every command takes the site (`--site-file/-s`), whose `evidence:` section names the store. Errors
+Every command takes the site (`--site/-s`: its name or site file), whose `evidence:` section names the
+store; `--site-id` picks another site id inside that bucket (default: every site id / the file's own). Errors
 a user can fix (site file, missing secret, store down, no such bundle) are one line with a hint and
 exit code 2; `verify` exits 1 when the chain is broken and 0 when it is intact.
 """
@@ -22,7 +23,7 @@ evidence_app = typer.Typer(no_args_is_help=True, add_completion=False,
 console = make_console()
 err = make_console(stderr=True)
 
-SiteOpt = typer.Option(..., "--site-file", "-s", help="site name (config/sites/NAME.yaml) or path of a site file")
+SiteOpt = typer.Option(..., "--site", "-s", help="site name (config/sites/NAME.yaml) or path of a site file")
 
 
 def _fail(message: str, hint: str) -> None:
@@ -73,7 +74,7 @@ def _friendly(fn):
 
 @evidence_app.command("list")
 @_friendly
-def list_cmd(site_file: str = SiteOpt, site: Optional[str] = typer.Option(None, "--site", help="site id in the bucket"),
+def list_cmd(site_file: str = SiteOpt, site: Optional[str] = typer.Option(None, "--site-id", help="site id in the bucket"),
              duty: Optional[str] = typer.Option(None, "--duty"), year: Optional[int] = typer.Option(None, "--year"),
              period: Optional[str] = typer.Option(None, "--period"), fmt: OutputFormat = FormatOpt) -> None:
     """The bundles in the store (read from their manifests)."""
@@ -126,7 +127,7 @@ def _site_outbox(site_name: str) -> Path | None:
 
 @evidence_app.command("verify")
 @_friendly
-def verify_cmd(site_file: str = SiteOpt, site: Optional[str] = typer.Option(None, "--site"),
+def verify_cmd(site_file: str = SiteOpt, site: Optional[str] = typer.Option(None, "--site-id", help="site id in the bucket"),
                duty: Optional[str] = typer.Option(None, "--duty"),
                local: bool = typer.Option(True, "--local/--no-local", help="also compare with this worker's chain heads"),
                fmt: str = typer.Option("table", "--format", help="table or json (one object per problem, with its code)")) -> None:

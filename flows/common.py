@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
@@ -266,15 +266,21 @@ def store_evidence(site: Site, duty: str, period: str, form: str, title: str, ki
     logger = get_run_logger()
     where = bundle.report_url or f"outbox {outbox_dir(site)}/{bundle.prefix}"
     logger.info("evidence bundle %s stored in %s", bundle.prefix, bundle.location)
-    table = "\n".join(f"| {r.title} | {r.host or ''} {r.target} | {r.status.value} | {r.reason[:80]} |"
-                      for r in results if r.status != Status.OK) or "| — | — | OK | 无异常 |"
+    key = f"{duty.replace('_', '-')}-{site.site}".lower()
+    # The verdict and the report's link as markdown (a table artifact shows no links); the items
+    # that are not OK as a table artifact, which the Prefect UI lays out and sorts itself.
     create_markdown_artifact(
-        key=f"{duty.replace('_', '-')}-{site.site}".lower(),
+        key=key,
         markdown=(f"## {site.name} {title}: **{v.value}**\n\n证据包 `{bundle.prefix}` ({bundle.location})\n\n"
-                  f"[打开报告 report.html]({bundle.report_url})\n\n" if bundle.report_url else
-                  f"## {site.name} {title}: **{v.value}**\n\n证据包 `{bundle.prefix}` 暂存于本地 outbox，下次运行时上传\n\n")
-        + "| 项目 | 对象 | 结果 | 说明 |\n|---|---|---|---|\n" + table,
+                  f"[打开报告 report.html]({bundle.report_url})\n" if bundle.report_url else
+                  f"## {site.name} {title}: **{v.value}**\n\n证据包 `{bundle.prefix}` 暂存于本地 outbox，下次运行时上传\n"),
         description=f"{title} evidence: {where}",
+    )
+    create_table_artifact(
+        key=f"{key}-findings",
+        table=[{"项目": r.title, "对象": f"{r.host or ''} {r.target}".strip(), "结果": r.status.value, "说明": r.reason[:200]}
+               for r in results if r.status != Status.OK] or [{"项目": "—", "对象": "—", "结果": "OK", "说明": "无异常"}],
+        description=f"{title}: items not OK ({bundle.prefix})",
     )
     return bundle
 

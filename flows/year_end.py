@@ -35,7 +35,9 @@ from tasks.evidence.store import open_store
 from tasks.evidence.verify import list_bundles, verify
 from tasks.yearend import record
 from tasks.yearend.backup_gate import verification_gate
-from tasks.yearend.runner import journal_path, read_journal
+from tasks.yearend.compose import NothingToPlan, YearEndExecutor, closing_part, plan_parts
+from tasks.yearend.files import member_lists
+from tasks.yearend.runner import journal_path, read_journal, run_steps_journaled
 
 DUTY = "year_end"
 
@@ -61,11 +63,10 @@ class NotApproved(BadInput):
 
 
 def make_plan(site: Site, year: int, today, engineer: str) -> Plan:
-    if site.database.dialect == "oracle":
-        from tasks.yearend.oracle_runner import plan_database
-    else:
-        from tasks.yearend.pg_runner import plan_database
-    steps, facts = plan_database(site, year, today)
+    try:
+        steps, facts = plan_parts(site, year, today)
+    except NothingToPlan as exc:
+        raise NotConfigured(str(exc)) from None
     facts.update(year=year, planned_on=today.isoformat())
     return Plan(site=site.site, duty=DUTY, title=f"{year}年技术年结方案", requested_by=engineer or "未署名",
                 steps=steps, facts=facts)
@@ -139,7 +140,7 @@ def deadline_result(site: Site, year: int, today: date) -> CheckResult:
 
 
 def _execute_run(site: Site, params: YearEndParams, year: int, today: date,
-                 pool: HostPool) -> tuple[list[CheckResult], dict, list[dict]]:
+                 pool: HostPool) -> tuple[list[CheckResult], dict, list[dict], dict]:
     plan, prefix = load_plan(site, year, params.plan_sha256)
     approvals = approve(site, plan, params)
     journal = journal_path(state_dir(site), plan)
@@ -152,19 +153,21 @@ def _execute_run(site: Site, params: YearEndParams, year: int, today: date,
         steps = record.step_results(site.site, plan, [], "执行前提未满足（备份恢复验证或执行前备份），未执行任何变更")
     ctx = record.plan_context(plan, "execute", site.timezone, outcomes=outcomes, journal=read_journal(journal),
                               run_id=current_run_id(), approvals=approvals, plan_prefix=prefix)
-    return [deadline_result(site, year, today)] + gate + steps, ctx, approvals + backup_approvals
+    files = member_lists(outcomes)
+    ctx["archives"] = sorted(files)
+    closing_records: list[CheckResult] = []
+    if site.year_end.files is not None or site.year_end.database is not None:
+        # 年度票据归档清单 of the year being closed: read-only, in every execute's record
+        closing_records, closing_ctx, closing_files = closing_part(site, year - 1)
+        ctx.update(closing_ctx)
+        files.update(closing_files)
+    return [deadline_result(site, year, today)] + gate + steps + closing_records, ctx, approvals + backup_approvals, files
 
 
 def execute_plan(site: Site, plan: Plan, pool: HostPool, journal) -> list:
-    """Run the approved plan's steps (the database's; the files' and the closing list's once their
-    modules are on main). One function, so the approvals' run_steps replaces exactly this."""
-    from tasks.yearend.runner import run_steps_journaled
-
-    if site.database.dialect == "oracle":
-        from tasks.yearend.oracle_runner import OracleExecutor as Executor
-    else:
-        from tasks.yearend.pg_runner import PgExecutor as Executor
-    ex = Executor(site, plan, pool)
+    """Run the approved plan's steps (database, then the file server's). THE SEAM to the approvals'
+    runner (tasks/approvals/runbook.run_steps): one function, so it replaces exactly this."""
+    ex = YearEndExecutor(site, plan, pool)
     try:
         return run_steps_journaled(plan, ex.execute, ex.already_done, journal, current_run_id())
     finally:
@@ -187,7 +190,7 @@ def year_end(params: YearEndParams = YearEndParams()) -> RunOutcome:
             plan, results, files, ctx = _plan_run(site, params, year, today)
         else:
             with HostPool() as pool:
-                results, ctx, approvals = _execute_run(site, params, year, today, pool)
+                results, ctx, approvals, files = _execute_run(site, params, year, today, pool)
         bundle = store_evidence(site, DUTY, period=str(year), form=DUTY, title="技术年结记录",
                                 kind_zh=f"{year} 年度技术年结（{ctx['mode_zh']}）", results=results, started_at=started,
                                 engineer=params.engineer, extra_files=files, approvals=approvals, context=ctx)

@@ -31,7 +31,8 @@ from sandbox.stock import StockBook
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CHUNK_BILLS = 5000
 REFUND_RATE = 0.015
-VENDOR_TABLES = ["t_ebill_detail", "t_ebill_main", "t_his_settle", "t_interface_log", "t_bill_stock", "t_bill_place"]
+VENDOR_TABLES = ["t_ebill_detail", "t_ebill_main", "t_his_settle", "t_interface_log", "t_bill_stock", "t_bill_place",
+                 "t_bill_void"]
 
 
 def local_now() -> datetime:

@@ -3,7 +3,8 @@
 - db1: u01/ (the data mount; the PostgreSQL component puts pgdata there), log/ (the DB log, also
   the PostgreSQL component's), backup/ with the nightly backup job's log `backup.log`.
 - app1: opt/ebill/ (the e-bill application) and logs/ebill-app.log (a Java-style application log).
-- files1: data/layout/<yyyy>/<mm>/ — e-bill layout (版式) files, OFD and PDF, 2023 onwards.
+- files1: data/layout/<yyyy>/<mm>/ — e-bill layout (版式) files, OFD and PDF, 2022 onwards, named by
+  bill code + number: the database's bills where it has them (sandbox.manager), others for older months.
 
 build() is idempotent: it never rewrites a log that exists (the sandbox appends real events to
 them: real pg_dump runs, errors injected by tests) and never touches pgdata.
@@ -148,21 +149,39 @@ def _pdf_bytes(code: str, no: str) -> bytes:
             f"% e-bill {code}{no}\ntrailer << /Root 1 0 R >>\n%%EOF\n").encode()
 
 
-def write_layout_files(layout_dir: Path, now: datetime, per_month: int = 3) -> int:
-    """A few layout files per month from January 2023 to `now`'s month; mtime = issue date
-    (year-end archiving selects files older than two years by it). Returns the number written."""
+LAYOUT_FIRST_YEAR = 2022
+LAYOUT_PER_MONTH = 3
+
+
+def deterministic_layout_bills(year: int, month: int, now: datetime, per_month: int = LAYOUT_PER_MONTH) -> list[tuple]:
+    """(bill code, bill number, issue time) of a month the database holds no bills for: outpatient
+    codes of the sandbox hospital (sandbox.ebill_catalog.bill_code), numbers far above the generator's."""
+    from sandbox.ebill_catalog import bill_code
+
+    rng = random.Random(year * 100 + month)
+    out = []
+    for i in range(per_month):
+        day = min(1 + i * 9 + rng.randint(0, 5), 28)
+        issued = datetime(year, month, day, 9 + rng.randint(0, 8), rng.randint(0, 59), tzinfo=TZ)
+        if issued <= now:
+            out.append((bill_code("O", year), f"{8_000_000_000 + month * 10000 + i * 137 + 1:010d}", issued))
+    return out
+
+
+def write_layout_files(layout_dir: Path, now: datetime, db_bills: dict[tuple[int, int], list[tuple]] | None = None,
+                       per_month: int = LAYOUT_PER_MONTH) -> int:
+    """A few layout files per month from January LAYOUT_FIRST_YEAR to `now`'s month, named
+    <bill code><bill number>.ofd|.pdf: for a month the database holds bills of (`db_bills`, (year,
+    month) -> [(code, number, issue time)]) those bills, else deterministic_layout_bills. mtime =
+    issue time. Files that exist are kept (idempotent). Returns the number written."""
     now = _local(now)
-    rng = random.Random(2023)
     written = 0
-    year, month = 2023, 1
+    year, month = LAYOUT_FIRST_YEAR, 1
     while (year, month) <= (now.year, now.month):
-        code = f"{BILL_CODE_PREFIX}{year % 100:02d}"
-        for i in range(per_month):
-            day = min(1 + i * 9 + rng.randint(0, 5), 28)
-            issued = datetime(year, month, day, 9 + rng.randint(0, 8), rng.randint(0, 59), tzinfo=TZ)
-            if issued > now:
-                continue
-            no = f"{month * 10000 + i * 137 + 1:010d}"
+        bills = (db_bills or {}).get((year, month)) or deterministic_layout_bills(year, month, now, per_month)
+        for i, (code, no, issued) in enumerate(bills[:per_month]):
+            if issued.tzinfo is None:
+                issued = issued.replace(tzinfo=TZ)
             ext = "pdf" if i == per_month - 1 else "ofd"
             path = layout_dir / f"{year:04d}" / f"{month:02d}" / f"{code}{no}.{ext}"
             if not path.exists():
@@ -175,8 +194,10 @@ def write_layout_files(layout_dir: Path, now: datetime, per_month: int = 3) -> i
 
 
 # ---------------------------------------------------------------- all hosts
-def build(root: Path, now: datetime) -> dict[str, Path]:
-    """Lay out the three hosts' trees under <root>/hosts/; returns each host's directory."""
+def build(root: Path, now: datetime, layout: bool = True) -> dict[str, Path]:
+    """Lay out the three hosts' trees under <root>/hosts/; returns each host's directory. `layout`
+    False leaves the layout files to the caller (sandbox.manager writes them once the database's
+    bills are known)."""
     hosts = Path(root).resolve() / "hosts"
     db1, app1, files1 = hosts / "db1", hosts / "app1", hosts / "files1"
     for d in (db1 / "u01", db1 / "log", db1 / "backup", app1 / "opt" / "ebill" / "conf",
@@ -200,7 +221,8 @@ def build(root: Path, now: datetime) -> dict[str, Path]:
     if not app_log.exists():
         write_app_log(app_log, now)
 
-    write_layout_files(files1 / "data" / "layout", now)
+    if layout:
+        write_layout_files(files1 / "data" / "layout", now)
     return {"db1": db1, "app1": app1, "files1": files1}
 
 

@@ -91,7 +91,7 @@ def up(days: int = 400, bills_per_day: int = 60, seed: int = 20261126) -> dict:
         # before the trees: as root, db1 lives outside (sandbox/server_tree.py); a db1 made in place
         # by an older version is retired then, its server stopped: so the status is read after
         postgres.db1_tree(base)
-        host_trees.build(base, datetime.now(timezone.utc))
+        host_trees.build(base, datetime.now(timezone.utc), layout=False)
     running = status()
     for name, mod in COMPONENTS.items():
         if running.get(name):
@@ -105,11 +105,30 @@ def up(days: int = 400, bills_per_day: int = 60, seed: int = 20261126) -> dict:
         else:
             state[name] = mod.start(base, creds)
         _write_state(state)  # after each component, so `down` finds what did start
+    if state.get("postgres"):
+        write_layout_files(state["postgres"], creds)
     variables = {"sandbox_root": str(base), "evidence_public_key": evidence_public_key(creds)}
     for comp in state.values():
         variables.update({k: comp[k] for k in VAR_KEYS if k in comp})
     (base / "site-vars.yaml").write_text(yaml.safe_dump(variables, sort_keys=True))
     return state
+
+
+def write_layout_files(pg_state: dict, creds: dict[str, str], layout_dir: Path | None = None,
+                       dbname: str = postgres.DATABASE) -> int:
+    """files1's layout files: the first bills of each month the database holds, older months from a
+    deterministic list (sandbox.host_trees), so a layout file names a real bill where one exists."""
+    import psycopg
+
+    sql = ("SELECT bill_code, bill_no, issue_time FROM (SELECT bill_code, bill_no, issue_time, row_number() OVER "
+           "(PARTITION BY date_trunc('month', issue_time) ORDER BY bill_id) AS rn FROM ebill_canon.ebill_invoice "
+           "WHERE bill_kind = 'B') t WHERE rn <= %s ORDER BY issue_time")
+    bills: dict[tuple[int, int], list[tuple]] = {}
+    with psycopg.connect(postgres.admin_conninfo(pg_state, creds, dbname)) as conn:
+        for code, no, issued in conn.execute(sql, (host_trees.LAYOUT_PER_MONTH,)):
+            bills.setdefault((issued.year, issued.month), []).append((code, no, issued))
+    return host_trees.write_layout_files(layout_dir or root() / "hosts" / "files1" / "data" / "layout",
+                                         datetime.now(timezone.utc), bills)
 
 
 def nightly_backup(pg_state: dict, creds: dict[str, str]) -> Path:

@@ -115,6 +115,16 @@ CREATE TABLE t_bill_stock (
     receive_date     date
 );
 
+-- 号码作废 (a number taken from a segment and not issued: the platform records why)
+CREATE TABLE t_bill_void (
+    id               bigint       PRIMARY KEY,
+    bill_batch_code  varchar(8)   NOT NULL,
+    bill_number      varchar(10)  NOT NULL,
+    place_code       varchar(50)  NOT NULL,
+    void_datetime    timestamp    NOT NULL,
+    void_reason      varchar(200)
+);
+
 -- == indexes (created after the bulk load: building them once is faster than maintaining them per row) ==
 CREATE INDEX IF NOT EXISTS idx_ebill_main_code_no ON t_ebill_main (bill_batch_code, bill_number);
 CREATE INDEX IF NOT EXISTS idx_ebill_main_bus_no ON t_ebill_main (bus_no);

@@ -19,20 +19,12 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from config.settings import HostConfig
-from tasks.inspection.hosts import BackupRun, parse_backup_log
+from tasks.backup import folder
 from tasks.connect.ssh import HostPool
 from tasks.core.reason_codes import Code
 from tasks.core.results import CheckResult, Status, error_result, utcnow
 
 BackupMode = Literal["run", "plan", "skip"]
-
-
-def _newest(session, log: str) -> tuple[BackupRun | None, str]:
-    tail = session.run(["tail", "-n", "50", log])
-    if tail.exit_code != 0:
-        raise RuntimeError(f"cannot read backup log {log}: {tail.stderr.strip()}")
-    runs = parse_backup_log(tail.stdout)
-    return (runs[-1] if runs else None), tail.stdout
 
 
 def approval_record(host: HostConfig) -> dict:
@@ -63,21 +55,14 @@ def fresh_backup(site_id: str, host: HostConfig, pool: HostPool, mode: BackupMod
                             reason=f"{why}：将在 {host.name} 上执行 {command}，本次未执行")]
     try:
         session = pool.get(host)
-        if not cfg.log:
-            raise ValueError("site file gives no backup log for this host (backup.log)")
-        before, _ = _newest(session, cfg.log)
+        before = folder.read_log(session, cfg, lines=50).newest
         res = session.run(cfg.command, timeout=cfg.command_timeout_s)
-        after, tail = _newest(session, cfg.log)
-        listing = session.run(["find", cfg.directory, "-maxdepth", "1", "-type", "f", "-name", cfg.pattern,
-                               "-printf", r"%s %f\n"])
+        log = folder.read_log(session, cfg, lines=50)
+        after = log.newest
+        files = folder.sizes_by_name(folder.list_folder(session, cfg))
     except Exception as exc:  # noqa: BLE001 - unreachable, refused, timeout: ERROR with the reason
         return [error_result(exc, started_at=started, raw=command, **base)]
     finished = utcnow()
-    files = {}
-    for line in listing.stdout.splitlines():
-        size, _, name = line.partition(" ")
-        if size.isdigit():
-            files[name] = int(size)
     problems, codes = [], []
     if res.exit_code != 0:
         problems.append(f"备份命令退出码 {res.exit_code}")
@@ -96,7 +81,7 @@ def fresh_backup(site_id: str, host: HostConfig, pool: HostPool, mode: BackupMod
             problems.append(f"备份文件大小 {files[after.file]} 与日志记录 {after.bytes} 不符")
             codes.append(Code.BACKUP_SIZE_MISMATCH)
     raw = f"$ {command}\n(exit {res.exit_code})\n{res.stdout[-1500:]}{res.stderr[-1500:]}\n--- backup log ---\n" \
-          + "\n".join(tail.splitlines()[-4:])
+          + log.last_lines(4)
     elapsed = (finished - started).total_seconds()
     if problems:
         return [CheckResult(**base, status=Status.FAIL, code=codes[0], reason="；".join(problems), raw=raw,

@@ -9,7 +9,6 @@ Flows reach servers only through this module, so its rules hold everywhere:
 from __future__ import annotations
 
 import io
-import re
 import select
 import shlex
 import socket
@@ -49,15 +48,6 @@ class CommandTimeout(HostError):
     pass
 
 
-class DfFailed(HostError):
-    """df could not measure some paths; `partial` holds those it did measure."""
-
-    def __init__(self, message: str, partial: list["MountUsage"], failures: dict[str, str]):
-        super().__init__(message)
-        self.partial = partial
-        self.failures = failures
-
-
 @dataclass
 class CommandResult:
     host: str
@@ -73,7 +63,7 @@ class CommandResult:
         return self.exit_code == 0
 
 
-def _where(cfg: HostConfig) -> str:
+def where(cfg: HostConfig) -> str:
     return f"{cfg.name} [{cfg.address}]:{cfg.port}"
 
 
@@ -86,7 +76,7 @@ class _RefuseUnknownHost(paramiko.RejectPolicy):
 
     def missing_host_key(self, client, hostname, key):
         raise HostKeyRejected(
-            f"host {_where(self.cfg)} is not in known_hosts {self.cfg.known_hosts} (it offered {key.get_name()} "
+            f"host {where(self.cfg)} is not in known_hosts {self.cfg.known_hosts} (it offered {key.get_name()} "
             f"key {key.fingerprint}); it was not accepted — add it after verifying its fingerprint with the hospital "
             f"(ssh-keyscan -p {self.cfg.port} {self.cfg.address}, then ssh-keygen -lf on the server)")
 
@@ -98,11 +88,11 @@ def _load_pkey(cfg: HostConfig) -> paramiko.PKey:
         try:
             return cls.from_private_key(io.StringIO(text), password=passphrase)
         except paramiko.PasswordRequiredException as exc:
-            raise AuthenticationRefused(f"{_where(cfg)}: the private key {cfg.key.describe()} needs a passphrase "
+            raise AuthenticationRefused(f"{where(cfg)}: the private key {cfg.key.describe()} needs a passphrase "
                                         f"(hint: set key_passphrase)") from exc
         except paramiko.SSHException:
             continue
-    raise AuthenticationRefused(f"{_where(cfg)}: the private key {cfg.key.describe()} is not an OpenSSH/PEM "
+    raise AuthenticationRefused(f"{where(cfg)}: the private key {cfg.key.describe()} is not an OpenSSH/PEM "
                                 f"ed25519, ECDSA or RSA key (hint: check the secret's content)")
 
 
@@ -126,7 +116,7 @@ class HostSession:
     def _open(self) -> paramiko.SSHClient:
         cfg = self.cfg
         if not Path(cfg.known_hosts).is_file():
-            raise HostKeyRejected(f"known_hosts file {cfg.known_hosts} for {_where(cfg)} does not exist "
+            raise HostKeyRejected(f"known_hosts file {cfg.known_hosts} for {where(cfg)} does not exist "
                                   f"(hint: create it with the servers' verified host keys)")
         client = paramiko.SSHClient()
         # Only the site's own known_hosts; never the worker's system keys, never auto-add.
@@ -137,7 +127,7 @@ class HostSession:
                             allow_agent=False, look_for_keys=False)
         if cfg.key_file:
             if not Path(cfg.key_file).is_file():
-                raise AuthenticationRefused(f"{_where(cfg)}: key_file {cfg.key_file} does not exist "
+                raise AuthenticationRefused(f"{where(cfg)}: key_file {cfg.key_file} does not exist "
                                             f"(hint: the key stays on the worker; check the path)")
             kwargs["key_filename"] = cfg.key_file
             if cfg.key_passphrase:
@@ -152,18 +142,18 @@ class HostSession:
         except paramiko.BadHostKeyException as exc:
             client.close()
             raise HostKeyRejected(
-                f"host key of {_where(cfg)} does not match known_hosts {cfg.known_hosts} (offered {exc.key.get_name()} "
+                f"host key of {where(cfg)} does not match known_hosts {cfg.known_hosts} (offered {exc.key.get_name()} "
                 f"{exc.key.fingerprint}, expected {exc.expected_key.fingerprint}) — if the server was reinstalled, "
                 f"verify the new key's fingerprint with the hospital and update known_hosts") from None
         except paramiko.AuthenticationException as exc:
             client.close()
             raise AuthenticationRefused(
-                f"{_where(cfg)} refused the key of user {cfg.user} ({exc}) — check that the public key is in "
+                f"{where(cfg)} refused the key of user {cfg.user} ({exc}) — check that the public key is in "
                 f"~{cfg.user}/.ssh/authorized_keys on the server") from None
         except (OSError, socket.timeout, paramiko.SSHException) as exc:
             client.close()
             raise HostUnreachable(
-                f"cannot reach {_where(cfg)}: {exc or type(exc).__name__} — check the address, the port, that sshd "
+                f"cannot reach {where(cfg)}: {exc or type(exc).__name__} — check the address, the port, that sshd "
                 f"runs, and the firewall between the worker and the server") from None
         return client
 
@@ -189,7 +179,7 @@ class HostSession:
             chan = transport.open_session(timeout=self.cfg.connect_timeout_s)
         except (paramiko.SSHException, OSError) as exc:
             raise HostUnreachable(
-                f"{_where(self.cfg)}: could not open a command channel within {self.cfg.connect_timeout_s}s ({exc}) "
+                f"{where(self.cfg)}: could not open a command channel within {self.cfg.connect_timeout_s}s ({exc}) "
                 f"— the server is overloaded or the connection was lost (hint: raise connect_timeout_s "
                 f"for this host if the server is known to be slow)", dropped=True) from None
         deadline = time.monotonic() + timeout
@@ -206,7 +196,7 @@ class HostSession:
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise CommandTimeout(f"{_where(self.cfg)}: `{command[:200]}` did not finish within {timeout:g}s "
+                    raise CommandTimeout(f"{where(self.cfg)}: `{command[:200]}` did not finish within {timeout:g}s "
                                          f"(hint: raise command_timeout_s for this host, or look for a hung process)")
                 # The channel's fileno wakes on stdout data and on close; stderr has no wakeup, so
                 # the wait is capped short.
@@ -257,92 +247,3 @@ class HostPool:
 
     def __exit__(self, *exc) -> None:
         self.close_all()
-
-
-# ---------------------------------------------------------------- df
-@dataclass
-class MountUsage:
-    filesystem: str
-    size_kb: int
-    used_kb: int
-    avail_kb: int
-    use_pct: float
-    mounted_on: str
-    path: str  # the path asked about (the mount point when df was run without paths)
-
-
-_NUM = r"(\d+|-)"
-_ROW = re.compile(rf"^(?P<fs>\S.*?)\s+{_NUM}\s+{_NUM}\s+{_NUM}\s+(\d+%|-)\s+(?P<mnt>/.*)$")
-_WRAPPED = re.compile(rf"^\s+{_NUM}\s+{_NUM}\s+{_NUM}\s+(\d+%|-)\s+(?P<mnt>/.*)$")
-
-
-def _kb(v: str) -> int:
-    return 0 if v == "-" else int(v)
-
-
-def _usage(fs: str, size: str, used: str, avail: str, pct: str, mnt: str) -> MountUsage:
-    u, a = _kb(used), _kb(avail)
-    if pct != "-":
-        use = float(pct.rstrip("%"))  # what the server's own df says, as an engineer reads it
-    else:
-        use = round(u * 100 / (u + a), 1) if u + a else 0.0
-    return MountUsage(fs, _kb(size), u, a, use, mnt, mnt)
-
-
-def parse_df_p(text: str) -> list[MountUsage]:
-    """Rows of POSIX `df -P -k` output. The header (English or Chinese) is skipped; a filesystem
-    name alone on its line continues on the next; mount points may contain spaces."""
-    rows: list[MountUsage] = []
-    pending: str | None = None
-    lines = text.splitlines()
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        if i == 1 and not _ROW.match(line):
-            continue  # header: "Filesystem 1024-blocks ..." or "文件系统 1024-块 ..."
-        if pending is not None:
-            m = _WRAPPED.match(line)
-            if not m:
-                raise ValueError(f"df output line {i}: expected the figures of filesystem {pending!r}, got {line!r}")
-            rows.append(_usage(pending, *m.groups()[:4], m.group("mnt")))
-            pending = None
-            continue
-        m = _ROW.match(line)
-        if m:
-            rows.append(_usage(m.group("fs"), *m.groups()[1:5], m.group("mnt")))
-        elif len(line.split()) == 1 and not line[0].isspace():
-            pending = line.strip()
-        else:
-            raise ValueError(f"df output line {i} is not a df -P row: {line!r} (hint: was df run with -P -k?)")
-    if pending is not None:
-        raise ValueError(f"df output ends after filesystem {pending!r} without its figures")
-    return rows
-
-
-def disk_usage(session: HostSession, paths: list[str]) -> list[MountUsage]:
-    """Usage of the filesystems holding `paths`, one row per path in the same order.
-    LC_ALL=C keeps the output in the C locale on servers set to zh_CN (the parser copes either way).
-    Raises DfFailed (with the rows it could read) when df cannot measure some paths."""
-    if not paths:
-        return []
-    res = session.run(["env", "LC_ALL=C", "df", "-P", "-k", *paths])
-    rows = parse_df_p(res.stdout)
-    if res.ok and len(rows) == len(paths):
-        for row, p in zip(rows, paths):
-            row.path = p
-        return rows
-    # Some path failed (missing, permission): measure each alone so the others still count.
-    partial, failures = [], {}
-    for p in paths:
-        one = session.run(["env", "LC_ALL=C", "df", "-P", "-k", p])
-        got = parse_df_p(one.stdout) if one.ok else []
-        if len(got) == 1:
-            got[0].path = p
-            partial.append(got[0])
-        else:
-            failures[p] = (one.stderr or one.stdout).strip()[:500] or f"exit code {one.exit_code}"
-    if failures:
-        detail = "; ".join(f"{p}: {why}" for p, why in failures.items())
-        raise DfFailed(f"df on {_where(session.cfg)} could not measure {detail} (hint: check the mounts "
-                       f"configured for this host)", partial, failures)
-    return partial

@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Literal
 
 import chinese_calendar as _cc
-import yaml
 from dateutil.relativedelta import relativedelta
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from config.problems import read_yaml
 
 HOLIDAYS_DIR = Path(__file__).resolve().parents[2] / "config" / "holidays"
 _ONE = timedelta(days=1)
@@ -67,50 +69,66 @@ def holidays_dir() -> Path:
     return Path(os.environ.get("EBOPS_HOLIDAYS_DIR", HOLIDAYS_DIR))
 
 
-def _as_date(value: object, where: str) -> date:
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise HolidayFileError(f"{where}: {value!r} is not a date (hint: write YYYY-MM-DD)") from None
+class _HolidayEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    days: list[date] = Field(min_length=1)
+
+
+class _HolidayFile(BaseModel):
+    """config/holidays/<year>.yaml: a State Council notice as the calendar reads it."""
+    model_config = ConfigDict(extra="forbid")
+    year: int
+    status: Literal["official", "template"]
+    source: str = ""
+    holidays: list[_HolidayEntry] = Field(default_factory=list)
+    workdays: list[date] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "_HolidayFile":
+        if self.status == "official" and not self.source.strip():
+            raise ValueError("an official file needs 'source' (hint: the notice's title and 国办发明电 number)")
+        # A notice may reach into the previous December (e.g. the 2019 元旦 arrangement began 2018-12-30).
+        allowed = (self.year - 1, self.year)
+        off = set()
+        for i, item in enumerate(self.holidays):
+            for day in item.days:
+                if day.year not in allowed:
+                    raise ValueError(f"holidays[{i}].days: {day} lies outside {self.year - 1}-12/{self.year}")
+                off.add(day)
+        for day in self.workdays:
+            if day.year not in allowed or day in off:
+                raise ValueError(f"workdays: {day} is outside the year or also listed as a holiday")
+            if day.weekday() < 5:
+                raise ValueError(f"workdays: {day} is a weekday (hint: list only weekend days worked, 调休上班)")
+        return self
+
+
+def _problem_text(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "literal_error" and where == "status":
+        message = f"field 'status' must be 'official' or 'template', not {first.get('input')!r}"
+    elif first["type"].startswith("date"):
+        message = f"{first.get('input')!r} is not a date (hint: write YYYY-MM-DD)"
+    return f"{where}: {message}" if where else message
 
 
 def _parse(path: Path) -> _Override:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, ValueError) as exc:   # ValueError: an impossible date such as 2027-02-30
-        raise HolidayFileError(f"{path}: not valid YAML or not a date ({exc})") from exc
+    raw, problems = read_yaml(path)   # the site files' reader: UTF-8, duplicate keys, impossible dates
+    if problems:
+        raise HolidayFileError(f"{path}: {problems[0].field + ': ' if problems[0].field else ''}{problems[0].message}")
     if not isinstance(raw, dict):
         raise HolidayFileError(f"{path}: expected a mapping with year, status, source, holidays, workdays")
-    year = raw.get("year")
-    if year != int(path.stem):
-        raise HolidayFileError(f"{path}: field 'year' is {year!r} but the file name says {path.stem}")
-    status = raw.get("status")
-    if status not in ("official", "template"):
-        raise HolidayFileError(f"{path}: field 'status' must be 'official' or 'template', not {status!r}")
-    source = str(raw.get("source") or "").strip()
-    if status == "official" and not source:
-        raise HolidayFileError(f"{path}: an official file needs 'source' (hint: the notice's title and 国办发明电 number)")
-    # A notice may reach into the previous December (e.g. the 2019 元旦 arrangement began 2018-12-30).
-    allowed = (year - 1, year)
-    holidays: dict[date, str] = {}
-    for i, item in enumerate(raw.get("holidays") or []):
-        where = f"{path}: holidays[{i}]"
-        if not isinstance(item, dict) or not item.get("name") or not item.get("days"):
-            raise HolidayFileError(f"{where}: needs 'name' and a non-empty list 'days'")
-        for value in item["days"]:
-            day = _as_date(value, f"{where}.days")
-            if day.year not in allowed:
-                raise HolidayFileError(f"{where}.days: {day} lies outside {year - 1}-12/{year}")
-            holidays[day] = str(item["name"])
-    workdays = frozenset(_as_date(v, f"{path}: workdays") for v in raw.get("workdays") or [])
-    for day in workdays:
-        if day.year not in allowed or day in holidays:
-            raise HolidayFileError(f"{path}: workdays: {day} is outside the year or also listed as a holiday")
-        if day.weekday() < 5:
-            raise HolidayFileError(f"{path}: workdays: {day} is a weekday (hint: list only weekend days worked, 调休上班)")
-    return _Override(year, status, source, path, holidays, workdays)
+    try:
+        f = _HolidayFile.model_validate(raw)
+    except ValidationError as exc:
+        raise HolidayFileError(f"{path}: {_problem_text(exc)}") from None
+    if f.year != int(path.stem):
+        raise HolidayFileError(f"{path}: field 'year' is {f.year!r} but the file name says {path.stem}")
+    holidays = {day: item.name for item in f.holidays for day in item.days}
+    return _Override(f.year, f.status, f.source.strip(), path, holidays, frozenset(f.workdays))
 
 
 @lru_cache(maxsize=8)

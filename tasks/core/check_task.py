@@ -16,6 +16,7 @@ there, outside a task run of their own, nothing retries and every exception is a
 from __future__ import annotations
 
 import functools
+from contextvars import ContextVar
 from typing import Any, Callable
 
 from prefect import task
@@ -98,23 +99,39 @@ def _retry_remains(wrapper: Callable) -> bool:
     return ctx.task_run.run_count <= (ctx.task.retries or 0)
 
 
-def check_task(name: str, *, error_fields: Callable[..., dict], retries: int = 1,
+_ACTIVE: ContextVar[Callable | None] = ContextVar("ebops_active_check", default=None)
+
+
+def retry_pending(exc: BaseException) -> bool:
+    """For a check that reports its own errors per item (each log, each certificate): True when
+    Prefect will run the whole check again for this error, so the check should raise it instead of
+    writing ERROR records that the retry would replace."""
+    wrapper = _ACTIVE.get()
+    return wrapper is not None and is_transient(exc) and _retry_remains(wrapper)
+
+
+def check_task(name: str, *, error_fields: Callable[..., dict] | None, retries: int = 1,
                retry_delay_seconds: float = 5, **task_kwargs: Any) -> Callable:
     """Decorator: a check as a Prefect task whose failures end as one ERROR record.
 
     `error_fields` receives the check's arguments and returns the ERROR record's fields (check,
-    title, site, host, target), the same ones the check's own records carry."""
+    title, site, host, target), the same ones the check's own records carry. None: the check
+    writes its own ERROR records per item and calls `retry_pending` first; anything it lets
+    through is raised."""
 
     def decorate(fn: Callable[..., list[CheckResult]]):
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> list[CheckResult]:
             started = utcnow()
+            token = _ACTIVE.set(wrapper)
             try:
                 return fn(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - unreachable host, refused key, timeout: ERROR, run goes on
-                if is_transient(exc) and _retry_remains(wrapper):
+                if error_fields is None or (is_transient(exc) and _retry_remains(wrapper)):
                     raise
                 return [error_result(exc, started_at=started, **error_fields(*args, **kwargs))]
+            finally:
+                _ACTIVE.reset(token)
 
         return task(wrapper, name=name, cache_policy=NONE, retries=retries,
                     retry_delay_seconds=retry_delay_seconds, retry_condition_fn=_retry_condition, **task_kwargs)

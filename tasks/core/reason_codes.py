@@ -101,6 +101,11 @@ so "the host is unreachable" reads the same in every check.
 | signature_invalid | the store's newest manifest does not verify with the site's keys |
 | sequence_taken | another bundle holds this run's sequence: the chain forked |
 | lock_timeout | another run held the chain's lock too long; written without it (the store's claim still applies) |
+| **year-end (技术年结)** | |
+| tool_missing | a tool the measurement needs is not on the host (SKIPPED: nothing was measured) |
+| not_applicable | the measurement does not apply to what was found (e.g. no fragmentation tool for the filesystem type) |
+| fragmented | files are more fragmented than the threshold |
+| number_gap | numbers of a segment carry neither a bill nor a void record (closing list) |
 """
 from __future__ import annotations
 
@@ -199,6 +204,11 @@ class Code(str, Enum):
     SIGNATURE_INVALID = "signature_invalid"
     SEQUENCE_TAKEN = "sequence_taken"
     LOCK_TIMEOUT = "lock_timeout"
+    # year-end
+    TOOL_MISSING = "tool_missing"
+    NOT_APPLICABLE = "not_applicable"
+    FRAGMENTED = "fragmented"
+    NUMBER_GAP = "number_gap"
 
 
 # By exception class name (the class or any base), so that this module imports neither paramiko

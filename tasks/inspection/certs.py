@@ -20,11 +20,10 @@ from zoneinfo import ZoneInfo
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
-from prefect import task
-from prefect.cache_policies import NONE
 
 from config.settings import HostConfig, Site, Thresholds, TlsEndpoint
 from tasks.connect.ssh import HostPool
+from tasks.core.check_task import check_task, retry_pending
 from tasks.core.reason_codes import Code
 from tasks.core.results import CheckResult, Status, error_result, utcnow
 
@@ -122,7 +121,7 @@ def expiry_result(info: CertInfo, now: datetime, th: Thresholds, *, site: str, t
 
 
 # ---------------------------------------------------------------- files on the servers
-@task(name="certificate_files", cache_policy=NONE)
+@check_task("certificate_files", error_fields=None)  # per-certificate ERROR records; a dropped connection is retried
 def certificate_files(site_id: str, host: HostConfig, pool: HostPool, th: Thresholds,
                       now: datetime | None = None) -> list[CheckResult]:
     """Expiry of each certificate file listed for `host`, read over SSH."""
@@ -135,6 +134,8 @@ def certificate_files(site_id: str, host: HostConfig, pool: HostPool, th: Thresh
         session = pool.get(host)
         session.connect()
     except Exception as exc:  # noqa: BLE001 - unreachable host: each certificate is ERROR, run goes on
+        if retry_pending(exc):
+            raise
         return [error_result(exc, started_at=started, target=f"{c.name} {c.path}", **base) for c in host.certificates]
     out = []
     for c in host.certificates:
@@ -147,6 +148,8 @@ def certificate_files(site_id: str, host: HostConfig, pool: HostPool, th: Thresh
                                         f"{(res.stderr or res.stdout).strip()[:300] or res.exit_code}")
             info = cert_info(load_certificate(base64.b64decode(res.stdout.strip())))
         except Exception as exc:  # noqa: BLE001 - missing or unparsable file: this one is ERROR
+            if retry_pending(exc):
+                raise
             out.append(error_result(exc, started_at=started, target=target, **base))
             continue
         out.append(expiry_result(info, now, th, site=site_id, target=target, host=host.name,
@@ -193,7 +196,8 @@ def _endpoint(site: Site, ep: TlsEndpoint, th: Thresholds, now: datetime) -> Che
                          source=f"tls://{ep.address}:{ep.port}" + (f" (SNI {ep.server_name})" if ep.server_name else ""))
 
 
-@task(name="tls_endpoints", cache_policy=NONE)
+# No retry: an endpoint that does not answer now is the finding (per endpoint, below).
+@check_task("tls_endpoints", error_fields=None, retries=0)
 def tls_endpoints(site: Site, th: Thresholds, now: datetime | None = None) -> list[CheckResult]:
     """Expiry of the certificate each TLS endpoint of the site presents (in the site file's order)."""
     now = now or datetime.now(timezone.utc)

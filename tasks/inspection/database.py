@@ -5,7 +5,8 @@ from config.settings import Site
 from tasks.core.check_task import check_task
 from tasks.connect.database import connect
 from tasks.connect.database.base import TablespaceUsage
-from tasks.connect.ssh import HostPool, disk_usage as df_paths
+from tasks.connect.df import disk_usage as df_paths
+from tasks.connect.ssh import HostPool
 from tasks.core.reason_codes import Code
 from tasks.core.results import CheckResult, Status, grade, utcnow
 
@@ -33,8 +34,21 @@ def _with_filesystem(usages: list[TablespaceUsage], site: Site, pool: HostPool) 
     return out
 
 
+def database_host(site: Site) -> str:
+    """The `host` of a database record: the database server as the site file names it, else the
+    server of the DSN (the dialect is not a host; it goes into the record's raw output)."""
+    hosts = site.hosts_with_role("database")
+    if hosts:
+        return hosts[0].name
+    dsn = site.database.dsn
+    if site.database.dialect == "oracle":  # host:port/service_name
+        return dsn.split("/", 1)[0].rsplit(":", 1)[0].lstrip("/") or "database"
+    parts = dict(kv.split("=", 1) for kv in dsn.split() if "=" in kv)  # libpq conninfo
+    return parts.get("host", "database")
+
+
 def _tablespace_fields(site: Site, *_: object) -> dict:
-    return dict(check="tablespace_usage", title="表空间使用率", site=site.site, host=site.database.dialect,
+    return dict(check="tablespace_usage", title="表空间使用率", site=site.site, host=database_host(site),
                 target="database")
 
 
@@ -45,7 +59,7 @@ def tablespace_usage(site: Site, pool: HostPool) -> list[CheckResult]:
     th = site.thresholds
     started = utcnow()
     threshold = f"警告 ≥ {th.tablespace_warn_pct:g}%，异常 ≥ {th.tablespace_fail_pct:g}%"
-    base = dict(check="tablespace_usage", site=site.site, host=site.database.dialect)
+    base = dict(check="tablespace_usage", site=site.site, host=database_host(site))
     # Any failure here becomes check_task's ERROR record (target: the database).
     with connect(site.database) as db:
         usages = db.tablespace_usage()
@@ -66,5 +80,5 @@ def tablespace_usage(site: Site, pool: HostPool) -> list[CheckResult]:
         out.append(CheckResult(**base, title=title, target=u.name, value=round(pct, 2), unit="%",
                                threshold=threshold, status=grade(pct, th.tablespace_warn_pct, th.tablespace_fail_pct),
                                code=Code.OK if pct < th.tablespace_warn_pct else Code.TABLESPACE_USAGE_HIGH,
-                               reason=how, raw=repr(u), started_at=started, finished_at=utcnow()))
+                               reason=how, raw=f"{site.database.dialect}: {u!r}", started_at=started, finished_at=utcnow()))
     return out

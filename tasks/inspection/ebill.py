@@ -17,14 +17,13 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from prefect import task
-from prefect.cache_policies import NONE
-
 from config.settings import Site, Thresholds
 from tasks.connect.database import connect
 from tasks.connect.database.base import FinanceBacklog, InterfaceStats, StockLevel
+from tasks.core.check_task import check_task
 from tasks.core.reason_codes import Code
-from tasks.core.results import CheckResult, Status, error_result, grade, utcnow
+from tasks.core.results import CheckResult, Status, grade, utcnow
+from tasks.inspection.database import database_host
 
 TARGET_ZH = {"his_api": "HIS开票接口", "sign_server": "签名服务器", "finance": "财政平台", "delivery": "交付渠道"}
 STAGE_ZH = {"upload": "未上传财政监制", "archive": "已监制但未归档"}
@@ -178,14 +177,19 @@ def finding_code(status: Status, *, stats: InterfaceStats | None = None, target:
 
 # ---------------------------------------------------------------- tasks
 def _base(site: Site, check: str) -> dict:
-    return dict(check=check, site=site.site, host=site.database.dialect)
+    return dict(check=check, site=site.site, host=database_host(site))
 
 
-# No retries: a database that cannot be reached is reported at once as ERROR (never raised), and
-# the interface watch comes round again in minutes. No task timeout: the checks run in worker
-# threads, where Prefect cannot interrupt a blocking query (it only warns, on every run); the
-# database session's own deadlines bound a query stuck on locks (tasks/connect/database/).
-@task(name="interface_calls", cache_policy=NONE)
+def _db_error(check: str, title: str):
+    """check_task's ERROR record for a database that cannot be read (target: the database)."""
+    return lambda site, *_a, **_k: dict(_base(site, check), title=title, target="database")
+
+
+# check_task: a dropped or reset connection is retried once by Prefect; anything else (refused
+# login, a query deadline) is reported at once as ERROR, never raised. No task timeout: the checks
+# run in worker threads, where Prefect cannot interrupt a blocking query (it only warns, on every
+# run); the database session's own deadlines bound a query stuck on locks (tasks/connect/database/).
+@check_task("interface_calls", error_fields=_db_error("interface_calls", "接口调用"))
 def interface_calls(site: Site, now: datetime | None = None) -> list[CheckResult]:
     """Success rate (value, %), mean and p95 latency of each of site.interface_targets over the
     last th.interface_window_minutes, one record per target."""
@@ -193,11 +197,8 @@ def interface_calls(site: Site, now: datetime | None = None) -> list[CheckResult
     until = site_now(site, now)
     since = until - timedelta(minutes=th.interface_window_minutes)
     base = _base(site, "interface_calls")
-    try:
-        with connect(site.database) as db:
-            stats = {s.target: s for s in db.interface_stats(since, until)}
-    except Exception as exc:  # noqa: BLE001 - reported, never raised
-        return [error_result(exc, started_at=started, title="接口调用", target="database", **base)]
+    with connect(site.database) as db:
+        stats = {s.target: s for s in db.interface_stats(since, until)}
     out = []
     for target in site.interface_targets:
         s = stats.get(target)
@@ -212,18 +213,15 @@ def interface_calls(site: Site, now: datetime | None = None) -> list[CheckResult
     return out
 
 
-@task(name="finance_backlog", cache_policy=NONE)
+@check_task("finance_backlog", error_fields=_db_error("finance_backlog", "财政平台在途票据（未上传/未归档）"))
 def finance_backlog(site: Site, now: datetime | None = None) -> list[CheckResult]:
     """在途票据: two records, bills not yet supervised (upload) and supervised but not archived
     (archive), issued more than th.backlog_hours ago; value = count, keys by bill code and number."""
     th, started = site.thresholds, utcnow()
     older_than = site_now(site, now) - timedelta(hours=th.backlog_hours)
     base = _base(site, "finance_backlog")
-    try:
-        with connect(site.database) as db:
-            stages = db.finance_backlog(older_than, BACKLOG_KEYS_IN_RAW)
-    except Exception as exc:  # noqa: BLE001
-        return [error_result(exc, started_at=started, title="财政平台在途票据（未上传/未归档）", target="database", **base)]
+    with connect(site.database) as db:
+        stages = db.finance_backlog(older_than, BACKLOG_KEYS_IN_RAW)
     out = []
     for b in stages:
         status, reason = judge_backlog(b, th)
@@ -239,18 +237,15 @@ def finance_backlog(site: Site, now: datetime | None = None) -> list[CheckResult
     return out
 
 
-@task(name="bill_stock", cache_policy=NONE)
+@check_task("bill_stock", error_fields=_db_error("bill_stock", "票据库存"))
 def bill_stock(site: Site, now: datetime | None = None) -> list[CheckResult]:
     """票据库存: remaining numbers (value) per issuing point and bill code, against the point's
     warning level and th.stock_min_days of its average use over the last 30 days."""
     th, started = site.thresholds, utcnow()
     at = site_now(site, now)
     base = _base(site, "bill_stock")
-    try:
-        with connect(site.database) as db:
-            levels = db.stock_levels(at, STOCK_USE_DAYS)
-    except Exception as exc:  # noqa: BLE001
-        return [error_result(exc, started_at=started, title="票据库存", target="database", **base)]
+    with connect(site.database) as db:
+        levels = db.stock_levels(at, STOCK_USE_DAYS)
     if not levels:
         return [CheckResult(**base, title="票据库存", target="ebill_stock", threshold=stock_threshold(th),
                             status=Status.WARN, code=Code.STOCK_NO_SEGMENT, reason="没有任何在用票据号段，也没有启用中的开票点",

@@ -8,10 +8,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from prefect import task
-from prefect.cache_policies import NONE
 
 from config.settings import EBILL_FUNCTIONS_ZH, Site
+from tasks.core.check_task import check_task
 from tasks.core.reason_codes import Code
 from tasks.core.results import CheckResult, Status, utcnow
 
@@ -54,7 +53,8 @@ def _call(client: httpx.Client, site_id: str, key: str, url: str) -> CheckResult
                        raw=f"GET {url} -> {resp.status_code}\n{resp.text[:MAX_BODY_CHARS]}", finished_at=utcnow())
 
 
-@task(name="ebill_functions", cache_policy=NONE)
+# No retry: a function that fails its health call now is the finding (availability, MZ 一.18).
+@check_task("ebill_functions", error_fields=None, retries=0)
 def ebill_functions(site: Site) -> list[CheckResult]:
     """One record per e-bill function, in the order of MZ 一.11-16 (EBILL_FUNCTIONS_ZH)."""
     if site.health is None:

@@ -6,13 +6,13 @@ dropped connection is raised, while a Prefect retry remains.
 """
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from config.settings import HostConfig, Thresholds
+from tasks.backup import folder
 from tasks.core.check_task import check_task
-from tasks.connect.ssh import HostPool, disk_usage as df_paths
+from tasks.connect.df import disk_usage as df_paths
+from tasks.connect.ssh import HostPool
 from tasks.core.reason_codes import Code
 from tasks.core.results import CheckResult, Status, grade, utcnow
 
@@ -53,43 +53,7 @@ def disk_usage(site_id: str, host: HostConfig, pool: HostPool, th: Thresholds) -
 
 
 # ---------------------------------------------------------------- backups
-# One line per event of the nightly backup job, as the hospital's backup script writes it:
-# 2026-11-25T02:03:12+08:00 END job=ebill_full status=SUCCESS file=ebill_20261125_0200.dump bytes=123456
-_LOG_LINE = re.compile(r"^(?P<ts>\S+)\s+(?P<event>START|END)\s+(?P<rest>.*)$")
-
-
-@dataclass(frozen=True)
-class BackupRun:
-    finished_at: datetime
-    status: str
-    job: str
-    file: str
-    bytes: int | None
-    started_at: datetime | None = None  # the job's START line: the dump's data is at least this old
-
-
-def parse_backup_log(text: str) -> list[BackupRun]:
-    """Finished runs in the order they appear; unparsable lines are ignored (logs get hand edits)."""
-    runs, started = [], {}
-    for line in text.splitlines():
-        m = _LOG_LINE.match(line.strip())
-        if not m:
-            continue
-        fields = dict(kv.split("=", 1) for kv in m.group("rest").split() if "=" in kv)
-        try:
-            ts = datetime.fromisoformat(m.group("ts"))
-        except ValueError:
-            continue
-        if ts.tzinfo is None:
-            continue  # without an offset the age could be off by eight hours: not trusted
-        job = fields.get("job", "")
-        if m.group("event") == "START":
-            started[job] = ts
-            continue
-        size = fields.get("bytes")
-        runs.append(BackupRun(ts, fields.get("status", "UNKNOWN").upper(), job, fields.get("file", ""),
-                              int(size) if size and size.isdigit() else None, started.pop(job, None)))
-    return runs
+# The log and the folder are read by tasks/backup/folder.py, as for the fresh backup and the verification.
 
 
 def _backup_fields(site_id: str, host: HostConfig, *_: object, **__: object) -> dict:
@@ -110,22 +74,13 @@ def last_backup(site_id: str, host: HostConfig, pool: HostPool, th: Thresholds,
     limit = f"最近成功备份距今 ≤ {th.backup_max_age_hours:g} 小时且最近一次作业成功"
     # Any failure here becomes check_task's ERROR record (target: the backup directory).
     session = pool.get(host)
-    if not cfg.log:
-        raise ValueError("site file gives no backup log for this host (backup.log)")
-    tail = session.run(["tail", "-n", "400", cfg.log])
-    if tail.exit_code != 0:
-        raise RuntimeError(f"cannot read backup log {cfg.log}: {tail.stderr.strip()}")
-    listing = session.run(["find", cfg.directory, "-maxdepth", "1", "-type", "f", "-name", cfg.pattern,
-                           "-printf", r"%T@ %s %f\n"])
+    log = folder.read_log(session, cfg)
+    listing = folder.list_folder(session, cfg)
     space = df_paths(session, [cfg.directory])
 
-    runs = parse_backup_log(tail.stdout)
-    files = {}
-    for line in listing.stdout.splitlines():
-        parts = line.split(" ", 2)
-        if len(parts) == 3:
-            files[parts[2]] = int(parts[1])
-    raw = "\n".join(tail.stdout.splitlines()[-6:]) + "\n--- files ---\n" + listing.stdout[-2000:]
+    runs = log.runs
+    files = folder.sizes_by_name(listing)
+    raw = log.last_lines(6) + "\n--- files ---\n" + folder.listing_text(listing)[-2000:]
     out: list[CheckResult] = []
     if not runs:
         out.append(CheckResult(**base, target=cfg.log, status=Status.FAIL, threshold=limit, code=Code.BACKUP_LOG_EMPTY,

@@ -5,14 +5,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from prefect import task
-from prefect.cache_policies import NONE
 
 from config.settings import DatabaseConfig
 from tasks.connect.database import connect
 from tasks.quality.gx_run import run_suites
 from tasks.quality.records import checked_zh, keys_csv, report_rules, standing_csv, summarise, to_results
 from tasks.quality.standing import track_standing
+from tasks.core.check_task import check_task, retry_pending
 from tasks.core.results import CheckResult, error_result, utcnow
 
 DEFAULT_CANON = "ebill_canon"
@@ -31,7 +30,8 @@ def period_text(start: date, end: date) -> str:
     return start.isoformat() if last == start else f"{start.isoformat()} 至 {last.isoformat()}"
 
 
-@task(name="validate_invoices", cache_policy=NONE, retries=0)
+# A connection reset mid-suite is retried once (the whole period again); anything else is one ERROR record.
+@check_task("validate_invoices", error_fields=None)
 def validate_invoices(site_id: str, db_cfg: DatabaseConfig, start: date, end: date, now: datetime,
                       workdir: Path, rules: list[str] | None = None,
                       standing_known: dict[str, dict[str, str]] | None = None) -> QualityFindings:
@@ -49,6 +49,8 @@ def validate_invoices(site_id: str, db_cfg: DatabaseConfig, start: date, end: da
         finally:
             db.close()
     except Exception as exc:  # noqa: BLE001 - no database, no suites: one ERROR record says why
+        if retry_pending(exc):
+            raise
         return QualityFindings([error_result(exc, started_at=started, check="invoice_quality",
                                              title="票据数据质量检查", site=site_id, target="DQ01-DQ22")],
                                context=base)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import shlex
 from datetime import date
 
-from config.year_end import YearEndConfig
+from config.year_end import YearEndDatabase
 from tasks.approvals.plan import PlanStep
 from tasks.backup.verify.fingerprint_names import check_name
 from tasks.yearend.catalogue import COMPACTED_MARK, Catalogue, Partition, YearTable
@@ -50,7 +50,7 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def pg_plan(cat: Catalogue, cfg: YearEndConfig, year: int, today: date, db_host: str | None) -> tuple[list[PlanStep], dict]:
+def pg_plan(cat: Catalogue, cfg: YearEndDatabase, year: int, today: date, db_host: str | None) -> tuple[list[PlanStep], dict]:
     """The steps for PostgreSQL-family databases, and per step what its already_done check reads."""
     steps: list[PlanStep] = []
     targets: dict[str, dict] = {}
@@ -89,18 +89,22 @@ def pg_plan(cat: Catalogue, cfg: YearEndConfig, year: int, today: date, db_host:
                 kind="partition", schema=t.schema, table=t.name, year=y)
 
     newest_old = old_years(today, cfg.compress_after_years)
-    to_compact = [(t, p) for t in cat.tables for p in t.partitions if p.year is not None and p.year <= newest_old]
-    if cfg.postgresql_action == "archive" and to_compact:
+    old = [(t, p) for t in cat.tables for p in t.partitions if p.year is not None and p.year <= newest_old]
+    if cfg.postgresql_action == "archive" and old:
         if cfg.archive is None:
-            raise ValueError("year_end.postgresql_action is 'archive' but year_end.archive is missing "
+            raise ValueError("year_end.database.postgresql_action is 'archive' but year_end.database.archive is missing "
                              "(hint: give archive.tablespace and archive.location)")
         arch = cfg.archive.tablespace
-        tablespace(arch, cfg.archive.path(ts_dir), f"新建归档表空间 {arch}（存放超过 {cfg.compress_after_years} 年的静态数据）")
+        # a year compacted by an earlier year-end is not planned again (its plan said so then)
+        to_compact = [(t, p) for t, p in old if not (p.compacted and p.tablespace == arch)]
+        if to_compact:
+            tablespace(arch, cfg.archive.path(ts_dir), f"新建归档表空间 {arch}（存放超过 {cfg.compress_after_years} 年的静态数据）")
         for t, p in to_compact:
             add(compact_step(t, p, arch, cfg.compress_after_years), kind="compact", schema=t.schema, table=t.name,
                 partition=p.name, year=p.year, tablespace=arch)
-        for t, p in to_compact:
-            add(readonly_step(t, p), kind="readonly", schema=t.schema, table=t.name, partition=p.name, year=p.year)
+        for t, p in old:
+            if p.writable:
+                add(readonly_step(t, p), kind="readonly", schema=t.schema, table=t.name, partition=p.name, year=p.year)
     facts = {"targets": targets, "compress_years_up_to": newest_old, "tablespace_dir": ts_dir,
              "postgresql_action": cfg.postgresql_action}
     return steps, facts

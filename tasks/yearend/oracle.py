@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from config.year_end import YearEndConfig
+from config.year_end import YearEndDatabase
 from tasks.approvals.plan import PlanStep
 from tasks.backup.verify.fingerprint_names import check_name
 from tasks.yearend.catalogue import Catalogue, Partition, YearTable
@@ -115,7 +115,7 @@ def _to_date(y: int) -> str:
     return f"TO_DATE('{y}-01-01', 'YYYY-MM-DD')"
 
 
-def create_tablespace_sql(cfg: YearEndConfig, name: str, path: str) -> str:
+def create_tablespace_sql(cfg: YearEndDatabase, name: str, path: str) -> str:
     ts = cfg.tablespace
     grow = (f"AUTOEXTEND ON NEXT {ts.autoextend_next_mb}M MAXSIZE "
             + (f"{ts.autoextend_max_mb}M" if ts.autoextend_max_mb else "UNLIMITED")) if ts.autoextend else "AUTOEXTEND OFF"
@@ -135,7 +135,7 @@ def move_compress_sql(t: YearTable, p: Partition, compression: str, online: bool
             f"UPDATE INDEXES" + (" ONLINE" if online else ""))
 
 
-def oracle_plan(cat: Catalogue, cfg: YearEndConfig, year: int, today: date) -> tuple[list[PlanStep], dict]:
+def oracle_plan(cat: Catalogue, cfg: YearEndDatabase, year: int, today: date) -> tuple[list[PlanStep], dict]:
     steps: list[PlanStep] = []
     targets: dict[str, dict] = {}
     notes: list[str] = []
@@ -160,6 +160,8 @@ def oracle_plan(cat: Catalogue, cfg: YearEndConfig, year: int, today: date) -> t
     newest_old = old_years(today, cfg.compress_after_years)
     old = [(t, p) for t in cat.tables for p in t.partitions if p.year is not None and p.year <= newest_old]
     for t, p in old:
+        if p.compacted:  # compressed as asked by an earlier year-end: not planned again
+            continue
         sid = f"compact:{t.schema}.{t.name}.{p.name}"
         steps.append(PlanStep(id=sid, kind="sql", target="db", text=move_compress_sql(t, p, cfg.oracle_compression, cfg.oracle_online),
                               expect=f"{p.year} 年数据（已超过 {cfg.compress_after_years} 年）{t.name}.{p.name} 压缩重组，索引同步更新；"
@@ -167,6 +169,8 @@ def oracle_plan(cat: Catalogue, cfg: YearEndConfig, year: int, today: date) -> t
         targets[sid] = {"kind": "compact", "schema": t.schema, "table": t.name, "partition": p.name, "year": p.year}
     compacted = {(t.name, p.name) for t, p in old}
     for ts in sorted({p.tablespace for _, p in old}):
+        if cat.tablespaces.get(ts, {}).get("status") == "READ ONLY":
+            continue
         inside = [s for s in cat.segments if s["tablespace_name"] == ts]
         strangers = [f"{s['segment_name']}.{s['partition_name'] or ''}" for s in inside
                      if s["segment_type"] == "TABLE PARTITION" and (s["segment_name"], s["partition_name"]) not in compacted

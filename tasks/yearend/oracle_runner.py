@@ -1,4 +1,4 @@
-"""The year-end's Oracle side: the catalogue read through the DBA account (year_end.dba), the plan,
+"""The year-end's Oracle side: the catalogue read through the DBA account (year_end.database.dba), the plan,
 and one approved step at a time. Plan mode reads inside SET TRANSACTION READ ONLY. Proof as on
 PostgreSQL: row count and content fingerprint of each compressed partition (`PARTITION (name)`)
 at plan time, before and after MOVE PARTITION, all equal.
@@ -37,7 +37,7 @@ class StepFailed(RuntimeError):
 
 
 def dba_session(site: Site) -> Any:
-    d = site.year_end.dba
+    d = site.year_end.database.dba
     return oracle_session(d.dsn, d.user, resolve_secret(d.password), connect_timeout_s=d.connect_timeout_s,
                           call_timeout_ms=d.statement_timeout_s * 1000)
 
@@ -74,7 +74,7 @@ def measure_partition(conn: Any, schema: str, table: str, partition: str, how: d
 
 
 def plan_database(site: Site, year: int, today: date) -> tuple[list[PlanStep], dict]:
-    cfg = site.year_end
+    cfg = site.year_end.database
     conn = dba_session(site)
     try:
         with conn.cursor() as cur:
@@ -92,7 +92,7 @@ def plan_database(site: Site, year: int, today: date) -> tuple[list[PlanStep], d
 
 class OracleExecutor:
     def __init__(self, site: Site, plan: Plan, pool: HostPool):
-        self.site, self.cfg, self.plan = site, site.year_end, plan
+        self.site, self.cfg, self.plan = site, site.year_end.database, plan
         self.targets: dict[str, dict] = plan.facts.get("targets", {})
         self.conn = dba_session(site)
 
@@ -126,3 +126,6 @@ class OracleExecutor:
                                output=f"{step.text}\n失败：{mask_text(str(exc)).strip()}")
         return StepOutcome(step_id=step.id, status="done", started_at=started, finished_at=utcnow(), facts=facts,
                            output=f"{step.text}\n  -> OK ({facts['statements'][0]['seconds']} s)")
+
+
+Executor = OracleExecutor  # the name tasks/yearend/compose.py takes from each dialect

@@ -1,5 +1,5 @@
 """The year-end's PostgreSQL-family side: read the catalogue, make the plan, and execute one approved
-step at a time through the DBA session (year_end.dba, write-capable, apart from the checks'
+step at a time through the DBA session (year_end.database.dba, write-capable, apart from the checks'
 read-only account). Plan mode opens the same account read-only: planning cannot change anything.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from psycopg.rows import dict_row
 
 from config.secrets import resolve_secret
 from config.settings import HostConfig, Site
-from config.year_end import YearEndConfig
+from config.year_end import YearEndDatabase
 from tasks.approvals.plan import Plan, PlanStep, StepOutcome
 from tasks.backup.verify import fingerprint as fp
 from tasks.connect.database.deadline import Deadline
@@ -31,7 +31,7 @@ class StepFailed(RuntimeError):
     pass
 
 
-def dba_session(cfg: YearEndConfig, *, read_only: bool) -> Any:
+def dba_session(cfg: YearEndDatabase, *, read_only: bool) -> Any:
     d = cfg.dba
     try:
         return pg_session(d.dsn, d.user, resolve_secret(d.password), Deadline(d.statement_timeout_s, d.lock_timeout_s),
@@ -39,7 +39,7 @@ def dba_session(cfg: YearEndConfig, *, read_only: bool) -> Any:
                           application_name="ebill-ops year-end")
     except psycopg.Error as exc:
         raise StepFailed(f"cannot connect to PostgreSQL ({d.dsn}) as {d.user}: {mask_text(str(exc)).strip()} "
-                         f"(hint: check year_end.dba in the site file and its password variable)") from None
+                         f"(hint: check year_end.database.dba in the site file and its password variable)") from None
 
 
 def fetcher(conn: Any):
@@ -70,7 +70,7 @@ def measure_partition(conn: Any, schema: str, table: str, partition: str, how: d
 
 def plan_database(site: Site, year: int, today: date) -> tuple[list[PlanStep], dict]:
     """Steps and facts from the catalogue, with the plan-time proof of every partition to compact."""
-    cfg = site.year_end
+    cfg = site.year_end.database
     db_host = next((h.name for h in site.hosts if h.role == "database"), None)
     with dba_session(cfg, read_only=True) as conn:
         cat = read_catalogue(conn, cfg.schema_name)
@@ -88,7 +88,7 @@ class PgExecutor:
     site's SSH hosts (a pool the caller closes)."""
 
     def __init__(self, site: Site, plan: Plan, pool: HostPool):
-        self.site, self.cfg, self.plan, self.pool = site, site.year_end, plan, pool
+        self.site, self.cfg, self.plan, self.pool = site, site.year_end.database, plan, pool
         self.targets: dict[str, dict] = plan.facts.get("targets", {})
         self.conn = dba_session(self.cfg, read_only=False)
 
@@ -164,3 +164,6 @@ def _fig(m: dict | None) -> str:
 
 def _output(facts: dict) -> str:
     return "\n".join(f"{s['text']}\n  -> {s['output'] or 'OK'} ({s['seconds']} s)" for s in facts.get("statements", []))
+
+
+Executor = PgExecutor  # the name tasks/yearend/compose.py takes from each dialect

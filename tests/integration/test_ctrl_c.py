@@ -138,10 +138,10 @@ def _next_run_stores_and_chain_is_intact(site: str, sites_dir, state: Path) -> d
     doc = json.loads(nxt.stdout)
     assert doc["evidence"]["location"] == "store"
     assert (state / "log_positions.json").exists()  # saved with the stored bundle
-    verified = subprocess.run(EBOPS + ["evidence", "verify", "-s", site, "--site", site], cwd=REPO, env=env,
+    verified = subprocess.run(EBOPS + ["evidence", "verify", "-s", site, "--site-id", site], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=300)
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    listed = subprocess.run(EBOPS + ["evidence", "list", "-s", site, "--site", site, "--format", "json"], cwd=REPO,
+    listed = subprocess.run(EBOPS + ["evidence", "list", "-s", site, "--site-id", site, "--format", "json"], cwd=REPO,
                             env=env, capture_output=True, text=True, timeout=300)
     assert [(b["sequence"], b["prefix"]) for b in json.loads(listed.stdout)] == [(1, doc["evidence"]["prefix"])]
     return doc

@@ -146,7 +146,7 @@ def test_backup_verification_sessions_carry_their_deadlines(sites_dir, locked_db
     """Generous per statement, short for a lock wait; a table locked by another session is named."""
     from tasks.backup.verify import pg_steps
     from tasks.backup.verify.pg_flow_steps import fetcher
-    from tasks.backup.verify import fingerprint as fp
+    from tasks.backup.verify import reading as rd
 
     source = load_site("demo").backup_verification.source
     with pg_steps.connect(source) as conn:  # the shipped defaults
@@ -157,7 +157,7 @@ def test_backup_verification_sessions_carry_their_deadlines(sites_dir, locked_db
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         began = time.monotonic()
         with pytest.raises(QueryDeadlineExceeded, match=r"waited more than 3 s for a lock") as exc:
-            fetcher(conn)(fp.Statement(f"SELECT COUNT(*) AS n FROM {postgres.VENDOR_SCHEMA}.{BILL_TABLE}"))
+            fetcher(conn)(rd.Statement(f"SELECT COUNT(*) AS n FROM {postgres.VENDOR_SCHEMA}.{BILL_TABLE}"))
         assert f"{postgres.VENDOR_SCHEMA}.{BILL_TABLE}" in str(exc.value) and time.monotonic() - began < DEADLINE_S + SLACK_S
         conn.rollback()
 

@@ -171,19 +171,19 @@ def test_cli_list_and_verify_exit_codes(s3, tmp_path, monkeypatch):
     cfg = _cfg(port)
     made = [_bundle(cfg, tmp_path / "outbox", "cli", i, site="audit") for i in (1, 2)]
     runner = CliRunner()
-    res = runner.invoke(evidence_app, ["list", "-s", "audit", "--site", "audit"])
+    res = runner.invoke(evidence_app, ["list", "-s", "audit", "--site-id", "audit"])
     assert res.exit_code == 0, res.output
     assert all(b.prefix.split("/")[3][:20] in res.output for b in made)
-    res = runner.invoke(evidence_app, ["verify", "-s", "audit", "--site", "audit"])
+    res = runner.invoke(evidence_app, ["verify", "-s", "audit", "--site-id", "audit"])
     assert res.exit_code == 0 and "chain intact" in res.output, res.output
     res = runner.invoke(evidence_app, ["url", made[0].prefix, "-s", "audit"])
     assert res.exit_code == 0 and "X-Amz-Signature" in res.output
     res = runner.invoke(evidence_app, ["get", made[0].prefix, "-s", "audit", "--dest", str(tmp_path / "dl")])
     assert res.exit_code == 0 and (tmp_path / "dl" / made[0].prefix.split("/")[3] / MANIFEST).exists()
     open_store(cfg).client.remove_object(cfg.bucket, made[0].prefix + "report.md")
-    res = runner.invoke(evidence_app, ["verify", "-s", "audit", "--site", "audit"])
+    res = runner.invoke(evidence_app, ["verify", "-s", "audit", "--site-id", "audit"])
     assert res.exit_code == 1 and "file_missing" in res.output, res.output
-    res = runner.invoke(evidence_app, ["verify", "-s", "audit", "--site", "audit", "--format", "json"])
+    res = runner.invoke(evidence_app, ["verify", "-s", "audit", "--site-id", "audit", "--format", "json"])
     assert res.exit_code == 1 and {(p["prefix"], p["code"]) for p in json.loads(res.output)["problems"]} == {
         (made[0].prefix, "file_missing")}, res.output
     res = runner.invoke(evidence_app, ["list", "-s", "nosuchsite"])
@@ -337,7 +337,7 @@ def test_cli_verify_on_the_worker_compares_its_chain_head(s3, tmp_path, monkeypa
     runner = CliRunner()
 
     def codes(*extra):
-        res = runner.invoke(evidence_app, ["verify", "-s", "worker", "--site", "worker", "--format", "json", *extra])
+        res = runner.invoke(evidence_app, ["verify", "-s", "worker", "--site-id", "worker", "--format", "json", *extra])
         assert res.exit_code == 1, res.output
         return {p["code"] for p in json.loads(res.output)["problems"]}
 

@@ -7,6 +7,8 @@ import psycopg
 import pytest
 
 from tasks.backup.verify import fingerprint as fp
+from tasks.backup.verify import reading as rd
+from tasks.backup.verify import catalog as cat
 from tasks.backup.verify.fingerprint_compare import (
     compare_fingerprints,
     compare_inventories,
@@ -30,22 +32,22 @@ def conn(sandbox):
         c.rollback()
 
 
-def _rows(c, st: fp.Statement) -> list[dict]:
+def _rows(c, st: rd.Statement) -> list[dict]:
     cur = c.execute(to_pyformat(st.sql), st.params)
     names = [d.name.lower() for d in cur.description]
     return [dict(zip(names, r)) for r in cur.fetchall()]
 
 
-def measure(c, schema: str, as_of: fp.AsOf | None = None) -> dict:
+def measure(c, schema: str, as_of: rd.AsOf | None = None) -> dict:
     """Inventory, counts and fingerprints, in the caller's transaction."""
-    _rows(c, fp.Statement(fp.PG_SESSION_SQL))
-    shapes = fp.shapes_from_rows(_rows(c, fp.columns_statement("postgresql", schema)))
+    _rows(c, rd.Statement(rd.PG_SESSION_SQL))
+    shapes = cat.shapes_from_rows(_rows(c, cat.columns_statement("postgresql", schema)))
     prints = {}
     for name, shape in shapes.items():
         q = fp.fingerprint_statement("postgresql", schema, shape, chunk_rows=CHUNK, as_of=as_of)
         prints[name] = fp.fingerprint_from_rows(q, _rows(c, q))
-    return {"inventory": fp.inventory_from_rows(_rows(c, fp.inventory_statement("postgresql", schema))),
-            "counts": fp.row_counts_from_rows(_rows(c, fp.row_counts_statement("postgresql", schema, shapes, as_of))),
+    return {"inventory": cat.inventory_from_rows(_rows(c, cat.inventory_statement("postgresql", schema))),
+            "counts": cat.row_counts_from_rows(_rows(c, cat.row_counts_statement("postgresql", schema, shapes, as_of))),
             "prints": prints}
 
 
@@ -85,7 +87,7 @@ def test_one_changed_row_shows_in_exactly_its_table_and_chunk(conn):
                   "WHERE id = %s AND ivc_datetime = %s", (bill_id, issued))
         after = measure(c, schema)
         # a backup someone else took at `issued`: rows issued from then on are not compared
-        cut = fp.AsOf(before=issued, cutoff_columns={"t_ebill_main": "ivc_datetime"})
+        cut = rd.AsOf(before=issued, cutoff_columns={"t_ebill_main": "ivc_datetime"})
         cut_after = measure(c, schema, cut)
     finally:
         c.rollback()

@@ -14,15 +14,14 @@ import pytest
 from config.settings import HostConfig
 from sandbox import host_trees, sshd
 from sandbox.ports import free_port, pid_alive, wait_until
+from tasks.connect.df import DfFailed, disk_usage
 from tasks.connect.ssh import (
     AuthenticationRefused,
     CommandTimeout,
-    DfFailed,
     HostKeyRejected,
     HostPool,
     HostSession,
     HostUnreachable,
-    disk_usage,
 )
 
 

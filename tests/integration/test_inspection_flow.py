@@ -124,6 +124,17 @@ def test_inspection_of_healthy_sandbox_passes_and_stores_evidence(prefect_harnes
     manifest = json.loads(_bundle_file("demo", prefix, "manifest.json"))
     assert {f["name"] for f in manifest["files"]} >= {"report.html", "report.md", "result.json"}
     assert manifest["flow_run_id"] == str(state.state_details.flow_run_id)
+    # The run's artifacts in Prefect: the verdict with the report link, the items not OK as a table.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        arts = {a.key: a for a in client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))}
+    assert arts["inspection-demo"].type == "markdown" and outcome.bundle.prefix in arts["inspection-demo"].data
+    table = arts["inspection-demo-findings"]
+    rows = json.loads(table.data) if isinstance(table.data, str) else table.data
+    assert table.type == "table" and [r["结果"] for r in rows] == (["OK"] if covered else ["WARN"])
     assert verify(load_site("demo").evidence, site="demo", duty="inspection").ok
 
 

@@ -21,7 +21,8 @@ import pytest
 
 from config.backup_verification import VerifyDatabase
 from tasks.backup.verify import measure
-from tasks.backup.verify import fingerprint as fp
+from tasks.backup.verify.fingerprint_names import quote
+from tasks.backup.verify import reading as rd
 from tasks.backup.verify.fingerprint_compare import (
     compare_fingerprints,
     compare_inventories,
@@ -61,7 +62,7 @@ def _oracle_point(scn: int):
     from tasks.backup.verify import oracle_tasks
 
     with oracle_tasks.connect(_oracle_db()) as conn:
-        yield oracle_tasks.fetcher(conn), os.environ.get("ORACLE_SCHEMA", "EBILL").upper(), fp.AsOf(scn=scn)
+        yield oracle_tasks.fetcher(conn), os.environ.get("ORACLE_SCHEMA", "EBILL").upper(), rd.AsOf(scn=scn)
 
 
 @pytest.fixture(params=["postgresql", "oracle"])
@@ -73,7 +74,7 @@ def point(request):
         from tasks.backup.verify import oracle_steps, oracle_tasks
 
         with oracle_tasks.connect(_oracle_db()) as conn:
-            scn = oracle_steps.scn_from_rows(oracle_tasks.fetcher(conn)(fp.Statement(fp.ORACLE_CURRENT_SCN_SQL)))
+            scn = oracle_steps.scn_from_rows(oracle_tasks.fetcher(conn)(rd.Statement(rd.ORACLE_CURRENT_SCN_SQL)))
         return "oracle", lambda: _oracle_point(scn)
     sandbox = request.getfixturevalue("sandbox")
     return "postgresql", lambda: _pg_point(sandbox)
@@ -108,8 +109,8 @@ def test_counts_agree_with_a_plain_count(point):
     with at() as (fetch, schema, as_of):
         m = _measure(fetch, dialect, schema, as_of)
         params: dict = {}
-        table = f"{fp.quote(dialect, schema)}.{fp.quote(dialect, _bill_table(dialect))}{measure._as_of_scn(as_of, params)}"
-        plain = fetch(fp.Statement(f"SELECT COUNT(*) AS n FROM {table}", params))[0]["n"]
+        table = f"{quote(dialect, schema)}.{quote(dialect, _bill_table(dialect))}{measure._as_of_scn(as_of, params)}"
+        plain = fetch(rd.Statement(f"SELECT COUNT(*) AS n FROM {table}", params))[0]["n"]
     assert m.counts[_bill_table(dialect)] == int(plain)
 
 
@@ -130,12 +131,12 @@ def test_a_cutoff_counts_only_rows_issued_before_it(point):
     with at() as (fetch, schema, as_of):
         whole = _measure(fetch, dialect, schema, as_of)
         before = whole.newest_bill  # the newest bill itself is not before its own time
-        cut = replace(as_of or fp.AsOf(), before=before,
+        cut = replace(as_of or rd.AsOf(), before=before,
                       cutoff_columns={measure.BILL_TABLE: measure.catalog_name(dialect, measure.BILL_TIME)})
         part = _measure(fetch, dialect, schema, cut)
         params = {"before": before}
-        table = f"{fp.quote(dialect, schema)}.{fp.quote(dialect, _bill_table(dialect))}{measure._as_of_scn(as_of, params)}"
-        older = fetch(fp.Statement(f"SELECT COUNT(*) AS n FROM {table} WHERE {measure.BILL_TIME} < :before", params))
+        table = f"{quote(dialect, schema)}.{quote(dialect, _bill_table(dialect))}{measure._as_of_scn(as_of, params)}"
+        older = fetch(rd.Statement(f"SELECT COUNT(*) AS n FROM {table} WHERE {measure.BILL_TIME} < :before", params))
     bill = _bill_table(dialect)
     assert part.counts[bill] == int(older[0]["n"]) < whole.counts[bill]
     assert part.prints[bill].total != whole.prints[bill].total

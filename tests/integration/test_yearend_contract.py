@@ -14,13 +14,13 @@ from datetime import date
 
 import pytest
 
-from config.year_end import YearEndConfig
+from config.year_end import YearEndDatabase
 
 pytestmark = pytest.mark.sandbox
 
 
-def _cfg(dsn: str, user: str, env: str, schema: str, pattern: str) -> YearEndConfig:
-    return YearEndConfig.model_validate({
+def _cfg(dsn: str, user: str, env: str, schema: str, pattern: str) -> YearEndDatabase:
+    return YearEndDatabase.model_validate({
         "schema": schema, "dba": {"dsn": dsn, "user": user, "password": {"env": env}},
         "tablespace": {"name_pattern": pattern, "location": "{tablespace_dir}/" + pattern.lower() + ".dbf"},
         "archive": {"tablespace": "ts_ebill_archive", "location": "{tablespace_dir}/ts_ebill_archive"}})

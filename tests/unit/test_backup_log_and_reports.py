@@ -1,6 +1,6 @@
 from datetime import datetime, timezone
 
-from tasks.inspection.hosts import parse_backup_log
+from tasks.backup.folder import parse_backup_log
 from tasks.core.reports import local_time, render_both
 from tasks.core.results import CheckResult, Status
 

@@ -37,7 +37,7 @@ from tasks.backup.verify.oracle_steps import (
     rman_script,
     scn_from_rows,
 )
-from tasks.backup.verify import fingerprint as fp
+from tasks.backup.verify import reading as rd
 from tasks.connect.database.params import _PARAM, _TOKENS
 
 HOME, SID = "/u01/app/oracle/product/19.0.0/dbhome_1", "ebill"
@@ -66,7 +66,7 @@ def test_queries_parse_as_oracle_selects_with_exactly_their_binds():
 
 
 def test_current_scn_sql_is_reused_from_fingerprint_not_copied():
-    assert steps.ORACLE_CURRENT_SCN_SQL is fp.ORACLE_CURRENT_SCN_SQL
+    assert steps.ORACLE_CURRENT_SCN_SQL is rd.ORACLE_CURRENT_SCN_SQL
     assert scn_from_rows([{"current_scn": Decimal("918273645")}]) == 918273645
     with pytest.raises(ValueError, match="expected one"):
         scn_from_rows([])

@@ -39,9 +39,11 @@ from tasks.backup.verify import (
 from tasks.backup.verify.locate import BackupFile
 from tasks.backup.verify.measure import Measurement
 from tasks.backup.verify.oracle_steps import EXPDP_SCRIPT, IMPDP_SCRIPT, RMAN_SCRIPT
-from tasks.backup.verify.pg_flow_steps import Run
-from tasks.backup.verify import fingerprint as fp
-from tasks.backup.verify.fingerprint import AsOf, ChunkHash, DbObject, TableFingerprint
+from tasks.backup.verify.outputs import Located, Restored, VerifyContext
+from tasks.backup.verify import reading as rd
+from tasks.backup.verify.reading import AsOf
+from tasks.backup.verify.fingerprint import ChunkHash, TableFingerprint
+from tasks.backup.verify.catalog import DbObject
 from tasks.connect.ssh import CommandResult
 from tasks.core.reason_codes import Code
 from tasks.core.results import Status
@@ -194,7 +196,7 @@ class Measurer:
 
     @staticmethod
     def who(fetch) -> str:  # the account of the connection the stub was handed
-        return fetch(fp.Statement("SELECT USER AS who FROM dual"))[0]["who"]
+        return fetch(rd.Statement("SELECT USER AS who FROM dual"))[0]["who"]
 
     def measure(self, fetch, dialect, schema, *, as_of, chunk_rows, mutable_columns=None, key_shifts=None,
                 methods=None):
@@ -216,22 +218,24 @@ def env(monkeypatch):
     monkeypatch.setattr(oracle_tasks, "connect", db.connect)
     monkeypatch.setattr(measure, "measure", stubs.measure)
     monkeypatch.setattr(measure, "sample_bills", stubs.sample_bills)
-    run = Run("qh", TZ, BackupVerificationConfig(**CFG))
-    return SimpleNamespace(run=run, session=FakeSession(log), db=db, stubs=stubs, log=log,
-                           dumps=oracle_tasks.dump_config(run, None))
+    ctx = VerifyContext("qh", TZ, BackupVerificationConfig(**CFG))
+    return SimpleNamespace(ctx=ctx, session=FakeSession(log), db=db, stubs=stubs, log=log,
+                           dumps=oracle_tasks.dump_config(ctx, None))
 
 
-def ours(run: Run, taken_by_us: bool = True) -> None:
-    run.backup = BackupFile("ebilldb", DUMP, SIZE, DIGEST, datetime.now(timezone.utc), "test", taken_by_us=taken_by_us)
+def ours(taken_by_us: bool = True) -> Located:
+    """What step 1 hands on for a backup that was found (or, taken_by_us, taken by this run)."""
+    return Located([], backup=BackupFile("ebilldb", DUMP, SIZE, DIGEST, datetime.now(timezone.utc), "test",
+                                         taken_by_us=taken_by_us))
 
 
-def restored(env, taken_by_us: bool = True) -> Run:
-    run = env.run
-    ours(run, taken_by_us)
-    run.scratch, run.restore_seconds, run.created_scratch = SCRATCH, 600.0, True
+def restored(env, taken_by_us: bool = True) -> tuple[Located, Restored]:
+    """Steps 1 and 3 done: production measured in the snapshot when the backup is ours."""
+    located = ours(taken_by_us)
     if taken_by_us:
-        run.source, run.source_sample = env.stubs.by_schema["EBILL"], env.stubs.samples["EBILL"]
-    return run
+        located = Located([], backup=located.backup, source=env.stubs.by_schema["EBILL"],
+                          source_sample=env.stubs.samples["EBILL"])
+    return located, Restored([], scratch=SCRATCH, created=True, seconds=600.0)
 
 
 def sql_by(env, user: str) -> list[str]:
@@ -240,7 +244,8 @@ def sql_by(env, user: str) -> list[str]:
 
 # ---------------------------------------------------------------- 1. take a dump at an SCN
 def test_take_backup_exports_at_the_current_scn_and_measures_production_as_of_it(env):
-    recs = oracle_tasks.take_backup.fn(env.run, env.session, env.dumps, STAMP)
+    located = oracle_tasks.take_backup.fn(env.ctx, env.session, env.dumps, STAMP)
+    recs = located.records
     assert [r.status for r in recs] == [Status.OK]
     args = env.session.args("expdp")
     assert args[:2] == [HOME, "EBILL"]
@@ -250,14 +255,14 @@ def test_take_backup_exports_at_the_current_scn_and_measures_production_as_of_it
     assert env.session.args("sha256sum") == ["sha256sum", "--", DUMP]
     assert env.stubs.calls == [("measure", "EBILL", "EBOPS_READ", AsOf(scn=SCN)),
                                ("sample", "EBILL", "EBOPS_READ", AsOf(scn=SCN))]
-    assert env.log.index(("sql", "EBOPS_READ", fp.ORACLE_CURRENT_SCN_SQL)) < env.log.index(("host", "expdp"))
-    b = env.run.backup
+    assert env.log.index(("sql", "EBOPS_READ", rd.ORACLE_CURRENT_SCN_SQL)) < env.log.index(("host", "expdp"))
+    b = located.backup
     assert (b.path, b.name, b.size, b.sha256, b.taken_by_us, b.snapshot_id) == (DUMP, DUMP_NAME, SIZE, DIGEST, True,
                                                                                  f"SCN {SCN}")
-    assert env.run.source is env.stubs.by_schema["EBILL"] and env.run.source_sample is env.stubs.samples["EBILL"]
+    assert located.source is env.stubs.by_schema["EBILL"] and located.source_sample is env.stubs.samples["EBILL"]
     assert (recs[0].target, recs[0].value) == (DUMP, SIZE)
     assert f"FLASHBACK_SCN={SCN}" in recs[0].reason and DIGEST in recs[0].reason and "4 张表" in recs[0].reason
-    assert json.loads(env.run.files["source_fingerprints.json"])["counts"] == {"T_EBILL_MAIN": 1500}
+    assert json.loads(located.files["source_fingerprints.json"])["counts"] == {"T_EBILL_MAIN": 1500}
 
 
 @pytest.mark.parametrize("text,code,word", [
@@ -267,16 +272,16 @@ def test_take_backup_exports_at_the_current_scn_and_measures_production_as_of_it
 ])
 def test_take_backup_fails_on_an_oracle_error_or_exit_code(env, text, code, word):
     env.session.out["expdp"] = (text, code)
-    recs = oracle_tasks.take_backup.fn(env.run, env.session, env.dumps, STAMP)
+    located = oracle_tasks.take_backup.fn(env.ctx, env.session, env.dumps, STAMP)
+    recs = located.records
     assert [(r.status, r.code) for r in recs] == [(Status.FAIL, Code.DUMP_FAILED)] and word in recs[0].reason
-    assert env.run.backup is None and env.run.source is None and env.stubs.calls == []
+    assert located.backup is None and located.source is None and env.stubs.calls == [] and not located.ok
     assert env.session.names() == ["expdp"]
 
 
 # ---------------------------------------------------------------- 2. validate (RMAN)
 def test_validate_runs_rman_validate_and_preview_and_reads_the_job_history(env):
-    ours(env.run)
-    recs = oracle_tasks.validate_backup.fn(env.run, env.session)
+    recs = oracle_tasks.validate_backup.fn(env.ctx, env.session, ours()).records
     assert [r.status for r in recs] == [Status.OK] * 3
     assert env.session.calls == [("rman validate", [HOME, "EBILL", "RESTORE DATABASE VALIDATE CHECK LOGICAL;"]),
                                  ("rman preview", [HOME, "EBILL", "RESTORE DATABASE PREVIEW SUMMARY;"])]
@@ -302,26 +307,30 @@ def newest_job(status: str):
     (newest_job("FAILED"), 2, 3, ["1871", "FAILED", "失败"], Code.RMAN_JOB_FAILED),
 ])
 def test_validate_fails_on_corruption_a_disagreeing_exit_code_or_a_failed_job(env, setup, failed, value, words, code):
-    ours(env.run)
     setup(env)
-    recs = oracle_tasks.validate_backup.fn(env.run, env.session)
+    validated = oracle_tasks.validate_backup.fn(env.ctx, env.session, ours())
+    recs = validated.records
+    assert not validated.ok
     assert [r.status for r in recs] == [Status.FAIL if i == failed else Status.OK for i in range(3)]
     assert recs[failed].value == value and all(w in recs[failed].reason for w in words)
     assert [r.code for r in recs] == [code if i == failed else Code.OK for i in range(3)]
 
 
 def test_validate_restore_and_verify_without_a_backup_are_skipped_and_touch_nothing(env):
-    recs = oracle_tasks.validate_backup.fn(env.run, env.session)
-    recs += oracle_tasks.restore_to_scratch.fn(env.run, env.session, SCRATCH)
-    recs += oracle_tasks.verify_restored.fn(env.run)
+    nothing = Located([])
+    recs = oracle_tasks.validate_backup.fn(env.ctx, env.session, nothing).records
+    not_restored = oracle_tasks.restore_to_scratch.fn(env.ctx, env.session, nothing, SCRATCH)
+    recs += not_restored.records
+    recs += oracle_tasks.verify_restored.fn(env.ctx, nothing, not_restored).records
+    assert (not_restored.scratch, not_restored.created) == (None, False)
     assert [r.status for r in recs] == [Status.SKIPPED] * 3 and env.log == [] and env.stubs.calls == []
     assert {r.code for r in recs} == {Code.EARLIER_STEP_FAILED}
 
 
 # ---------------------------------------------------------------- 3. restore (impdp into a new scratch schema)
 def test_restore_creates_the_scratch_schema_then_imports_with_remap(env):
-    ours(env.run)
-    recs = oracle_tasks.restore_to_scratch.fn(env.run, env.session, SCRATCH.lower())
+    done = oracle_tasks.restore_to_scratch.fn(env.ctx, env.session, ours(), SCRATCH.lower())
+    recs = done.records
     assert [r.status for r in recs] == [Status.OK] and f"REMAP_SCHEMA=EBILL:{SCRATCH}" in recs[0].reason
     assert env.db.ddl == [CREATE] and env.db.binds["all_users"] == {"name": SCRATCH}
     assert env.log.index(("sql", "EBOPS_VERIFY", CREATE)) < env.log.index(("host", "impdp"))
@@ -329,8 +338,8 @@ def test_restore_creates_the_scratch_schema_then_imports_with_remap(env):
     assert {"SCHEMAS=EBILL", f"REMAP_SCHEMA=EBILL:{SCRATCH}", f"DUMPFILE={DUMP_NAME}", "DIRECTORY=EBOPS_DP",
             f"LOGFILE={SCRATCH.lower()}_imp.log", "REMAP_TABLESPACE=EBILL_DATA:EBOPS_VERIFY", "EXCLUDE=JOB",
             "TABLE_EXISTS_ACTION=SKIP"} <= set(args)
-    assert (env.run.scratch, env.run.created_scratch) == (SCRATCH, True)
-    assert recs[0].value == round(env.run.restore_seconds, 1)
+    assert (done.scratch, done.created, done.ok) == (SCRATCH, True, True)
+    assert recs[0].value == round(done.seconds, 1)
     assert sql_by(env, "EBOPS_READ") == []  # everything on the verification account
 
 
@@ -341,14 +350,14 @@ def test_restore_creates_the_scratch_schema_then_imports_with_remap(env):
     (SCRATCH, {"instance": "EBILLDG"}, "EBILLDG"),
 ])
 def test_restore_refusals_create_nothing_and_import_nothing(env, scratch, change, word):
-    ours(env.run)
     for k, v in change.items():
         setattr(env.db, k, v)
-    recs = oracle_tasks.restore_to_scratch.fn(env.run, env.session, scratch)
+    refused = oracle_tasks.restore_to_scratch.fn(env.ctx, env.session, ours(), scratch)
+    recs = refused.records
     assert [(r.status, r.code) for r in recs] == [(Status.FAIL, Code.RESTORE_TARGET_REFUSED)]
     assert "恢复目标安全检查" in recs[0].title and word in recs[0].reason
     assert env.db.ddl == [] and env.session.calls == []
-    assert (env.run.scratch, env.run.created_scratch, env.run.restore_seconds) == (None, False, None)
+    assert (refused.scratch, refused.created, refused.seconds) == (None, False, None)
 
 
 @pytest.mark.parametrize("text,code,status,word", [
@@ -357,19 +366,20 @@ def test_restore_refusals_create_nothing_and_import_nothing(env, scratch, change
     (IMPORT_OK, 1, Status.FAIL, "退出码 1"),
 ])
 def test_restore_judges_impdp_by_log_and_exit_code(env, text, code, status, word):
-    ours(env.run)
     env.session.out["impdp"] = (text, code)
-    recs = oracle_tasks.restore_to_scratch.fn(env.run, env.session, SCRATCH)
+    done = oracle_tasks.restore_to_scratch.fn(env.ctx, env.session, ours(), SCRATCH)
+    recs = done.records
     assert [r.status for r in recs] == [status] and word in recs[0].reason
     assert recs[0].code == (Code.OK if status is Status.OK else Code.RESTORE_FAILED)
-    assert env.run.created_scratch and env.run.restore_seconds is not None  # cleanup still drops it
+    assert done.created and done.seconds is not None  # cleanup still drops it
 
 
 # ---------------------------------------------------------------- 4. verify
 def test_verify_equal_copy_is_ok_and_our_backup_is_not_measured_again(env):
-    run = restored(env)
-    source = run.source
-    recs = oracle_tasks.verify_restored.fn(run)
+    located, copy = restored(env)
+    source = located.source
+    verified = oracle_tasks.verify_restored.fn(env.ctx, located, copy)
+    recs = verified.records
     assert [(r.check, r.status) for r in recs] == [
         ("restore_inventory", Status.OK), ("restore_row_count", Status.OK), ("restore_fingerprint", Status.OK),
         ("backup_verify", Status.OK), ("backup_verify", Status.OK), ("backup_verify", Status.OK)]
@@ -377,8 +387,8 @@ def test_verify_equal_copy_is_ok_and_our_backup_is_not_measured_again(env):
     assert "RTO" in recs[5].title and recs[5].value == 10.0 and "impdp" in recs[5].reason
     assert env.stubs.calls == [("measure", SCRATCH, "EBOPS_VERIFY", None),
                                ("sample", SCRATCH, "EBOPS_VERIFY", None)]
-    assert run.source is source and sql_by(env, "EBOPS_READ") == []
-    assert "restored_fingerprints.json" in run.files
+    assert located.source is source and sql_by(env, "EBOPS_READ") == []
+    assert "restored_fingerprints.json" in verified.files and "source_fingerprints.json" not in verified.files
 
 
 @pytest.mark.parametrize("copy,total,failed", [
@@ -388,7 +398,7 @@ def test_verify_equal_copy_is_ok_and_our_backup_is_not_measured_again(env):
 ])
 def test_verify_fails_naming_what_differs(env, copy, total, failed):
     env.stubs.by_schema[SCRATCH], env.stubs.samples[SCRATCH] = measurement(**copy), sample(total)
-    bad = [r for r in oracle_tasks.verify_restored.fn(restored(env)) if r.status is not Status.OK]
+    bad = [r for r in oracle_tasks.verify_restored.fn(env.ctx, *restored(env)).records if r.status is not Status.OK]
     assert [r.status for r in bad] == [Status.FAIL] * len(failed)
     for r, (title, word, value, code) in zip(bad, failed):
         assert title in r.title and word in r.reason and abs(r.value - value) < 0.02 and r.code == code
@@ -396,10 +406,11 @@ def test_verify_fails_naming_what_differs(env, copy, total, failed):
 
 
 def test_verify_someone_elses_backup_measures_production_with_the_cutoff(env):
-    run = restored(env, taken_by_us=False)
-    recs = oracle_tasks.verify_restored.fn(run)
-    assert all(r.status is Status.OK for r in recs)
-    cut = AsOf(before=run.backup.taken_at.astimezone(ZoneInfo(TZ)).replace(tzinfo=None),
+    located, copy = restored(env, taken_by_us=False)
+    verified = oracle_tasks.verify_restored.fn(env.ctx, located, copy)
+    assert all(r.status is Status.OK for r in verified.records)
+    assert "source_fingerprints.json" in verified.files  # production measured now: its side is kept too
+    cut = AsOf(before=located.backup.taken_at.astimezone(ZoneInfo(TZ)).replace(tzinfo=None),
                cutoff_columns={"t_ebill_main": "IVC_DATETIME"})
     assert env.stubs.calls == [("measure", SCRATCH, "EBOPS_VERIFY", cut), ("sample", SCRATCH, "EBOPS_VERIFY", cut),
                                ("measure", "EBILL", "EBOPS_READ", cut),
@@ -414,8 +425,7 @@ def test_verify_someone_elses_backup_measures_production_with_the_cutoff(env):
     (True, False, "EBILL", Status.ERROR, []),  # never drops a schema without the prefix
 ])
 def test_cleanup_drops_only_the_scratch_schema_this_run_created(env, created, keep, scratch, status, ddl):
-    env.run.created_scratch, env.run.scratch = created, scratch
-    recs = oracle_tasks.cleanup.fn(env.run, keep)
+    recs = oracle_tasks.cleanup.fn(env.ctx, Restored([], scratch=scratch, created=created), keep)
     assert [r.status for r in recs] == [status] and env.db.ddl == ddl
     assert sql_by(env, "EBOPS_VERIFY") == ddl
 
@@ -431,31 +441,33 @@ def test_backend_for_chooses_each_familys_tasks_plan_and_dump_location(env, monk
         steps_restore.cleanup)
     seen = []
     monkeypatch.setattr(oracle_tasks, "restore_to_scratch", lambda *a: seen.append(a) or ["restored"])
-    assert ora.restore(env.run, env.session, SCRATCH, "prefect-run-1") == ["restored"]
-    assert seen == [(env.run, env.session, SCRATCH)]  # the Prefect run id is PostgreSQL's only
+    located = ours()
+    assert ora.restore(env.ctx, env.session, located, SCRATCH, "prefect-run-1") == ["restored"]
+    assert seen == [(env.ctx, env.session, located, SCRATCH)]  # the Prefect run id is PostgreSQL's only
     with pytest.raises(ValueError, match="'mssql'"):
         backends.backend_for("mssql")
-    plan = ora.plan(env.run, True, SCRATCH.lower())
+    plan = ora.plan(env.ctx, True, SCRATCH.lower())
     assert set(plan) == {"locate", "validate", "restore", "verify", "cleanup"}
     assert "FLASHBACK_SCN" in plan["locate"][1] and "RMAN" in plan["validate"][1]
     assert "impdp REMAP_SCHEMA" in plan["restore"][1] and SCRATCH in plan["restore"][1]
     assert plan["cleanup"][1] == f"DROP USER {SCRATCH} CASCADE"
-    assert "Data Pump" in ora.plan(env.run, False, SCRATCH)["locate"][1]
+    assert "Data Pump" in ora.plan(env.ctx, False, SCRATCH)["locate"][1]
     assert (env.dumps.directory, env.dumps.pattern) == ("/u02/dpdump", "*.dmp")
-    env.run.cfg.oracle_dump_directory = None
-    assert oracle_tasks.dump_config(env.run, BackupConfig(directory="/backup/dp")).directory == "/backup/dp"
+    env.ctx.cfg.oracle_dump_directory = None
+    assert oracle_tasks.dump_config(env.ctx, BackupConfig(directory="/backup/dp")).directory == "/backup/dp"
     with pytest.raises(ValueError, match="oracle_dump_directory"):
-        oracle_tasks.dump_config(env.run, None)
+        oracle_tasks.dump_config(env.ctx, None)
 
 
 # ---------------------------------------------------------------- 7. the whole sequence
 def test_take_validate_restore_verify_cleanup_in_order(env):
-    run, s = env.run, env.session
-    recs = oracle_tasks.take_backup.fn(run, s, env.dumps, STAMP)
-    recs += oracle_tasks.validate_backup.fn(run, s)
-    recs += oracle_tasks.restore_to_scratch.fn(run, s, SCRATCH)
-    recs += oracle_tasks.verify_restored.fn(run)
-    recs += oracle_tasks.cleanup.fn(run, False)
+    ctx, s = env.ctx, env.session
+    located = oracle_tasks.take_backup.fn(ctx, s, env.dumps, STAMP)
+    validated = oracle_tasks.validate_backup.fn(ctx, s, located)
+    copy = oracle_tasks.restore_to_scratch.fn(ctx, s, located, SCRATCH)
+    verified = oracle_tasks.verify_restored.fn(ctx, located, copy)
+    recs = located.records + validated.records + copy.records + verified.records
+    recs += oracle_tasks.cleanup.fn(ctx, copy, False)
     assert [(r.title, r.reason) for r in recs if r.status is not Status.OK] == [] and len(recs) == 12
     assert s.names() == ["expdp", "stat", "sha256sum", "rman validate", "rman preview", "impdp"]
     assert env.db.ddl == [CREATE, DROP]

@@ -12,8 +12,10 @@ from pydantic import ValidationError
 from config.backup_verification import BackupVerificationConfig
 from tasks.backup.verify import measure
 from tasks.backup.verify.pg_steps import summarize_toc
-from tasks.backup.verify.fingerprint import AsOf, Column, TableShape
-from tasks.inspection.hosts import parse_backup_log
+from tasks.backup.verify.reading import AsOf
+from tasks.backup.verify.fingerprint_names import Column
+from tasks.backup.verify.catalog import TableShape
+from tasks.backup.folder import parse_backup_log
 
 LISTING = """;
 ; Archive created at 2026-11-26 02:00:03 CST
@@ -107,6 +109,6 @@ def test_measuring_fixes_the_session_settings_row_text_depends_on_first(dialect)
 
     with pytest.raises(ValueError, match="no table"):  # an empty schema stops it after the catalogue read
         measure.measure(fetch, dialect, "EBILL" if dialect == "oracle" else "ebill", as_of=None, chunk_rows=100)
-    from tasks.backup.verify.fingerprint import PG_SESSION_SQL
+    from tasks.backup.verify.reading import PG_SESSION_SQL
     assert (sent[0] == PG_SESSION_SQL) == (dialect == "postgresql")
     assert PG_SESSION_SQL not in sent[1:]

@@ -169,6 +169,8 @@ def test_an_override_for_a_covered_year_takes_precedence(holidays_dir: Path):
         ("year: 2027\nstatus: official\n", "needs 'source'"),
         ("year: 2027\nstatus: official\nsource: x\nworkdays: [2027-02-03]\n", "is a weekday"),
         ("year: 2027\nstatus: official\nsource: x\nholidays:\n  - name: 春节\n    days: [2027-02-30]\n", "not a date"),
+        ("year: 2027\nstatus: official\nsource: x\nsource: y\n", "duplicate key `source`"),
+        ("year: 2027\nstatus: official\nsource: x\nholiday: []\n", "holiday: Extra inputs are not permitted"),
     ],
 )
 def test_a_bad_override_file_is_refused_naming_file_and_field(holidays_dir: Path, body: str, message: str):

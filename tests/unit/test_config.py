@@ -307,3 +307,21 @@ def test_config_check_command_names_a_bad_notify_url_with_field_and_hint(tmp_pat
     assert lines[at["bad"]].startswith("BAD"), out
     problem = lines[at["bad"] + 1]
     assert "notify[0].url" in problem and "值班群" in problem and "hint:" in problem and "env:T1_NOTIFY_BAD" in problem, out
+
+
+def test_database_records_name_the_database_server_not_the_dialect(tmp_path):
+    from tasks.inspection.database import database_host
+
+    assert database_host(load_site(write(tmp_path, MINIMAL))) == "db1"
+    no_host = {**MINIMAL, "hosts": []}
+    assert database_host(load_site(write(tmp_path, no_host))) == "127.0.0.1"
+    oracle = {**no_host, "database": {**MINIMAL["database"], "dialect": "oracle", "dsn": "ora-db.hosp:1521/EBILL"}}
+    assert database_host(load_site(write(tmp_path, oracle))) == "ora-db.hosp"
+
+
+def test_an_impossible_date_in_a_site_file_is_a_problem_not_a_traceback(tmp_path):
+    p = tmp_path / "t1.yaml"
+    p.write_text(yaml.safe_dump(MINIMAL, allow_unicode=True) + "note_date: 2027-02-30\n", encoding="utf-8")
+    with pytest.raises(SiteConfigError) as exc:
+        load_site(p)
+    assert "not a date" in exc.value.problems[0].message

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.connect.ssh import MountUsage, parse_df_p
+from tasks.connect.df import MountUsage, parse_df_p
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "df"
 

@@ -12,14 +12,21 @@ SUFFIXES = {".py", ".sql", ".md", ".yaml", ".j2", ".json", ".toml"}
 _DOC_REF = re.compile(r"(?<![\w./])(?:\.\./)*(?:shared/)?docs/[\w./-]+\.md")
 
 
+_MODULE = re.compile(r"^[\w.-]+(?:/[\w.-]+)*(?:\.py|\.j2|/)$")
+
+
 def table_paths(text: str) -> list[str]:
-    """The backquoted paths in the first column of the folder table under '## The parts'."""
+    """The backquoted paths in the first column of the folder table under '## The parts', and the
+    modules a folder's row names in its second column (`x.py`, `sub/`: relative to that folder)."""
     section = text.split("## The parts", 1)[1].split("\n## ", 1)[0]
     paths = []
     for line in section.splitlines():
         if line.startswith("| `"):
-            first = line.split(" | ", 1)[0]
-            paths += re.findall(r"`([^`]+)`", first)
+            cells = line.strip().strip("|").split(" | ")
+            named = re.findall(r"`([^`]+)`", cells[0])
+            paths += named
+            if len(named) == 1 and named[0].endswith("/") and named[0] != "tests/" and len(cells) > 1:
+                paths += [named[0] + m for m in re.findall(r"`([^`]+)`", cells[1]) if _MODULE.match(m)]
     return paths
 
 
@@ -62,8 +69,9 @@ def test_architecture_md_is_cited_by_its_path():
 
 
 def test_the_checks_find_what_is_wrong(tmp_path):
-    text = "## The parts\n\n| path | holds |\n|---|---|\n| `flows/`, `no/such.py` | x |\n\n## Next\n| `not/here` | y |\n"
-    assert table_paths(text) == ["flows/", "no/such.py"]
+    text = ("## The parts\n\n| path | holds |\n|---|---|\n| `flows/`, `no/such.py` | x |\n"
+            "| `tasks/core/` | `results.py` (the model), `gone.py`, `{env: …}` | y |\n\n## Next\n| `not/here` | y |\n")
+    assert table_paths(text) == ["flows/", "no/such.py", "tasks/core/", "tasks/core/results.py", "tasks/core/gone.py"]
     f = tmp_path / "m.py"
     f.write_text("# see ../shared/docs/duties.md and docs/x.md, not mydocs/y.md\n")
     assert _DOC_REF.findall(f.read_text()) == ["../shared/docs/duties.md", "docs/x.md"]

@@ -11,6 +11,9 @@ import sqlglot
 
 from tasks.backup.verify import measure
 from tasks.backup.verify import fingerprint as fp
+from tasks.backup.verify.fingerprint_names import Column
+from tasks.backup.verify import reading as rd
+from tasks.backup.verify import catalog as cat
 from tasks.backup.verify.fingerprint import ChunkHash, TableFingerprint
 from tasks.backup.verify.fingerprint_compare import compare_fingerprints
 from tests.unit.test_fingerprint_sql import READ, SCHEMA, SHAPES
@@ -37,7 +40,7 @@ def test_key_range_sql_has_no_sort_and_parses(dialect):
     sqlglot.parse_one(q.sql, read=READ[dialect])
     ranked = fp.fingerprint_statement(dialect, SCHEMA[dialect], shape, chunk_rows=10_000)
     assert "ROW_NUMBER" in ranked.sql.upper() and ranked.key_shift is None
-    b = fp.key_bounds_statement(dialect, SCHEMA[dialect], shape, fp.AsOf(scn=42) if dialect == "oracle" else None)
+    b = fp.key_bounds_statement(dialect, SCHEMA[dialect], shape, rd.AsOf(scn=42) if dialect == "oracle" else None)
     assert "MIN(" in b.sql and "MAX(" in b.sql
     sqlglot.parse_one(b.sql, read=READ[dialect])
 
@@ -75,7 +78,7 @@ class _Fetch:
         self.sql: list[str] = []
         self.record_hash = record_hash
 
-    def __call__(self, st: fp.Statement) -> list[dict]:
+    def __call__(self, st: rd.Statement) -> list[dict]:
         self.sql.append(st.sql)
         if "pg_proc" in st.sql:
             return [{"ok": self.record_hash}]
@@ -116,7 +119,7 @@ def test_hash_method_sql_and_the_types_it_refuses():
     assert "md5" not in q.sql
     sqlglot.parse_one(q.sql, read="postgres")
     assert fp.hash_method_fits(shape) and fp.hash_method_fits(SHAPES["postgresql"]["t_uuid_keyed"])
-    point = fp.TableShape("t_geo", (fp.Column("id", "bigint"), fp.Column("at", "point")), ("id",))
+    point = cat.TableShape("t_geo", (Column("id", "bigint"), Column("at", "point")), ("id",))
     assert not fp.hash_method_fits(point) and fp.hash_method_fits(point, ["id"])
     with pytest.raises(ValueError, match="no hash function"):
         fp.fingerprint_statement("postgresql", "ebill", point, method="hash")

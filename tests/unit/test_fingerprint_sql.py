@@ -15,20 +15,21 @@ import pytest
 import sqlglot
 
 from tasks.backup.verify import fingerprint as fp
+from tasks.backup.verify import reading as rd
+from tasks.backup.verify.reading import AsOf, pg_use_snapshot_sql
 from tasks.backup.verify.fingerprint import (
-    AsOf,
     ChunkHash,
-    Column,
-    DbObject,
     TableFingerprint,
-    TableShape,
-    check_name,
-    columns_statement,
     fingerprint_from_rows,
     fingerprint_statement,
+)
+from tasks.backup.verify.fingerprint_names import Column, check_name
+from tasks.backup.verify.catalog import (
+    DbObject,
+    TableShape,
+    columns_statement,
     inventory_from_rows,
     inventory_statement,
-    pg_use_snapshot_sql,
     row_counts_from_rows,
     row_counts_statement,
     shapes_from_rows,
@@ -118,7 +119,7 @@ def test_every_statement_parses_in_its_dialect_and_binds_exactly_its_params(dial
             assert [e.alias_or_name.lower() for e in tree.selects] == CHUNK_OUT
         n += 1
     assert n >= 10
-    fixed = {"postgresql": [fp.PG_SESSION_SQL, fp.PG_EXPORT_SNAPSHOT_SQL], "oracle": [fp.ORACLE_CURRENT_SCN_SQL]}
+    fixed = {"postgresql": [rd.PG_SESSION_SQL, rd.PG_EXPORT_SNAPSHOT_SQL], "oracle": [rd.ORACLE_CURRENT_SCN_SQL]}
     for sql in fixed[dialect]:
         sqlglot.parse_one(sql, read=READ[dialect])
 

@@ -14,19 +14,17 @@ from config.settings import LogFile, Thresholds
 from sandbox.app_services import make_certificate, pem
 from tasks.inspection.certs import cert_info, days_to_expiry, expiry_result, grade_days, load_certificate
 from tasks.inspection.health import function_target
-from tasks.inspection.logs import (
+from tasks.inspection.log_findings import (
     DEFAULT_ORA_CRITICAL,
-    HEAD_BYTES,
     bounded,
     complete_lines,
     decode_log,
     find_errors,
     head_digest,
     judge,
-    load_positions,
     plan_read,
-    save_positions,
 )
+from tasks.inspection.logs import HEAD_BYTES, load_positions, save_positions
 from tasks.core.reason_codes import Code
 from tasks.core.results import Status
 

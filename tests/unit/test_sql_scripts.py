@@ -131,7 +131,7 @@ def split_sql(body: str) -> list[str]:
 
 PG_VARS = {"vendor_schema": "ebill", "canon_schema": "ebill_canon", "place_table": "t_bill_place",
            "invoice_table": "t_ebill_main", "item_table": "t_ebill_detail", "settle_table": "t_his_settle",
-           "log_table": "t_interface_log", "stock_table": "t_bill_stock", "ro_user": "ebops_ro",
+           "log_table": "t_interface_log", "stock_table": "t_bill_stock", "void_table": "t_bill_void", "ro_user": "ebops_ro",
            "ebops_ro_password": "sample", "DBNAME": "ebill", "verify_user": "ebops_verify",
            "ebops_verify_password": "sample"}
 

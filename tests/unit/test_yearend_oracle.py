@@ -15,7 +15,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from config.year_end import YearEndConfig
+from config.year_end import YearEndDatabase
 from tasks.yearend.oracle import CATALOGUE_QUERIES, high_year, oracle_already_done, oracle_catalogue, oracle_plan
 
 
@@ -62,12 +62,12 @@ SEGMENTS.append({"owner": "HIS", "segment_name": "T_OLD_SETTLE", "partition_name
 TODAY = date(2026, 12, 2)
 
 
-def _cfg(**over) -> YearEndConfig:
+def _cfg(**over) -> YearEndDatabase:
     data = {"schema": "EBILL", "dba": {"dsn": "10.0.0.21:1521/EBILLDB", "user": "EBOPS_DBA", "password": {"env": "X"}},
             "tablespace": {"name_pattern": "TS_EBILL_{year}", "location": "{tablespace_dir}/ts_ebill_{year}_01.dbf",
                            "initial_size_mb": 2048, "autoextend_next_mb": 512}}
     data.update(over)
-    return YearEndConfig.model_validate(data)
+    return YearEndDatabase.model_validate(data)
 
 
 def _plan(**over):

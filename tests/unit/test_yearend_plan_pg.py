@@ -7,7 +7,7 @@ from datetime import date, datetime, timezone
 
 import sqlglot
 
-from config.year_end import YearEndConfig
+from config.year_end import YearEndDatabase
 from tasks.approvals.plan import Plan, PlanStep, StepOutcome
 from tasks.core.results import Status
 from tasks.yearend import record
@@ -30,7 +30,7 @@ ROWS = [_row(t, y) for t in ("t_ebill_detail", "t_ebill_main") for y in range(20
     {**_row("t_interface_log", 2026), "key_column": "log_id", "key_type": "bigint"}]
 SPACES = [{"tablespace_name": f"ts_ebill_{y}", "location": f"/u01/pgtbs/ts_ebill_{y}", "owner": "ebill_app"}
           for y in range(2022, 2027)] + [{"tablespace_name": "pg_default", "location": "", "owner": "postgres"}]
-CFG = YearEndConfig.model_validate({
+CFG = YearEndDatabase.model_validate({
     "schema": "ebill", "dba": {"dsn": "host=db1 dbname=ebill", "user": "postgres", "password": {"env": "X"}},
     "tablespace": {"location": "{tablespace_dir}/ts_ebill_{year}", "make_directory": True, "owner": "ebill_app"},
     "archive": {"tablespace": "ts_ebill_archive", "location": "{tablespace_dir}/ts_ebill_archive"}})

@@ -1,4 +1,4 @@
--- ebill-ops: the six canonical e-bill relations as read-only views (PostgreSQL family:
+-- ebill-ops: the seven canonical e-bill relations as read-only views (PostgreSQL family:
 -- PostgreSQL, openGauss, KingbaseES). Run by the site's DBA, as the vendor schema's owner or a
 -- superuser, in the e-bill database:
 --
@@ -20,6 +20,7 @@
 \if :{?settle_table}   \else \set settle_table t_his_settle  \endif
 \if :{?log_table}      \else \set log_table t_interface_log  \endif
 \if :{?stock_table}    \else \set stock_table t_bill_stock   \endif
+\if :{?void_table}     \else \set void_table t_bill_void     \endif
 
 BEGIN;
 
@@ -133,5 +134,15 @@ SELECT
     (CASE k.stock_state WHEN '1' THEN 'ACTIVE' WHEN '2' THEN 'USED_UP' WHEN '3' THEN 'VOID'
                         ELSE k.stock_state END)::varchar(10) AS status
 FROM :"vendor_schema".:"stock_table" k;
+
+-- 号码作废记录 (numbers taken from a segment but not issued: printer jams, failed issues, write-offs)
+CREATE OR REPLACE VIEW :"canon_schema".ebill_void AS
+SELECT
+    v.bill_batch_code::char(8)                     AS bill_code,
+    v.bill_number::char(10)                        AS bill_no,
+    v.place_code::varchar(50)                      AS place_code,
+    v.void_datetime::timestamp                     AS void_time,
+    v.void_reason::varchar(200)                    AS reason
+FROM :"vendor_schema".:"void_table" v;
 
 COMMIT;

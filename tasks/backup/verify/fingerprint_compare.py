@@ -12,7 +12,9 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Iterable, Mapping
 
-from tasks.backup.verify.fingerprint import AsOf, DbObject, TableFingerprint
+from tasks.backup.verify.reading import AsOf
+from tasks.backup.verify.catalog import DbObject
+from tasks.backup.verify.fingerprint import TableFingerprint
 from tasks.core.reason_codes import Code
 from tasks.core.results import CheckResult, Status, utcnow
 

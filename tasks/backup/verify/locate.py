@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from config.settings import BackupConfig
-from tasks.inspection.hosts import parse_backup_log
+from tasks.backup import folder
 from tasks.connect.ssh import HostSession
 
 
@@ -36,19 +36,15 @@ class BackupFile:
 
 def newest_backup(session: HostSession, cfg: BackupConfig) -> tuple[str, int, datetime]:
     """(path, size, mtime) of the newest file matching the pattern in the backup folder."""
-    res = session.run(["find", cfg.directory, "-maxdepth", "1", "-type", "f", "-name", cfg.pattern,
-                       "-printf", r"%T@ %s %p\n"])
-    if res.exit_code != 0:
-        raise BackupNotFound(f"cannot list {cfg.directory} on {session.cfg.name}: {res.stderr.strip()[:300]}")
-    files = []
-    for line in res.stdout.splitlines():
-        mtime, size, path = line.split(" ", 2)
-        files.append((float(mtime), int(size), path))
+    try:
+        files = folder.list_folder(session, cfg)
+    except folder.BackupFolderError as exc:
+        raise BackupNotFound(str(exc)) from exc
     if not files:
         raise BackupNotFound(f"no file matching {cfg.pattern} in {cfg.directory} on {session.cfg.name} "
                              f"(hint: check hosts[].backup.directory and pattern, or run with take_backup=true)")
-    mtime, size, path = max(files)
-    return path, size, datetime.fromtimestamp(mtime, timezone.utc)
+    newest = max(files, key=lambda f: (f.mtime, f.size, f.path))
+    return newest.path, newest.size, newest.mtime
 
 
 def given_backup(session: HostSession, path: str) -> tuple[str, int, datetime]:
@@ -75,10 +71,13 @@ def describe(session: HostSession, cfg: BackupConfig, path: str, size: int, mtim
     digest = sha256_of(session, path, timeout)
     taken_at, source, log_tail = mtime, "文件修改时间（备份日志中无此文件）", ""
     if cfg.log:
-        tail = session.run(["tail", "-n", "400", cfg.log])
-        log_tail = "\n".join(tail.stdout.splitlines()[-6:])
+        try:
+            log = folder.read_log(session, cfg)
+        except folder.BackupFolderError as exc:  # the file's own time still dates it: say so, go on
+            log = folder.BackupLog([], str(exc))
+        log_tail = log.last_lines(6)
         name = path.rsplit("/", 1)[-1]
-        runs = [r for r in parse_backup_log(tail.stdout) if r.file == name]
+        runs = [r for r in log.runs if r.file == name]
         if runs and runs[-1].started_at is not None:
             taken_at, source = runs[-1].started_at, f"备份日志 START 行（作业 {runs[-1].job}，状态 {runs[-1].status}）"
     raw = f"$ {shlex.join(['sha256sum', '--', path])}\n{digest}  {path}\n--- {cfg.log or 'no backup log'} ---\n{log_tail}"

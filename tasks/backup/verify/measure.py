@@ -15,16 +15,19 @@ from datetime import datetime
 from typing import Callable, Iterable
 
 from tasks.backup.verify import fingerprint as fp
+from tasks.backup.verify.fingerprint_names import check_name, quote
+from tasks.backup.verify import reading as rd
+from tasks.backup.verify import catalog as cat
 from tasks.core.masking import mask_text
 
-Fetch = Callable[[fp.Statement], list[dict]]
+Fetch = Callable[[rd.Statement], list[dict]]
 BILL_TABLE = "t_ebill_main"
 BILL_TIME = "ivc_datetime"
 
 
 @dataclass
 class Measurement:
-    inventory: frozenset[fp.DbObject]
+    inventory: frozenset[cat.DbObject]
     counts: dict[str, int]
     prints: dict[str, fp.TableFingerprint]
     newest_bill: datetime | None
@@ -49,7 +52,7 @@ class Measurement:
                                  for t, f in self.prints.items()}}
 
 
-def hashed_columns(shape: fp.TableShape, mutable: Iterable[str]) -> list[str] | None:
+def hashed_columns(shape: cat.TableShape, mutable: Iterable[str]) -> list[str] | None:
     """All columns but the mutable ones (None: all), names matched case-insensitively (Oracle folds)."""
     drop = {m.lower() for m in mutable}
     if not drop:
@@ -57,8 +60,8 @@ def hashed_columns(shape: fp.TableShape, mutable: Iterable[str]) -> list[str] | 
     return [c.name for c in shape.columns if c.name.lower() not in drop]
 
 
-def plan_key_shifts(fetch: Fetch, dialect: str, schema: str, shapes: dict[str, fp.TableShape],
-                    as_of: fp.AsOf | None, chunk_rows: int) -> tuple[dict[str, int], dict[str, int]]:
+def plan_key_shifts(fetch: Fetch, dialect: str, schema: str, shapes: dict[str, cat.TableShape],
+                    as_of: rd.AsOf | None, chunk_rows: int) -> tuple[dict[str, int], dict[str, int]]:
     """(key shift, row count) of every table with an integer first key, from its count and key range."""
     shifts, counts = {}, {}
     for name, shape in shapes.items():
@@ -69,7 +72,7 @@ def plan_key_shifts(fetch: Fetch, dialect: str, schema: str, shapes: dict[str, f
     return shifts, counts
 
 
-def measure(fetch: Fetch, dialect: str, schema: str, *, as_of: fp.AsOf | None, chunk_rows: int,
+def measure(fetch: Fetch, dialect: str, schema: str, *, as_of: rd.AsOf | None, chunk_rows: int,
             mutable_columns: dict[str, list[str]] | None = None,
             key_shifts: dict[str, int] | None = None, methods: dict[str, str] | None = None) -> Measurement:
     """One side. `key_shifts` and `methods`: the other side's chunking and hash method
@@ -79,13 +82,13 @@ def measure(fetch: Fetch, dialect: str, schema: str, *, as_of: fp.AsOf | None, c
     if dialect == "postgresql":
         # Row text depends on DateStyle, TimeZone, float digits...: the scratch database does not
         # inherit production's ALTER DATABASE settings, so both sides are read with the same ones.
-        fetch(fp.Statement(fp.PG_SESSION_SQL))
-    shapes = fp.shapes_from_rows(fetch(fp.columns_statement(dialect, schema)))
+        fetch(rd.Statement(rd.PG_SESSION_SQL))
+    shapes = cat.shapes_from_rows(fetch(cat.columns_statement(dialect, schema)))
     mutable = {k.lower(): v for k, v in (mutable_columns or {}).items()}
     if key_shifts is None:
         key_shifts, _ = plan_key_shifts(fetch, dialect, schema, shapes, as_of, chunk_rows)
     if methods is None:
-        has = fetch(fp.Statement(fp.PG_HAS_RECORD_HASH_SQL)) if dialect == "postgresql" else []
+        has = fetch(rd.Statement(fp.PG_HAS_RECORD_HASH_SQL)) if dialect == "postgresql" else []
         record_hash = bool(has and has[0]["ok"])  # PostgreSQL 14+; not openGauss/KingbaseES of older lineage
         methods = {name: "hash" if record_hash and fp.hash_method_fits(
             shape, hashed_columns(shape, mutable.get(name.lower(), []))) else "sum" for name, shape in shapes.items()}
@@ -96,15 +99,15 @@ def measure(fetch: Fetch, dialect: str, schema: str, *, as_of: fp.AsOf | None, c
                                      columns=hashed_columns(shape, mutable.get(name.lower(), [])), key_shift=shift,
                                      method=methods.get(name, "sum"))
         prints[name] = fp.fingerprint_from_rows(q, fetch(q))
-    counts = fp.row_counts_from_rows(fetch(fp.row_counts_statement(dialect, schema, shapes, as_of)))
-    inventory = fp.inventory_from_rows(fetch(fp.inventory_statement(dialect, schema)))
+    counts = cat.row_counts_from_rows(fetch(cat.row_counts_statement(dialect, schema, shapes, as_of)))
+    inventory = cat.inventory_from_rows(fetch(cat.inventory_statement(dialect, schema)))
     newest = None
     bill = catalog_name(dialect, BILL_TABLE)
     if bill in shapes:
         params: dict = {}
-        table = f"{fp.quote(dialect, schema)}.{fp.quote(dialect, bill)}{_as_of_scn(as_of, params)}"
-        newest = fetch(fp.Statement(f"SELECT MAX({BILL_TIME}) AS newest FROM {table}", params))[0]["newest"]
-    scope = {t: (as_of or fp.AsOf()).scope_zh(t) for t in shapes}
+        table = f"{quote(dialect, schema)}.{quote(dialect, bill)}{_as_of_scn(as_of, params)}"
+        newest = fetch(rd.Statement(f"SELECT MAX({BILL_TIME}) AS newest FROM {table}", params))[0]["newest"]
+    scope = {t: (as_of or rd.AsOf()).scope_zh(t) for t in shapes}
     return Measurement(inventory, counts, prints, newest, time.monotonic() - began, scope)
 
 
@@ -113,7 +116,7 @@ def catalog_name(dialect: str, name: str) -> str:
     return name.upper() if dialect == "oracle" else name
 
 
-def _as_of_scn(as_of: fp.AsOf | None, params: dict) -> str:
+def _as_of_scn(as_of: rd.AsOf | None, params: dict) -> str:
     """Oracle's flashback clause for a read as of the backup's SCN (the PostgreSQL family reads inside
     the exported snapshot instead, so it never gets one)."""
     if as_of is None or as_of.scn is None:
@@ -123,31 +126,31 @@ def _as_of_scn(as_of: fp.AsOf | None, params: dict) -> str:
 
 
 # ---------------------------------------------------------------- the field-by-field sample
-def sample_keys_statement(dialect: str, schema: str, n: int, as_of: fp.AsOf | None) -> fp.Statement:
+def sample_keys_statement(dialect: str, schema: str, n: int, as_of: rd.AsOf | None) -> rd.Statement:
     """n bills spread evenly over the key order (not random: the same backup gives the same sample,
     and the record can be re-checked), among the rows the comparison covers."""
     params: dict = {"n": int(n)}
     where = ""
     if as_of is not None and as_of.cutoff(BILL_TABLE):
-        where = f"WHERE {fp.check_name(dialect, as_of.cutoff(BILL_TABLE))} < :as_of_time"
+        where = f"WHERE {check_name(dialect, as_of.cutoff(BILL_TABLE))} < :as_of_time"
         params["as_of_time"] = as_of.before.replace(tzinfo=None)
-    table = f"{fp.quote(dialect, schema)}.{fp.quote(dialect, catalog_name(dialect, BILL_TABLE))}"
+    table = f"{quote(dialect, schema)}.{quote(dialect, catalog_name(dialect, BILL_TABLE))}"
     table += _as_of_scn(as_of, params)
     sql = (f"SELECT id, {BILL_TIME} FROM (SELECT id, {BILL_TIME}, ROW_NUMBER() OVER (ORDER BY id, {BILL_TIME}) AS rn, "
            f"COUNT(*) OVER () AS total FROM {table} {where}) s "
            f"WHERE MOD(rn - 1, GREATEST(CAST(total / :n AS INTEGER), 1)) = 0 ORDER BY id, {BILL_TIME} FETCH FIRST :n ROWS ONLY")
-    return fp.Statement(sql, params)
+    return rd.Statement(sql, params)
 
 
 def bill_statement(dialect: str, schema: str, bill_id: int, issued: datetime,
-                   as_of: fp.AsOf | None = None) -> fp.Statement:
+                   as_of: rd.AsOf | None = None) -> rd.Statement:
     params = {"bill_id": bill_id, "issued": issued}
-    table = f"{fp.quote(dialect, schema)}.{fp.quote(dialect, catalog_name(dialect, BILL_TABLE))}"
+    table = f"{quote(dialect, schema)}.{quote(dialect, catalog_name(dialect, BILL_TABLE))}"
     table += _as_of_scn(as_of, params)
-    return fp.Statement(f"SELECT * FROM {table} WHERE id = :bill_id AND {BILL_TIME} = :issued", params)
+    return rd.Statement(f"SELECT * FROM {table} WHERE id = :bill_id AND {BILL_TIME} = :issued", params)
 
 
-def sample_bills(fetch: Fetch, dialect: str, schema: str, n: int, as_of: fp.AsOf | None,
+def sample_bills(fetch: Fetch, dialect: str, schema: str, n: int, as_of: rd.AsOf | None,
                  keys: list[dict] | None = None) -> dict[tuple, dict | None]:
     """The sampled bills, whole rows keyed by (id, issue time): kept in memory only (personal data),
     compared field by field and never written. `keys` re-reads the other side's sample."""

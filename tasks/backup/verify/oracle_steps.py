@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from tasks.backup.verify.fingerprint import ORACLE_CURRENT_SCN_SQL
+from tasks.backup.verify.reading import ORACLE_CURRENT_SCN_SQL
 
 DEFAULT_SCRATCH_PREFIX = "EBOPS_VERIFY_"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_$#]{0,127}$")

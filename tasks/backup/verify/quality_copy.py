@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from psycopg.conninfo import make_conninfo
 
 from config.settings import DatabaseConfig
-from tasks.backup.verify.pg_flow_steps import Run
+from tasks.backup.verify.outputs import Located, Restored, VerifyContext
 from tasks.connect.database import connect
 from tasks.quality.checks import DEFAULT_CANON, period_text
 from tasks.quality.gx_run import run_suites
@@ -28,13 +28,15 @@ TITLE = "比对校验：恢复库上的数据质量规则（DQ01–DQ22）"
 DAYS = 7
 
 
-def quality_on_copy(run: Run, canon: str = DEFAULT_CANON) -> CheckResult:
+def quality_on_copy(ctx: VerifyContext, located: Located, restored: Restored,
+                    canon: str = DEFAULT_CANON) -> tuple[CheckResult, dict[str, str]]:
+    """The record, and restored_quality.json for the bundle."""
     started = utcnow()
-    taken = run.backup.taken_at.astimezone(ZoneInfo(run.tz)).replace(tzinfo=None)
+    taken = located.backup.taken_at.astimezone(ZoneInfo(ctx.tz)).replace(tzinfo=None)
     end = taken.date()
     start = end - timedelta(days=DAYS)
-    scratch = run.cfg.scratch
-    cfg = DatabaseConfig(dialect="postgresql", dsn=make_conninfo(scratch.dsn, dbname=run.scratch), user=scratch.user,
+    scratch = ctx.cfg.scratch
+    cfg = DatabaseConfig(dialect="postgresql", dsn=make_conninfo(scratch.dsn, dbname=restored.scratch), user=scratch.user,
                          password=scratch.password, schema=canon, connect_timeout_s=scratch.connect_timeout_s)
     try:
         db = connect(cfg)
@@ -43,22 +45,22 @@ def quality_on_copy(run: Run, canon: str = DEFAULT_CANON) -> CheckResult:
         finally:
             db.close()
     except Exception as exc:  # noqa: BLE001
-        return error_result(exc, started_at=started, check="backup_verify", title=TITLE, site=run.site,
-                            host=run.cfg.host, target=run.scratch or "")
+        return error_result(exc, started_at=started, check="backup_verify", title=TITLE, site=ctx.site,
+                            host=ctx.cfg.host, target=restored.scratch or ""), {}
     broken = [f"{s.rule_id}（{'；'.join(s.errors)}）" for s in summaries if s.errors]
     found = {s.rule_id: len(s.failing) for s in summaries if s.failing}
-    run.files["restored_quality.json"] = json.dumps(
+    files = {"restored_quality.json": json.dumps(
         {"period": [start.isoformat(), end.isoformat()], "as_of": taken.isoformat(sep=" "),
          "rules": {s.rule_id: {"checked": s.checked, "failing": len(s.failing), "status": s.status.value,
-                               "errors": s.errors} for s in summaries}}, ensure_ascii=False, indent=1)
+                               "errors": s.errors} for s in summaries}}, ensure_ascii=False, indent=1)}
     period = period_text(start, end)
     if broken:
-        return run.record("verify", TITLE.split("：", 1)[1], Status.FAIL, f"恢复库上有规则无法执行：{'，'.join(broken)}",
-                          started, target=run.scratch, value=len(broken), unit="条规则无法执行", threshold="0",
-                          code=Code.QUALITY_RULES_BROKEN)
+        return ctx.record("verify", TITLE.split("：", 1)[1], Status.FAIL, f"恢复库上有规则无法执行：{'，'.join(broken)}",
+                          started, target=restored.scratch, value=len(broken), unit="条规则无法执行", threshold="0",
+                          code=Code.QUALITY_RULES_BROKEN), files
     ran = sum(1 for s in summaries if s.status is not Status.SKIPPED)
     seen = "；".join(f"{r} {n} 条" for r, n in found.items()) or "无"
-    return run.record("verify", TITLE.split("：", 1)[1], Status.OK,
+    return ctx.record("verify", TITLE.split("：", 1)[1], Status.OK,
                       f"{len(summaries)} 条规则均可在恢复库上执行（{period}，截至备份时间 {taken:%Y-%m-%d %H:%M}；"
                       f"{ran} 条有数据可查）。发现的数据问题：{seen}（与备份有效性无关，以每日数据质量检查为准）",
-                      started, target=run.scratch, value=0, unit="条规则无法执行", threshold="0")
+                      started, target=restored.scratch, value=0, unit="条规则无法执行", threshold="0"), files

@@ -56,6 +56,10 @@ CANONICAL_SCHEMA: dict[str, list[tuple[str, str]]] = {
         ("stock_id", "bigint"), ("place_code", "varchar(50)"), ("bill_code", "char(8)"), ("start_no", "char(10)"),
         ("end_no", "char(10)"), ("current_no", "char(10)"), ("warn_sheets", "integer"), ("status", "varchar(10)"),
     ],
+    "ebill_void": [
+        ("bill_code", "char(8)"), ("bill_no", "char(10)"), ("place_code", "varchar(50)"), ("void_time", "timestamp"),
+        ("reason", "varchar(200)"),
+    ],
 }
 
 # relation -> ordered column names: what every check may rely on.

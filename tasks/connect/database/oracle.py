@@ -6,8 +6,8 @@ import re
 from typing import Any, ClassVar
 
 from tasks.connect.database.base import (
-    FINANCE_BACKLOG_SQL,
-    INTERFACE_STATS_SQL,
+    FINANCE_BACKLOG_SQL,  # noqa: F401 - the SQL this dialect runs, read by tests/unit/test_ebill_checks_sql.py
+    INTERFACE_STATS_SQL,  # noqa: F401 - idem
     DatabaseError,
     EbillDatabase,
     QueryDeadlineExceeded,
@@ -109,6 +109,16 @@ def oracle_session(dsn: str, user: str, password: str, *, connect_timeout_s: int
     return conn
 
 
+def oracle_fetch(conn: Any, sql: str, params: dict | None) -> tuple[list[str], list[tuple]]:
+    """The one Oracle row fetcher (checks and verification): lower-case column names and the rows.
+    Transactions are the caller's (the checks wrap each query in SET TRANSACTION READ ONLY)."""
+    with conn.cursor() as cur:
+        cur.execute(sql, params or {})
+        if cur.description is None:
+            return [], []
+        return [d[0].lower() for d in cur.description], cur.fetchall()
+
+
 class ReadOnlyTransactions:
     """An oracledb connection on which every transaction is read-only, for a pool that runs its
     own statements (SQLAlchemy under GX). Oracle has no read-only session default: SET TRANSACTION
@@ -169,11 +179,7 @@ class OracleEbillDatabase(EbillDatabase):
         try:
             with conn.cursor() as cur:
                 cur.execute(READ_ONLY_SQL)
-                cur.execute(sql, params or {})
-                if cur.description is None:
-                    return [], []
-                columns = [d[0].lower() for d in cur.description]
-                return columns, cur.fetchall()
+            return oracle_fetch(conn, sql, params)
         except oracledb.Error as exc:
             if oracle_timed_out(exc):
                 raise QueryDeadlineExceeded(deadline_message(sql, self.deadline, "statement", dialect="oracle")) from None

@@ -3,6 +3,10 @@
 psycopg wants `%(name)s` and a doubled `%` everywhere once parameters are given, so SQL for
 PostgreSQL is rewritten here. Quoted strings and identifiers are left alone, and `::type` casts are
 not parameters.
+
+Kept on purpose instead of SQLAlchemy's `text()` binds (considered for issue 14): `text()` also
+takes `:name` inside a quoted literal for a parameter (`':a'` becomes `%(a)s`), which the case in
+tests/unit/test_database_oracle.py shows this function does not.
 """
 from __future__ import annotations
 

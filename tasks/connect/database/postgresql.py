@@ -6,8 +6,8 @@ from typing import Any, ClassVar
 import psycopg
 
 from tasks.connect.database.base import (
-    FINANCE_BACKLOG_SQL,
-    INTERFACE_STATS_SQL,
+    FINANCE_BACKLOG_SQL,  # noqa: F401 - the SQL this dialect runs, read by tests/unit/test_ebill_checks_sql.py
+    INTERFACE_STATS_SQL,  # noqa: F401 - idem
     DatabaseError,
     EbillDatabase,
     QueryDeadlineExceeded,
@@ -88,6 +88,19 @@ def pg_session(dsn: str, user: str, password: str, deadline: Deadline, *, connec
                       options=options.strip(), application_name=application_name, autocommit=autocommit, **kwargs)
 
 
+def pg_fetch(conn: Any, sql: str, params: dict | None) -> tuple[list[str], list[tuple]]:
+    """The one PostgreSQL row fetcher (checks and verification): lower-case column names and the
+    rows. `:name` parameters (params.py); errors are the caller's to explain."""
+    with conn.cursor() as cur:
+        if params is None:
+            cur.execute(sql)
+        else:
+            cur.execute(to_pyformat(sql), params)
+        if cur.description is None:
+            return [], []
+        return [d.name.lower() for d in cur.description], cur.fetchall()
+
+
 class PostgresEbillDatabase(EbillDatabase):
     dialect: ClassVar[str] = "postgresql"
     stock_levels_sql: ClassVar[str] = STOCK_LEVELS_SQL
@@ -106,14 +119,7 @@ class PostgresEbillDatabase(EbillDatabase):
 
     def _fetch(self, sql: str, params: dict | None) -> tuple[list[str], list[tuple]]:
         try:
-            with self.connection.cursor() as cur:
-                if params is None:
-                    cur.execute(sql)
-                else:
-                    cur.execute(to_pyformat(sql), params)
-                if cur.description is None:
-                    return [], []
-                return [d.name.lower() for d in cur.description], cur.fetchall()
+            return pg_fetch(self.connection, sql, params)
         except psycopg.Error as exc:
             kind = pg_timed_out(exc)
             if kind:
