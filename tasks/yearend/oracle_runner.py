@@ -12,7 +12,7 @@ from typing import Any
 from config.secrets import resolve_secret
 from config.settings import Site
 from tasks.approvals.plan import Plan, PlanStep, StepOutcome
-from tasks.backup.verify import fingerprint as fp
+from tasks.backup.verify.reading import Statement
 from tasks.connect.database.oracle import READ_ONLY_SQL, oracle_session
 from tasks.connect.ssh import HostPool
 from tasks.core.masking import mask_text
@@ -43,7 +43,7 @@ def dba_session(site: Site) -> Any:
 
 
 def fetcher(conn: Any):
-    def fetch(st: fp.Statement) -> list[dict]:
+    def fetch(st: Statement) -> list[dict]:
         with conn.cursor() as cur:
             cur.execute(st.sql, st.params or {})
             if cur.description is None:
@@ -56,10 +56,10 @@ def fetcher(conn: Any):
 def read_catalogue(conn: Any, schema: str, compression: str) -> Catalogue:
     fetch = fetcher(conn)
     s = schema.upper()
-    return oracle_catalogue(s, fetch(fp.Statement(ORACLE_PART_TABLES_SQL, {"schema": s})),
-                            fetch(fp.Statement(ORACLE_PARTITIONS_SQL, {"schema": s})),
-                            fetch(fp.Statement(ORACLE_TABLESPACES_SQL)),
-                            fetch(fp.Statement(ORACLE_SEGMENTS_SQL, {"schema": s})), compression)
+    return oracle_catalogue(s, fetch(Statement(ORACLE_PART_TABLES_SQL, {"schema": s})),
+                            fetch(Statement(ORACLE_PARTITIONS_SQL, {"schema": s})),
+                            fetch(Statement(ORACLE_TABLESPACES_SQL)),
+                            fetch(Statement(ORACLE_SEGMENTS_SQL, {"schema": s})), compression)
 
 
 def measure_partition(conn: Any, schema: str, table: str, partition: str, how: dict | None = None) -> dict:
@@ -67,7 +67,7 @@ def measure_partition(conn: Any, schema: str, table: str, partition: str, how: d
     shape = proof.partition_shape(proof.parent_shapes(fetch, D, schema)[table], partition)
     how = how or proof.choose(fetch, D, schema, shape, table)
     out = proof.measure(fetch, D, schema, table, shape, how)
-    size = fetch(fp.Statement("SELECT NVL(SUM(bytes), 0) AS b FROM dba_segments WHERE owner = :o AND segment_name = :t "
+    size = fetch(Statement("SELECT NVL(SUM(bytes), 0) AS b FROM dba_segments WHERE owner = :o AND segment_name = :t "
                               "AND partition_name = :p", {"o": schema, "t": table, "p": partition}))
     out["bytes"] = int(size[0]["b"]) if size else None
     return out

@@ -15,7 +15,7 @@ from config.secrets import resolve_secret
 from config.settings import HostConfig, Site
 from config.year_end import YearEndDatabase
 from tasks.approvals.plan import Plan, PlanStep, StepOutcome
-from tasks.backup.verify import fingerprint as fp
+from tasks.backup.verify.reading import Statement
 from tasks.connect.database.deadline import Deadline
 from tasks.connect.database.params import to_pyformat
 from tasks.connect.database.postgresql import pg_session
@@ -43,7 +43,7 @@ def dba_session(cfg: YearEndDatabase, *, read_only: bool) -> Any:
 
 
 def fetcher(conn: Any):
-    def fetch(st: fp.Statement) -> list[dict]:
+    def fetch(st: Statement) -> list[dict]:
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(to_pyformat(st.sql) if st.params else st.sql, st.params or None)
             return list(cur.fetchall()) if cur.description else []
@@ -52,8 +52,8 @@ def fetcher(conn: Any):
 
 def read_catalogue(conn: Any, schema: str) -> Catalogue:
     fetch = fetcher(conn)
-    return pg_catalogue(schema, fetch(fp.Statement(PG_PARTITIONS_SQL, {"schema": schema})),
-                        fetch(fp.Statement(PG_TABLESPACES_SQL)))
+    return pg_catalogue(schema, fetch(Statement(PG_PARTITIONS_SQL, {"schema": schema})),
+                        fetch(Statement(PG_TABLESPACES_SQL)))
 
 
 def measure_partition(conn: Any, schema: str, table: str, partition: str, how: dict | None = None) -> dict:
@@ -63,7 +63,7 @@ def measure_partition(conn: Any, schema: str, table: str, partition: str, how: d
         shape = proof.partition_shape(proof.parent_shapes(fetch, DIALECT, schema)[table], partition)
         how = how or proof.choose(fetch, DIALECT, schema, shape, table)
         out = proof.measure(fetch, DIALECT, schema, table, shape, how)
-    out["bytes"] = int(fetch(fp.Statement("SELECT pg_total_relation_size(CAST(:rel AS regclass)) AS b",
+    out["bytes"] = int(fetch(Statement("SELECT pg_total_relation_size(CAST(:rel AS regclass)) AS b",
                                           {"rel": f'"{schema}"."{partition}"'}))[0]["b"])
     return out
 

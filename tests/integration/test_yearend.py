@@ -73,6 +73,7 @@ def ye_site(ye_pg, sandbox, tmp_path_factory):
     name = f"ye{uuid.uuid4().hex[:8]}"  # its own evidence chains
     demo["site"] = name
     demo["evidence"]["outbox"] = str(folder / "outbox")
+    demo["year_end"].pop("files", None)  # the file server's part has its own tests (test_yearend_files.py)
     demo["year_end"]["database"]["dba"].update(dsn=f"host=127.0.0.1 port={ye_pg['pg_port']} dbname=ebill",
                                    password={"env": DBA_ENV}, lock_timeout_s=DEADLINE_S)
     (folder / f"{name}.yaml").write_text(yaml.safe_dump(demo, allow_unicode=True), encoding="utf-8")

@@ -161,7 +161,7 @@ def test_already_done_reads_the_catalogue_as_it_is_after_execution():
 
 
 def test_partition_proof_statements_parse_as_oracle():
-    from tasks.backup.verify.fingerprint import TableShape
+    from tasks.backup.verify.catalog import TableShape
     from tasks.backup.verify.fingerprint_names import Column
     from tasks.yearend import proof
 
