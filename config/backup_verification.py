@@ -88,9 +88,8 @@ class BackupVerificationConfig(_Strict):
                                                                "than the backup (a nightly job plus slack)")
     rto_max_minutes: float = Field(default=240, gt=0, le=7 * 24 * 60, description="restore must finish within this (the tender's "
                                                                   "recovery time objective)")
-    approved_by: str | None = Field(
-        default=None, description="standing approval to create and drop scratch databases on the verification "
-        "server and to take backups for verification (who and when); without it the flow only plans")
+    # Creating and dropping scratch databases (and taking a backup for verification) needs a recorded
+    # standing approval of the verification's plan (`ebops approve`); without one the flow only plans.
     keep_on_failure: bool = Field(default=False, description="keep the scratch copy for diagnosis when the verdict "
                                                              "is not PASSED")
     command_timeout_s: int = Field(default=7200, ge=60, le=86400)

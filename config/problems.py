@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from config.approvals import REMOVED_APPROVAL_KEYS
+
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # variables_from may name an environment variable, with a default: ${env:NAME} or ${env:NAME:-default}
 _ENV_RE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -70,6 +72,11 @@ def _hint(field: str, err: dict, data: dict) -> tuple[str, str]:
                 f"write `{leaf}: {{env: NAME}}` or `{leaf}: {{prefect_secret: block-name}}`")
     if etype == "missing":
         return ("required field is missing", f"add `{leaf}:` (see config/sites/example-oracle.yaml)")
+    if etype == "extra_forbidden" and leaf in REMOVED_APPROVAL_KEYS:
+        return (f"`{REMOVED_APPROVAL_KEYS[leaf]}` is no longer read: a standing approval is a record in the "
+                "evidence store now, made by a second person (QH 9.1.2)",
+                "remove the key; run the duty in plan mode, then `ebops approve SITE PLAN_KEY --as NAME` "
+                "(the approver must be listed under `approvers:`)")
     if etype == "extra_forbidden":
         return (f"unknown field `{leaf}`", "check the spelling; see config/sites/example-oracle.yaml for the fields")
     if etype == "literal_error":

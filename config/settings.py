@@ -20,6 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from config.approvals import ApprovalSettings, Approver, check_approvers
 from config.backup_verification import BackupVerificationConfig
 from config.year_end import YearEndDatabase
 # re-exported: callers import secrets from the site-file module
@@ -73,10 +74,9 @@ class BackupConfig(_Strict):
     log: str | None = Field(default=None, description="the backup job's log: one line per run")
     pattern: str = Field(default="*", description="glob of backup files in `directory`")
     command: list[str] | None = Field(default=None, description="argv that takes a backup now (quoted per argument)")
+    # Running `command` needs a recorded standing approval of its plan (`ebops approve`,
+    # tasks/approvals/standing.py); without one the pre-holiday check only plans the backup.
     command_timeout_s: int = Field(default=3600, ge=10, le=86400)
-    command_approved_by: str | None = Field(
-        default=None, description="standing approval to run `command` unattended (who and when, e.g. "
-        "'信息科 张工 2026-11-01'); without it the pre-holiday check only plans the backup")
 
 
 class CertificateFile(_Strict):
@@ -296,6 +296,8 @@ class Site(_Strict):
     state_dir: str | None = Field(default=None, description="where per-run state (log positions) is kept; "
                                   "default: beside the outbox, <outbox>/../../state/<site>")
     backup_verification: BackupVerificationConfig | None = None
+    approvers: list[Approver] = Field(default_factory=list, description="who may approve a risky duty's plan (QH 9.1.2)")
+    approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
     year_end: YearEndConfig | None = None
 
     # Where the file was read from (not part of the YAML).
@@ -318,6 +320,7 @@ class Site(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"host names must be unique; repeated: {', '.join(dupes)}")
+        check_approvers(self.approvers, self.approval, len(self.notify))
         files = self.year_end.files if self.year_end else None
         if files is not None and files.host not in names:
             raise ValueError(f"year_end.files.host {files.host!r} is not one of the hosts ({', '.join(names) or 'none'})")

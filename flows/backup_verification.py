@@ -24,10 +24,14 @@ from pydantic import BaseModel, Field
 
 from config.settings import Site, load_site
 from flows.common import BadInput, RunOutcome, current_run_id, duty_slot, finish, store_evidence
+from tasks.approvals.gate import ApprovalRefused, require_approval
+from tasks.approvals.records import ApprovalRecord, store_plan
 from tasks.backup.verify.backends import Backend, backend_for
+from tasks.backup.verify.plan import standing_plan
 from tasks.backup.verify.outputs import STEP_ZH, Located, Restored, Verified, VerifyContext
 from tasks.backup.verify.pg_flow_steps import locate_backup
 from tasks.connect.ssh import HostPool
+from tasks.core.reason_codes import Code
 from tasks.core.results import CheckResult, Status, utcnow, verdict
 
 
@@ -46,12 +50,28 @@ class NotConfigured(BadInput):
     pass
 
 
-def plan_records(ctx: VerifyContext, backend: Backend, params: VerifyParams, scratch: str) -> list[CheckResult]:
-    """plan mode, or no recorded approval: what would be done, as SKIPPED records (not passed)."""
-    why = "计划模式，未执行" if params.mode == "plan" else "站点配置没有记录授权（backup_verification.approved_by），未执行"
-    code = "plan_only" if params.mode == "plan" else "approval_missing"
+def plan_records(ctx: VerifyContext, backend: Backend, params: VerifyParams, scratch: str,
+                 refusal: tuple[Code, str]) -> list[CheckResult]:
+    """plan mode, or no valid recorded approval: what would be done, as SKIPPED records (not passed)."""
+    code, why = refusal
     return [ctx.skipped(step, title, f"{why}：{text}", code)
             for step, (title, text) in backend.plan(ctx, params.take_backup, scratch).items()]
+
+
+def verification_approval(site: Site, params: VerifyParams) -> tuple[ApprovalRecord | None, tuple[Code, str] | None]:
+    """The recorded approval of the verification's standing plan, or why there is none. Without
+    one (and in plan mode) the plan is stored, so that its key can be approved (`ebops approve`)."""
+    plan = standing_plan(site)
+    if params.mode == "run":
+        try:
+            return require_approval(site, plan, params.engineer), None
+        except ApprovalRefused as exc:
+            refused = exc
+    key = store_plan(site, plan, current_run_id()).prefix
+    hint = f"方案 {key} 待第二人审批：ebops approve {site.site} {key} --as 姓名"
+    if params.mode == "plan":
+        return None, (Code.PLAN_ONLY, f"计划模式，未执行（{hint}）")
+    return None, (refused.code, f"未获审批，未执行（{refused}；{hint}）")
 
 
 def record_context(ctx: VerifyContext, located: Located | None, backend: Backend, scratch: str,
@@ -111,12 +131,12 @@ def backup_verification(params: VerifyParams = VerifyParams()) -> RunOutcome:
         except ValueError as exc:
             raise NotConfigured(f"{site.source}: {exc}") from None
         keep = cfg.keep_on_failure if params.keep_on_failure is None else params.keep_on_failure
-        approvals, located, files, used_scratch = [], None, {}, scratch
-        if params.mode == "plan" or not cfg.approved_by:
-            results = plan_records(ctx, backend, params, scratch)
+        located, files, used_scratch = None, {}, scratch
+        approval, refusal = verification_approval(site, params)
+        approvals = [{**approval.summary(), "host": cfg.host, "scratch": scratch}] if approval else []
+        if approval is None:
+            results = plan_records(ctx, backend, params, scratch, refusal)
         else:
-            approvals = [{"action": "backup_verification", "host": cfg.host, "scratch": scratch,
-                          "approved_by": cfg.approved_by, "kind": "standing approval in the site file"}]
             with HostPool() as pool:
                 session = pool.get(host)
                 located = (backend.take_backup(ctx, session, location, stamp) if params.take_backup

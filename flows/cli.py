@@ -9,6 +9,8 @@
     ebops schedule SITE               when the pre-holiday checks run (from the holiday calendar)
     ebops ui                          a local Prefect server serving every deployment
     ebops evidence list|show|get|verify|url
+    ebops approve SITE PLAN_KEY --as NAME   approve a stored plan (QH 9.1.2; flows/cli_approvals.py)
+    ebops approvals SITE | standing-plans SITE
     ebops sandbox up|down|status|env  the demo hospital on 127.0.0.1 (sandbox/cli.py)
     ebops demo                        sandbox up, inspection, summary, sandbox down (sandbox/cli.py)
 
@@ -54,6 +56,9 @@ def _mount_evidence() -> None:
 
     yearend_app.command("run")(yearend)
     app.add_typer(yearend_app, name="yearend")
+    from flows.cli_approvals import register
+
+    register(app)
 
 
 @config_app.command("check")
@@ -219,14 +224,13 @@ def yearend(site: str = typer.Argument(..., help="site name (config/sites/NAME.y
             year: Optional[int] = typer.Option(None, help="the year to prepare (default: next year)"),
             engineer: str = typer.Option("", help="engineer's name (the plan's requester, the executor)"),
             plan_sha256: Optional[str] = typer.Option(None, "--plan", help="execute: the plan's SHA-256 (default: the newest)"),
-            approved_by: Optional[str] = typer.Option(None, help="execute: the approver (a second person)"),
             fmt: OutputFormat = FormatOpt) -> None:
     """Year-end (技术年结): next year's tablespace and partitions, old years compacted, behind an approval."""
     from flows.cli_yearend import plan_printer
     from flows.year_end import YearEndParams, year_end
 
     raise typer.Exit(_run_form(year_end, "year-end", lambda: YearEndParams(
-        site=site, mode=mode, year=year, engineer=engineer, plan_sha256=plan_sha256, approved_by=approved_by),
+        site=site, mode=mode, year=year, engineer=engineer, plan_sha256=plan_sha256),
         fmt, before_print=plan_printer(console, fmt)))
 
 

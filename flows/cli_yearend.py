@@ -41,4 +41,7 @@ def plan_printer(console, fmt: OutputFormat) -> Callable:
             if r.check == "year_end_plan" and fmt is OutputFormat.table:
                 console.print(r.raw, markup=False, highlight=False, soft_wrap=True)
                 console.print(f"plan SHA-256: {r.value}", markup=False, highlight=False)
+                console.print(f"PLAN_KEY: {outcome.bundle.prefix}  (a second person approves it: "
+                              f"ebops approve {outcome.site} {outcome.bundle.prefix} --as NAME)",
+                              markup=False, highlight=False, soft_wrap=True)
     return show

@@ -30,6 +30,7 @@ from config.problems import SiteConfigError
 from config.secrets import SecretMissing
 from config.settings import Site
 from flows.cli_interrupt import EVIDENCE_IN_PROCESS, also_on_stop
+from tasks.approvals.gate import ApprovalRefused
 from tasks.evidence.bundle import BundleWriter, ChainFinding, StoredBundle
 from tasks.evidence.sign import fingerprint
 from tasks.core.reports import format_value, local_time, render_both
@@ -66,9 +67,9 @@ class DutyBusy(RuntimeError):
     """Another run of the same duty at the same site held its slot past DUTY_SLOT_WAIT_S."""
 
 
-# Exceptions that end a run without being a crash: a failed verdict, input the user can fix, and
-# a run that gave up waiting for another run of its duty.
-NOT_A_CRASH = (VerdictFailed, BadInput, SiteConfigError, SecretMissing, DutyBusy)
+# Exceptions that end a run without being a crash: a failed verdict, input the user can fix, a run
+# that gave up waiting for another run of its duty, and a plan without a valid approval.
+NOT_A_CRASH = (VerdictFailed, BadInput, SiteConfigError, SecretMissing, DutyBusy, ApprovalRefused)
 
 
 class _NoTracebackUnlessCrash(logging.Filter):

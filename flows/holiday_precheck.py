@@ -12,16 +12,19 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from config.settings import DutyEntry, Site, load_site
-from flows.common import BadInput, RunOutcome, duty_slot, finish
+from flows.common import BadInput, RunOutcome, current_run_id, duty_slot, finish
 from flows.inspection import CHECKS_IN_FLIGHT, inspect_site
 from tasks.core import calendar
-from tasks.backup.fresh import approval_record, fresh_backup
+from tasks.approvals.gate import ApprovalRefused, require_approval
+from tasks.approvals.records import store_plan
+from tasks.backup.fresh import backup_hosts as database_backup_hosts, fresh_backup, standing_plan
 from tasks.connect.ssh import HostPool
+from tasks.core.reason_codes import Code
 from tasks.core.results import CheckResult, Status
 
 
@@ -32,7 +35,7 @@ class PrecheckParams(BaseModel):
         default=None, description="节假日放假第一天；留空则为下一个连续放假 ≥ 3 天的节假日")
     engineer: str = Field(default="", description="维护工程师（写入报告签字栏）")
     fresh_backup: Literal["run", "plan", "skip"] = Field(
-        default="run", description="节前备份：run 执行站点配置的备份命令（需站点配置中的授权）；plan 只列出命令；skip 不做")
+        default="run", description="节前备份：run 执行站点配置的备份命令（需已记录的审批：ebops approve）；plan 只列出命令并存入方案；skip 不做")
 
 
 class NoSuchHoliday(BadInput):
@@ -90,6 +93,25 @@ def holiday_context(h: calendar.Holiday, entries: list[DutyEntry], gaps: list[da
     }
 
 
+def backup_approval(cfg: Site, params: PrecheckParams):
+    """(the recorded approval of the fresh backup's standing plan, None) or (None, (code, why)).
+    Without an approval (and in plan mode) the plan is stored, so that its key can be approved."""
+    plan = standing_plan(cfg)
+    if plan is None or params.fresh_backup == "skip":
+        return None, None
+    if params.fresh_backup == "run":
+        try:
+            return require_approval(cfg, plan, params.engineer), None
+        except ApprovalRefused as exc:
+            refused = exc
+    key = store_plan(cfg, plan, current_run_id()).prefix
+    get_run_logger().info("fresh backup plan %s stored as %s: a second person approves it with "
+                          "`ebops approve %s %s --as NAME`", plan.sha256()[:16], key, cfg.site, key)
+    if params.fresh_backup == "plan":
+        return None, (Code.PLAN_ONLY, f"计划模式；方案 {key} 可由第二人审批：ebops approve {cfg.site} {key} --as 姓名")
+    return None, (refused.code, f"{refused}；方案 {key} 待审批：ebops approve {cfg.site} {key} --as 姓名")
+
+
 @flow(name="holiday-precheck", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=CHECKS_IN_FLIGHT))
 def holiday_precheck(params: PrecheckParams = PrecheckParams()) -> RunOutcome:
     """节前巡检: fresh backup, the whole catalogue, the duty roster; the 节前巡检报告 as evidence."""
@@ -97,15 +119,14 @@ def holiday_precheck(params: PrecheckParams = PrecheckParams()) -> RunOutcome:
     today = datetime.now(timezone.utc).astimezone(ZoneInfo(cfg.timezone)).date()
     h = pick_holiday(today, params.holiday_first_day)
     entries, gaps = roster_for(cfg, h)
-    backup_hosts = [host for host in cfg.hosts if host.backup is not None and host.role == "database"]
-    approvals = [approval_record(host) for host in backup_hosts
-                 if params.fresh_backup == "run" and host.backup.command and host.backup.command_approved_by]
+    backup_hosts = database_backup_hosts(cfg)
+    approval, refusal = backup_approval(cfg, params)
 
     def before_catalogue(pool: HostPool) -> list[CheckResult]:
         # The backup runs first, so the catalogue's "last backup" and "backup space" items judge it.
         out: list[CheckResult] = []
         for host in backup_hosts:
-            out += fresh_backup(cfg.site, host, pool, params.fresh_backup)
+            out += fresh_backup(cfg.site, host, pool, params.fresh_backup, approval, refusal)
         return out + [roster_result(cfg, h, entries, gaps)]
 
     # Two slots, always in this order: its own (one fresh backup and one 节前巡检 chain at a time),
@@ -114,6 +135,7 @@ def holiday_precheck(params: PrecheckParams = PrecheckParams()) -> RunOutcome:
     with duty_slot(cfg.site, "holiday_precheck"):
         outcome = inspect_site(cfg, "holiday", params.engineer, title="节前巡检报告", form="holiday_precheck",
                                duty="holiday_precheck", before_catalogue=before_catalogue,
-                               context=holiday_context(h, entries, gaps), approvals=approvals,
+                               context=holiday_context(h, entries, gaps),
+                               approvals=[approval.summary()] if approval else [],
                                period=f"{h.first_day}~{h.last_day}")
     return finish(cfg, "holiday_precheck", outcome.results, outcome.bundle)

@@ -25,8 +25,11 @@ from pydantic import BaseModel, Field
 
 from config.settings import Site, load_site
 from flows.common import BadInput, RunOutcome, current_run_id, duty_slot, finish, state_dir, store_evidence
+from tasks.approvals.gate import ApprovalRefused, require_approval
 from tasks.approvals.plan import Plan, canonical_json, render_markdown
-from tasks.backup.fresh import approval_record, fresh_backup
+from tasks.approvals.records import ApprovalRecord
+from tasks.approvals.runbook import run_steps
+from tasks.backup.fresh import fresh_backup, standing_plan
 from tasks.connect.ssh import HostPool
 from tasks.core.alerts import send_alerts
 from tasks.core.reason_codes import Code
@@ -37,7 +40,7 @@ from tasks.yearend import record
 from tasks.yearend.backup_gate import verification_gate
 from tasks.yearend.compose import NothingToPlan, YearEndExecutor, closing_part, plan_parts
 from tasks.yearend.files import member_lists
-from tasks.yearend.runner import journal_path, read_journal, run_steps_journaled
+from tasks.yearend.runner import journal_path, note, read_journal
 
 DUTY = "year_end"
 
@@ -50,8 +53,7 @@ class YearEndParams(BaseModel):
     engineer: str = Field(default="", description="维护工程师（方案申请人 / 执行人）")
     plan_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$",
                                     description="execute：要执行的方案 SHA-256；留空取该年度最新的方案")
-    approved_by: str | None = Field(default=None, description=(
-        "execute：审批人（须与方案申请人不同）。临时接口：待审批记录模块接入后由其记录取代"))
+
 
 
 class NotConfigured(BadInput):
@@ -92,20 +94,17 @@ def load_plan(site: Site, year: int, sha: str | None) -> tuple[Plan, str]:
                       + f" (hint: `ebops yearend {site.site} --mode plan` first)")
 
 
-def approve(site: Site, plan: Plan, params: YearEndParams) -> list[dict]:
-    """THE SEAM to the approvals module (tasks/approvals/gate.require_approval): until it is on main,
-    the approver is a parameter, refused when empty or the plan's own requester (多人负责制度)."""
-    who = (params.approved_by or "").strip()
-    if not who:
-        raise NotApproved(f"plan {plan.sha256()[:16]}… has no approval (hint: a second person approves it; "
-                          f"give --approved-by)")
-    if who == plan.requested_by or who == (params.engineer or "").strip():
-        raise NotApproved(f"the approver {who!r} requested or executes the plan: a second person must approve it")
-    return [{"action": "year_end", "plan_sha256": plan.sha256(), "approved_by": who, "requested_by": plan.requested_by,
-             "kind": "interim: approver given at execution (approvals module pending)"}]
+def approve(site: Site, plan: Plan, plan_key: str, engineer: str) -> ApprovalRecord:
+    """The recorded approval of exactly this stored plan by a second person (tasks/approvals/gate.py:
+    listed approver, not the requester nor this run's engineer, not expired), or NotApproved."""
+    try:
+        return require_approval(site, plan, engineer or plan.requested_by, plan_key=plan_key)
+    except ApprovalRefused as exc:
+        raise NotApproved(f"{exc} [{exc.code.value if hasattr(exc.code, 'value') else exc.code}] "
+                          f"(plan {plan_key}: `ebops approve {site.site} {plan_key} --as NAME`)") from None
 
 
-def _gate(site: Site, pool: HostPool) -> tuple[list[CheckResult], list[dict]]:
+def _gate(site: Site, pool: HostPool, engineer: str) -> tuple[list[CheckResult], list[dict]]:
     results = [verification_gate(site)]
     if results[0].status is not Status.OK:
         return results, []
@@ -114,8 +113,15 @@ def _gate(site: Site, pool: HostPool) -> tuple[list[CheckResult], list[dict]]:
     if host is None:
         return results + [CheckResult(check="fresh_backup", title="执行前全量备份", site=site.site, status=Status.FAIL,
                                       code=Code.NOT_CONFIGURED, reason="站点配置没有带备份命令的数据库主机")], []
-    taken = [r.model_copy(update={"title": "执行前全量备份"}) for r in fresh_backup(site.site, host, pool, "run")]
-    return results + taken, [approval_record(host)]
+    approval, refusal, approvals = None, None, []
+    plan = standing_plan(site)
+    try:  # the fresh backup runs under its own standing approval, as the pre-holiday check's
+        approval = require_approval(site, plan, engineer) if plan else None
+        approvals = [approval.summary()] if approval else []
+    except ApprovalRefused as exc:
+        refusal = (exc.code, f"{exc}（执行前备份的常设方案未获审批：ebops standing-plans {site.site}）")
+    taken = fresh_backup(site.site, host, pool, "run", approval=approval, refusal=refusal)
+    return results + [r.model_copy(update={"title": "执行前全量备份"}) for r in taken], approvals
 
 
 def _plan_run(site: Site, params: YearEndParams, year: int, today) -> tuple[Plan, list[CheckResult], dict, dict]:
@@ -142,12 +148,13 @@ def deadline_result(site: Site, year: int, today: date) -> CheckResult:
 def _execute_run(site: Site, params: YearEndParams, year: int, today: date,
                  pool: HostPool) -> tuple[list[CheckResult], dict, list[dict], dict]:
     plan, prefix = load_plan(site, year, params.plan_sha256)
-    approvals = approve(site, plan, params)
+    approval = approve(site, plan, prefix, params.engineer)
+    approvals = [approval.summary()]
     journal = journal_path(state_dir(site), plan)
-    gate, backup_approvals = _gate(site, pool)
+    gate, backup_approvals = _gate(site, pool, params.engineer)
     outcomes = []
     if all(r.status is Status.OK for r in gate):
-        outcomes = execute_plan(site, plan, pool, journal)
+        outcomes = execute_plan(site, plan, approval, pool, journal)
         steps = record.step_results(site.site, plan, outcomes)
     else:
         steps = record.step_results(site.site, plan, [], "执行前提未满足（备份恢复验证或执行前备份），未执行任何变更")
@@ -164,14 +171,34 @@ def _execute_run(site: Site, params: YearEndParams, year: int, today: date,
     return [deadline_result(site, year, today)] + gate + steps + closing_records, ctx, approvals + backup_approvals, files
 
 
-def execute_plan(site: Site, plan: Plan, pool: HostPool, journal) -> list:
-    """Run the approved plan's steps (database, then the file server's). THE SEAM to the approvals'
-    runner (tasks/approvals/runbook.run_steps): one function, so it replaces exactly this."""
+def execute_plan(site: Site, plan: Plan, approval: ApprovalRecord, pool: HostPool, journal) -> list:
+    """The approved plan's steps (database, then the file server's) through the approvals' runbook
+    (tasks/approvals/runbook.run_steps: every outcome recorded in the store as it ends, a later run
+    resumes after the last completed step). The journal beside it notes when a step starts, so the
+    record of the run that finishes can name the step a killed run was in."""
     ex = YearEndExecutor(site, plan, pool)
+    run_id = current_run_id()
+    why: dict[str, str] = {}
+
+    def already_done(step) -> bool:
+        why[step.id] = ex.already_done(step) or ""
+        return bool(why[step.id])
+
+    def execute(step):
+        note(journal, run_id, "step_started", step.id)
+        out = ex.execute(step)
+        note(journal, run_id, "step_" + out.status, step.id, out)
+        return out
+
+    note(journal, run_id, "run_started")
     try:
-        return run_steps_journaled(plan, ex.execute, ex.already_done, journal, current_run_id())
+        outcomes = run_steps(site, plan, approval, execute, already_done)
     finally:
         ex.close()
+    note(journal, run_id, "run_finished")
+    # the runbook says "already done"; the catalogue's own words say what is in place
+    return [o.model_copy(update={"output": why[o.step_id]}) if o.status == "already_done" and why.get(o.step_id) else o
+            for o in outcomes]
 
 
 @flow(name="year-end", log_prints=True)

@@ -28,6 +28,18 @@ def sandbox_up(days: int = typer.Option(400, help="days of bills to generate"),
 
     state = manager.up(days=days, bills_per_day=bills_per_day)
     _print_status(state)
+    _approve_demo()
+
+
+def _approve_demo() -> None:
+    """Record the demo site's standing approvals (fresh backup, backup verification) if none is valid."""
+    from sandbox import manager
+    from sandbox.approvals import ensure_demo_approvals
+
+    manager.export_credentials()
+    for rec in ensure_demo_approvals():
+        console.print(f"standing approval of {rec.duty}: {rec.approver} ({rec.role}), plan {rec.plan_sha256[:16]}…, "
+                      f"until {rec.expires_at:%Y-%m-%d} ({rec.key})", soft_wrap=True, markup=False)
 
 
 @sandbox_app.command("down")
@@ -83,6 +95,7 @@ def demo() -> None:
     manager.export_credentials()
     try:
         with also_on_stop(manager.down):  # Ctrl-C ends the process at once: it must stop the sandbox too
+            _approve_demo()
             console.rule("inspection (巡检) of site demo")
             code = _run_inspection("demo", "adhoc")
             console.rule("pre-holiday check (节前巡检) of site demo, for the next ≥3-day holiday")

@@ -102,6 +102,21 @@ def sites_dir(sandbox, tmp_path, monkeypatch):
 
 
 @pytest.fixture()
+def approve_standing(sites_dir):
+    """`approve_standing(name)`: record the site's standing approvals (fresh backup, backup
+    verification) through the one public function, as `ebops sandbox up` does for the demo site:
+    approved by the first of the site's approvers, requested by the tests' engineer."""
+    from config.settings import load_site
+    from tasks.approvals.standing import ensure_standing_approvals
+
+    def approve(name: str = "demo") -> list:
+        site = load_site(name)
+        return ensure_standing_approvals(site, site.approvers[0].name, requested_by="测试工程师", run_id="test")
+
+    return approve
+
+
+@pytest.fixture()
 def unused_port():
     """A port on 127.0.0.1 where nothing listens: a server that is down."""
     from sandbox.ports import free_port

@@ -88,7 +88,6 @@ so "the host is unreachable" reads the same in every check.
 | **year-end (技术年结) and other approved plans** | |
 | approval_pending | the plan is stored and waits for a second person's approval |
 | already_done | the step's change is already in place (an earlier run did it): nothing was run |
-| step_failed | a planned statement or command failed; later steps were not run |
 | proof_mismatch | a compacted partition's row count or content fingerprint changed |
 | verification_missing | no PASSED backup verification of the site within the allowed age |
 | verification_chain_broken | the backup verification's evidence does not verify (chain, signature) |
@@ -101,6 +100,16 @@ so "the host is unreachable" reads the same in every check.
 | signature_invalid | the store's newest manifest does not verify with the site's keys |
 | sequence_taken | another bundle holds this run's sequence: the chain forked |
 | lock_timeout | another run held the chain's lock too long; written without it (the store's claim still applies) |
+| **approvals (QH 9.1.2 多人负责制度, tasks/approvals/gate.py)** | |
+| approver_is_requester | the approver is the engineer who requested the plan or the run: a second person must approve |
+| approver_not_listed | the approver is not in the site's `approvers:` list |
+| approval_expired | the approval of the plan has expired |
+| plan_changed | the plan re-rendered at execution time has another SHA-256 than the approved one: re-plan |
+| plan_not_found | the PLAN_KEY names no stored plan (or one whose bytes differ from its manifest) |
+| confirm_code_sent | a confirmation code was sent to the site's group: the approver must type it |
+| confirm_code_wrong | the confirmation code typed is wrong or expired |
+| approval_denied | the approver denied the plan, or nobody answered the run's approval form in time |
+| step_failed | a runbook step failed: the runbook stopped there (a later run resumes at it) |
 | **year-end (技术年结)** | |
 | tool_missing | a tool the measurement needs is not on the host (SKIPPED: nothing was measured) |
 | not_applicable | the measurement does not apply to what was found (e.g. no fragmentation tool for the filesystem type) |
@@ -191,7 +200,6 @@ class Code(str, Enum):
     # year-end and other approved plans
     APPROVAL_PENDING = "approval_pending"
     ALREADY_DONE = "already_done"
-    STEP_FAILED = "step_failed"
     PROOF_MISMATCH = "proof_mismatch"
     VERIFICATION_MISSING = "verification_missing"
     VERIFICATION_CHAIN_BROKEN = "verification_chain_broken"
@@ -204,6 +212,16 @@ class Code(str, Enum):
     SIGNATURE_INVALID = "signature_invalid"
     SEQUENCE_TAKEN = "sequence_taken"
     LOCK_TIMEOUT = "lock_timeout"
+    # approvals
+    APPROVER_IS_REQUESTER = "approver_is_requester"
+    APPROVER_NOT_LISTED = "approver_not_listed"
+    APPROVAL_EXPIRED = "approval_expired"
+    PLAN_CHANGED = "plan_changed"
+    PLAN_NOT_FOUND = "plan_not_found"
+    CONFIRM_CODE_SENT = "confirm_code_sent"
+    CONFIRM_CODE_WRONG = "confirm_code_wrong"
+    APPROVAL_DENIED = "approval_denied"
+    STEP_FAILED = "step_failed"
     # year-end
     TOOL_MISSING = "tool_missing"
     NOT_APPLICABLE = "not_applicable"

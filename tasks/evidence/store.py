@@ -65,7 +65,11 @@ def bundle_prefix(site: str, duty: str, started_at: datetime, flow_run_id: str) 
 
 
 def split_key(key: str) -> tuple[str, str] | None:
-    """(bundle prefix, file name) of an object key, or None for a key outside the bundle layout."""
+    """(bundle prefix, file name) of an object key, or None for a key outside the bundle layout.
+    Keys under a folder beginning with "_" (`_chains/`, `_approvals/`, `_runbooks/`) are records of
+    their own, never bundles: a site id cannot begin with "_"."""
+    if key.startswith("_"):
+        return None
     parts = key.split("/", 4)
     if len(parts) < 5 or not parts[4]:
         return None

@@ -21,7 +21,7 @@ def step_results(site: str, plan: Plan, outcomes: list[StepOutcome], why_not_run
         o = by_id.get(s.id)
         base = dict(check="year_end_step", title=f"年结步骤 {s.id}", site=site, host=None if s.target == "db" else s.target,
                     target=s.id, threshold=s.expect, raw=(o.output if o else s.text))
-        if o is None:
+        if o is None or o.status == "skipped":
             out.append(CheckResult(**base, status=Status.SKIPPED, code=Code.EARLIER_STEP_FAILED,
                                    reason=why_not_run or "前面的步骤未成功，本步骤未执行"))
         elif o.status == "failed":

@@ -7,21 +7,16 @@ and fsync'ed before the step's statement is sent and after it returns) is what l
 the run that finishes show the run that was killed: a killed run leaves no evidence bundle of its
 own, but its "started" and "done" lines are there.
 
-This is the one seam between the year-end and the approvals' runner
-(tasks/approvals/runbook.run_steps): `run_steps_journaled` has the same inputs.
+The approvals' runbook (tasks/approvals/runbook.run_steps) runs the steps and records each outcome
+in the store; flows/year_end.execute_plan writes these notes around it.
 """
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Callable
-
-from tasks.approvals.plan import Plan, PlanStep, StepOutcome
+from tasks.approvals.plan import Plan, StepOutcome
 from tasks.core.results import utcnow
-
-Execute = Callable[[PlanStep], StepOutcome]
-AlreadyDone = Callable[[PlanStep], "str | None"]
 
 
 def journal_path(state_dir: Path, plan: Plan) -> Path:
@@ -48,33 +43,15 @@ def read_journal(path: Path) -> list[dict]:
     return out
 
 
-def run_steps_journaled(plan: Plan, execute: Execute, already_done: AlreadyDone, journal: Path,
-                        run_id: str) -> list[StepOutcome]:
-    """Every step in order: skipped as already done, or run; stops at the first failure (the steps
-    after it are not run, and the caller records them so)."""
-    _append(journal, {"run": run_id, "event": "run_started", "at": utcnow().isoformat()})
-    outcomes: list[StepOutcome] = []
-    for step in plan.steps:
-        began = utcnow()
-        try:
-            why = already_done(step)
-        except Exception as exc:  # noqa: BLE001 - cannot tell: the step fails rather than runs blind
-            outcome = StepOutcome(step_id=step.id, status="failed", started_at=began, finished_at=utcnow(),
-                                  output=f"无法判断是否已完成：{type(exc).__name__}: {exc}")
-        else:
-            if why:
-                outcome = StepOutcome(step_id=step.id, status="already_done", output=why, started_at=began,
-                                      finished_at=utcnow())
-            else:
-                _append(journal, {"run": run_id, "event": "step_started", "step": step.id, "at": began.isoformat()})
-                outcome = execute(step)
-        _append(journal, {"run": run_id, "event": "step_" + outcome.status, "step": step.id,
-                          "at": outcome.finished_at.isoformat(), "outcome": outcome.model_dump(mode="json")})
-        outcomes.append(outcome)
-        if outcome.status == "failed":
-            break
-    _append(journal, {"run": run_id, "event": "run_finished", "at": utcnow().isoformat()})
-    return outcomes
+def note(journal: Path, run_id: str, event: str, step_id: str | None = None, outcome: StepOutcome | None = None) -> None:
+    """One journal line: a run or a step started or ended (the approvals' runbook records outcomes
+    in the store; a step that was started and never ended is known only from here)."""
+    entry: dict = {"run": run_id, "event": event, "at": utcnow().isoformat()}
+    if step_id:
+        entry["step"] = step_id
+    if outcome is not None:
+        entry["outcome"] = outcome.model_dump(mode="json")
+    _append(journal, entry)
 
 
 def earlier_runs(entries: list[dict], run_id: str) -> list[dict]:

@@ -28,6 +28,13 @@ def admin(sandbox):
     return postgres.admin_conninfo(state, manager.credentials())
 
 
+@pytest.fixture(autouse=True)
+def _standing_approval(request):
+    """The demo site's verifications run under its recorded standing approval (QH 9.1.2)."""
+    if "admin" in request.fixturenames:
+        request.getfixturevalue("approve_standing")("demo")
+
+
 def scratch_databases(admin: str) -> list[str]:
     with psycopg.connect(admin) as conn:
         return [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'ebops_verify_%'")]
@@ -185,7 +192,6 @@ def test_an_oracle_site_without_approval_plans_rman_and_data_pump_steps_and_a_pl
         bv = data["backup_verification"]
         bv.update(dialect="oracle", oracle_sid="EBILL", schema="EBILL", tools_dir="/u01/app/oracle/product/19c",
                   cutoff_columns={"T_EBILL_MAIN": "IVC_DATETIME"}, mutable_columns={})
-        bv.pop("approved_by")
         for side in ("source", "scratch"):
             bv[side]["dsn"] = "127.0.0.1:9/NOWHERE"
         bv["scratch"]["prefix"] = "EBOPS_VERIFY_"

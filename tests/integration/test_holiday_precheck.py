@@ -32,10 +32,12 @@ def _roster(data, h: calendar.Holiday, skip_day: date | None = None):
                             "phone": "0971-6000000"} for i, d in enumerate(days) if d != skip_day]
 
 
-def test_precheck_takes_a_fresh_backup_runs_the_catalogue_and_lists_the_roster(prefect_harness, sites_dir, sandbox):
+def test_precheck_takes_a_fresh_backup_runs_the_catalogue_and_lists_the_roster(prefect_harness, sites_dir, sandbox,
+                                                                              approve_standing):
     from flows.holiday_precheck import pick_holiday
     h = pick_holiday(date.today(), None)
     name = sites_dir("demo-pre", lambda d: _roster(d, h))
+    [approval, _] = approve_standing(name)   # the standing approval of the backup's plan, recorded in the store
     backups_before = set((sandbox["root"] / "hosts/db1/backup").glob("ebill_*.dump"))
 
     state = holiday_precheck(params=PrecheckParams(site=name, engineer="测试工程师"), return_state=True)
@@ -66,7 +68,8 @@ def test_precheck_takes_a_fresh_backup_runs_the_catalogue_and_lists_the_roster(p
     assert len(rows) == len(outcome.results)   # every item with value, threshold and status
     manifest = json.loads(store.get(prefix + "manifest.json"))
     assert manifest["approvals"] and manifest["approvals"][0]["action"] == "fresh_backup"
-    assert manifest["approvals"][0]["approved_by"]
+    assert manifest["approvals"][0]["approved_by"] == approval.approver == "王主任"
+    assert manifest["approvals"][0]["plan_sha256"] == approval.plan_sha256 and manifest["approvals"][0]["record"]
 
 
 def test_precheck_without_approval_only_plans_the_backup_and_warns_on_roster_gaps(prefect_harness, sites_dir, sandbox):
@@ -74,14 +77,14 @@ def test_precheck_without_approval_only_plans_the_backup_and_warns_on_roster_gap
     h = pick_holiday(date.today(), None)
 
     def edit(d):
-        _roster(d, h, skip_day=h.first_day)
-        d["hosts"][0]["backup"].pop("command_approved_by")
+        _roster(d, h, skip_day=h.first_day)   # and no approval is recorded for this site's plan
 
     name = sites_dir("demo-pre-plan", edit)
     backups_before = set((sandbox["root"] / "hosts/db1/backup").glob("ebill_*.dump"))
     outcome = _outcome(holiday_precheck(params=PrecheckParams(site=name), return_state=True))
     [fresh] = [r for r in outcome.results if r.check == "fresh_backup"]
     assert (fresh.status, fresh.code) == (Status.SKIPPED, Code.APPROVAL_MISSING) and "ebill_backup.sh" in fresh.raw
+    assert f"ebops approve {name} {name}/plans/" in fresh.reason   # where the plan waits for its approval
     assert set((sandbox["root"] / "hosts/db1/backup").glob("ebill_*.dump")) == backups_before
     [roster] = [r for r in outcome.results if r.check == "duty_roster"]
     assert (roster.status, roster.code) == (Status.WARN, Code.ROSTER_GAP) and h.first_day.isoformat() in roster.reason
@@ -90,11 +93,12 @@ def test_precheck_without_approval_only_plans_the_backup_and_warns_on_roster_gap
     assert manifest["approvals"] == []
 
 
-def test_failed_backup_command_fails_the_run_after_storing_evidence(prefect_harness, sites_dir):
+def test_failed_backup_command_fails_the_run_after_storing_evidence(prefect_harness, sites_dir, approve_standing):
     def edit(d):
         d["hosts"][0]["backup"]["command"] = ["sh", "-c", "echo disk full >&2; exit 3"]
 
     name = sites_dir("demo-pre-fail", edit)
+    approve_standing(name)   # the failing command is what was approved: it runs, and fails
     state = holiday_precheck(params=PrecheckParams(site=name), return_state=True)
     assert state.is_failed()
     outcome = _outcome(state)

@@ -106,20 +106,32 @@ def _run(name, **kw):
     return _outcome(year_end(params=YearEndParams(site=name, engineer="张工", **kw), return_state=True))
 
 
-def test_gate_refuses_without_a_recent_passed_verification(prefect_harness, ye_pg, ye_site):
+def _approve(name: str, plan_key: str, who: str = "王主任"):
+    from tasks.approvals.gate import approve
+
+    return approve(load_site(name), plan_key, who)
+
+
+def test_approval_and_gate_refuse_before_anything_changes(prefect_harness, ye_pg, ye_site):
     plan = _run(ye_site, mode="plan")
     assert plan.verdict is Status.OK
+    key = plan.bundle.prefix
     before = _snapshot(ye_pg)
-    out = _run(ye_site, mode="execute", approved_by="王主任")
+    # no approval recorded: refused before any step, with the command that approves it
+    state = year_end(params=YearEndParams(site=ye_site, mode="execute", engineer="张工"), return_state=True)
+    refused = str(state.result(raise_on_failure=False))
+    assert "approval_missing" in refused and f"ebops approve {ye_site} {key}" in refused
+    _approve(ye_site, key)
+    # the approver cannot execute the plan himself (多人负责制度)
+    state = year_end(params=YearEndParams(site=ye_site, mode="execute", engineer="王主任"), return_state=True)
+    assert "approver_is_requester" in str(state.result(raise_on_failure=False))
+    # approved, but no PASSED backup verification in the store: the gate refuses
+    out = _run(ye_site, mode="execute")
     [gate] = [r for r in out.results if r.check == "backup_verification_gate"]
     assert (gate.status, gate.code) == (Status.FAIL, "verification_missing"), gate.reason
     steps = [r for r in out.results if r.check == "year_end_step"]
     assert steps and all(r.status is Status.SKIPPED for r in steps)
-    assert _snapshot(ye_pg) == before  # no gate, no execution
-    # and an execute without a second person's approval is refused before anything
-    state = year_end(params=YearEndParams(site=ye_site, mode="execute", engineer="张工", approved_by="张工"),
-                     return_state=True)
-    assert "second person" in str(state.result(raise_on_failure=False))
+    assert _snapshot(ye_pg) == before  # no approval or no gate: no execution
 
 
 def _passed_verification(site_name: str) -> None:
@@ -148,6 +160,11 @@ def test_execute_killed_halfway_is_resumed_proven_and_idempotent(prefect_harness
     from prefect.settings import PREFECT_API_URL
 
     _passed_verification(ye_site)
+    from tasks.approvals.records import store_plan
+    from tasks.backup.fresh import standing_plan
+
+    site = load_site(ye_site)
+    _approve(ye_site, store_plan(site, standing_plan(site)).prefix)  # the fresh backup's standing approval
     old_year = datetime.now().year - 4
     blocked = f"t_ebill_main_{old_year}"
     with _admin(ye_pg) as conn:
@@ -157,8 +174,7 @@ def test_execute_killed_halfway_is_resumed_proven_and_idempotent(prefect_harness
     locker.execute("BEGIN")
     locker.execute(f"LOCK TABLE ebill.{blocked} IN ACCESS SHARE MODE")  # holds back its ALTER TABLE
     env = dict(os.environ, PREFECT_API_URL=PREFECT_API_URL.value(), COLUMNS="200")
-    cmd = [sys.executable, "-m", "flows.cli", "yearend", ye_site, "--mode", "execute", "--engineer", "张工",
-           "--approved-by", "王主任"]
+    cmd = [sys.executable, "-m", "flows.cli", "yearend", ye_site, "--mode", "execute", "--engineer", "张工"]
     with open(tmp_path / "out", "w") as o:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=o, stderr=subprocess.STDOUT, start_new_session=True)
     watcher = _admin(ye_pg)  # not the locker: pg_stat_activity is read once per transaction
@@ -184,7 +200,7 @@ def test_execute_killed_halfway_is_resumed_proven_and_idempotent(prefect_harness
     subprocess.run([sys.executable, "-m", "prefect", "global-concurrency-limit", "update", f"ebops:{ye_site}:year_end",
                     "--active-slots", "0"], env=env, check=True, capture_output=True, timeout=120)
 
-    resumed = _run(ye_site, mode="execute", approved_by="王主任")
+    resumed = _run(ye_site, mode="execute")
     assert resumed.verdict is Status.OK, [(r.target, r.status, r.reason) for r in resumed.results if r.status is not Status.OK]
     by_step = {r.target: r for r in resumed.results if r.check == "year_end_step"}
     assert by_step[f"compact:ebill.t_ebill_detail_{old_year}"].code == "already_done"
@@ -209,7 +225,7 @@ def test_execute_killed_halfway_is_resumed_proven_and_idempotent(prefect_harness
     assert {p[0]: p[2] for p in _snapshot(ye_pg)["partitions"]}[blocked] == "ts_ebill_archive"
 
     settled = _snapshot(ye_pg)
-    again = _run(ye_site, mode="execute", approved_by="王主任")
+    again = _run(ye_site, mode="execute")
     assert again.verdict is Status.OK
     assert {r.code for r in again.results if r.check == "year_end_step"} == {"already_done"}
     assert _snapshot(ye_pg) == settled  # same files (relfilenode), places, comments, grants

@@ -13,7 +13,7 @@ from tasks.core.results import Status
 from tasks.yearend import record
 from tasks.yearend.catalogue import COMPACTED_MARK, pg_catalogue, pg_year
 from tasks.yearend.database import old_years, pg_already_done, pg_plan, statements
-from tasks.yearend.runner import earlier_runs, read_journal, run_steps_journaled
+from tasks.yearend.runner import earlier_runs, note, outcome_from_journal, read_journal
 
 
 def _row(table, year, **kw):
@@ -91,30 +91,25 @@ def _out(step, status):
     return StepOutcome(step_id=step.id, status=status, started_at=now, finished_at=now, output="o")
 
 
-def test_journal_resumes_and_names_the_interrupted_run(tmp_path):
+def test_journal_names_the_step_a_killed_run_was_in(tmp_path):
     plan, journal = _plan(), tmp_path / "j.jsonl"
-    done: set[str] = set()
-
-    def execute(step):
-        if step.id == "s1" and "crash" not in done:
-            done.add("crash")
-            raise KeyboardInterrupt  # the run dies inside the step, as a kill would
-        done.add(step.id)
-        return _out(step, "done")
-
-    try:
-        run_steps_journaled(plan, execute, lambda s: "已完成" if s.id in done else None, journal, "run-1")
-    except KeyboardInterrupt:
-        pass
-    second = run_steps_journaled(plan, execute, lambda s: "已完成" if s.id in done else None, journal, "run-2")
-    assert [o.status for o in second] == ["already_done", "done", "done"]
-    runs = earlier_runs(read_journal(journal), "run-2")
+    note(journal, "run-1", "run_started")
+    note(journal, "run-1", "step_started", "s0")
+    note(journal, "run-1", "step_done", "s0", _out(plan.steps[0], "done"))
+    note(journal, "run-1", "step_started", "s1")
+    with open(journal, "a", encoding="utf-8") as f:
+        f.write('{"run": "run-1", "event": "step_do')  # the kill cut this line
+    note(journal, "run-2", "run_started")
+    entries = read_journal(journal)
+    runs = earlier_runs(entries, "run-2")
     assert runs == [{"run": "run-1", "started": runs[0]["started"], "done": ["s0"], "started_steps": ["s0", "s1"],
                      "failed": [], "finished": False, "interrupted_in": ["s1"]}]
+    assert outcome_from_journal(entries, "s0")["status"] == "done" and outcome_from_journal(entries, "s1") is None
 
 
 def test_step_records_fail_the_run_and_mark_the_rest_not_run():
     plan = _plan()
-    results = record.step_results("demo", plan, [_out(plan.steps[0], "already_done"), _out(plan.steps[1], "failed")])
+    results = record.step_results("demo", plan, [_out(plan.steps[0], "already_done"), _out(plan.steps[1], "failed"),
+                                                 _out(plan.steps[2], "skipped")])
     assert [r.status for r in results] == [Status.OK, Status.FAIL, Status.SKIPPED]
     assert [r.code for r in results] == ["already_done", "step_failed", "earlier_step_failed"]

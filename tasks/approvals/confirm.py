@@ -1,0 +1,77 @@
+"""Identity beyond a typed name: a confirmation code sent to the site's group robot (WeCom,
+DingTalk, through apprise) that the approver must type (`approval.confirm_code: true`).
+
+Whoever approves must be able to read the hospital's maintenance group, which a typed name alone
+does not prove. Only a salted, slow hash of the code is kept, in the evidence store under
+`_approval_codes/<site>/<plan_sha256>/<n>.json`; a code is good for `approval.confirm_code_minutes`
+and for the one plan it was sent for.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from datetime import datetime, timedelta, timezone
+
+import apprise
+
+from config.settings import Site, resolve_secret
+from tasks.approvals.plan import Plan
+from tasks.evidence.store import Store
+
+CODES = "_approval_codes"
+# No 0/O, 1/I/L: read off a phone and typed. 8 of 31 symbols: ~8.5e11 codes, and PBKDF2 below
+# makes trying them all against a stored hash slow.
+ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+CODE_LEN = 8
+ITERATIONS = 200_000
+
+
+class ConfirmSendFailed(RuntimeError):
+    """No notify target accepted the message with the code."""
+
+
+def _hash(code: str, salt: bytes, iterations: int = ITERATIONS) -> str:
+    return hashlib.pbkdf2_hmac("sha256", code.strip().upper().encode(), salt, iterations).hex()
+
+
+def send_code(store: Store, site: Site, plan: Plan, plan_key: str, now: datetime | None = None) -> datetime:
+    """Send a new code for `plan` to every notify target of the site; keep its hash. Returns when
+    it expires. Raises ConfirmSendFailed when no target took it (the approver could never type it)."""
+    now = now or datetime.now(timezone.utc)
+    code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LEN))
+    salt = secrets.token_bytes(16)
+    expires = now + timedelta(minutes=site.approval.confirm_code_minutes)
+    body = (f"【审批确认码】{site.name}：{plan.title}\n方案 SHA-256：{plan.sha256()[:16]}…\n"
+            f"方案：{plan_key}\n确认码：{code}（{site.approval.confirm_code_minutes} 分钟内有效，仅审批人使用）")
+    sent_to = []
+    for target in site.notify:
+        a = apprise.Apprise()
+        if a.add(resolve_secret(target.url)) and a.notify(title="ebill-ops 审批确认码", body=body):
+            sent_to.append(target.name)
+    if not sent_to:
+        raise ConfirmSendFailed(f"the confirmation code could not be sent to any notify target of site {site.site} "
+                                f"(hint: `ebops config check {site.site}`; check the robot URLs)")
+    record = {"plan_sha256": plan.sha256(), "salt": salt.hex(), "hash": _hash(code, salt), "iterations": ITERATIONS,
+              "sent_at": now.isoformat(), "expires_at": expires.isoformat(), "sent_to": sent_to}
+    prefix = f"{CODES}/{site.site}/{plan.sha256()}/"
+    n = len(list(store.list(prefix))) + 1
+    while not store.put_if_absent(f"{prefix}{n:04d}.json", json.dumps(record, ensure_ascii=False).encode()):
+        n += 1
+    return expires
+
+
+def code_matches(store: Store, site: Site, plan: Plan, code: str, now: datetime | None = None) -> bool:
+    """Whether `code` is one sent for this plan and not expired."""
+    now = now or datetime.now(timezone.utc)
+    for o in store.list(f"{CODES}/{site.site}/{plan.sha256()}/"):
+        try:
+            rec = json.loads(store.get(o.object_name))
+            fresh = datetime.fromisoformat(rec["expires_at"]) > now
+            good = hmac.compare_digest(_hash(code, bytes.fromhex(rec["salt"]), int(rec["iterations"])), rec["hash"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        if fresh and good and rec.get("plan_sha256") == plan.sha256():
+            return True
+    return False
