@@ -40,7 +40,7 @@ def test_postgresql_contract(sandbox):
         steps, facts = pg_plan(cat, cfg, nxt, date.today(), None)
         missing = [t.name for t in cat.tables for y in (nxt, nxt + 1) if t.year(y) is None]
         assert all(any(s.id.startswith("partition:") and t in s.id for s in steps) for t in missing)
-        newest = max(p for p in cat.tables[0].partitions if p.year)
+        newest = cat.tables[0].year(date.today().year)  # this year's: it holds bills
         a = measure_partition(conn, "ebill", cat.tables[0].name, newest.name)
         b = measure_partition(conn, "ebill", cat.tables[0].name, newest.name, {"method": a["method"], "key_shift": a["key_shift"]})
         assert a["rows"] > 0 and (a["rows"], a["fingerprint"]) == (b["rows"], b["fingerprint"])
@@ -67,7 +67,7 @@ def test_oracle_contract():
         steps, _ = oracle_plan(cat, cfg, date.today().year + 1, date.today())
         assert all(s.text.startswith(("CREATE TABLESPACE", "ALTER TABLE", "ALTER TABLESPACE")) for s in steps)
         t = cat.tables[0]
-        p = max((p for p in t.partitions if p.year), key=lambda p: p.year)
+        p = max((p for p in t.partitions if p.year), key=lambda p: p.year or 0)
         a = measure_partition(conn, schema, t.name, p.name)
         b = measure_partition(conn, schema, t.name, p.name, {"method": a["method"], "key_shift": a["key_shift"]})
         assert (a["rows"], a["fingerprint"]) == (b["rows"], b["fingerprint"])
