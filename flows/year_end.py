@@ -196,9 +196,16 @@ def execute_plan(site: Site, plan: Plan, approval: ApprovalRecord, pool: HostPoo
     finally:
         ex.close()
     note(journal, run_id, "run_finished")
-    # the runbook says "already done"; the catalogue's own words say what is in place
-    return [o.model_copy(update={"output": why[o.step_id]}) if o.status == "already_done" and why.get(o.step_id) else o
+    # the runbook says "already done" in English; the record says it in the hospital's words
+    return [o.model_copy(update={"output": _done_zh(o, why.get(o.step_id))}) if o.status == "already_done" else o
             for o in outcomes]
+
+
+def _done_zh(o, why: str | None) -> str:
+    if why:
+        return why  # what the catalogue shows in place
+    when = o.output.rsplit("recorded ", 1)[-1] if "recorded " in o.output else ""
+    return f"此前运行已完成，执行结果已存证（{when}），本次未重复执行" if when else o.output
 
 
 @flow(name="year-end", log_prints=True)

@@ -91,7 +91,11 @@ def test_deployments_load_with_their_schedules():
     deps = {d.name: d for d in deployments("example-oracle", today=date(2026, 1, 1))}
     assert set(deps) == {"inspection-monthly-example-oracle", "inspection-quarterly-example-oracle",
                          "holiday-precheck-example-oracle", "backup-verification-example-oracle",
-                         "invoice-quality-example-oracle"}
+                         "invoice-quality-example-oracle", "year-end-example-oracle"}
+    ye = deps["year-end-example-oracle"]
+    # the plan on December's first workday at 09:00 (2026-12-01, a Tuesday); execution only by hand
+    assert ye.parameters == {"params": {"site": "example-oracle", "mode": "plan"}}
+    assert "20261201T090000" in ye.schedules[0].schedule.rrule
     verify = deps["backup-verification-example-oracle"].schedules[0].schedule
     assert "20260104T020000" in verify.rrule and verify.timezone == "Asia/Shanghai"
     pre = deps["holiday-precheck-example-oracle"]
