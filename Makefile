@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install ui sandbox-up sandbox-down lock clean
+.PHONY: demo test test-fleet install ui sandbox-up sandbox-down fleet-up fleet-down lock clean
 
 # The virtualenv is rebuilt whenever the lock file or the project's metadata change.
 # uv installs the ~140 pinned wheels in parallel (pip took over 20 minutes here); it is itself
@@ -38,6 +38,20 @@ test: $(STAMP)
 ui: $(STAMP)
 	$(BIN)/ebops sandbox up
 	$(BIN)/ebops ui demo
+
+# The two-worker test alone (a Prefect server on PostgreSQL, two workers; minutes): also part of `make test`.
+test-fleet: $(STAMP)
+	$(BIN)/python -m pytest -m fleet tests/integration/test_fleet_workers.py
+
+# Many hospitals on Prefect's own distribution, for the sandbox: a Prefect server on the sandbox's
+# PostgreSQL, the process work pool, one worker per site file, every site's deployments.
+fleet-up: $(STAMP)
+	$(BIN)/ebops sandbox up
+	$(BIN)/ebops fleet up
+	$(BIN)/ebops fleet deploy
+
+fleet-down: $(STAMP)
+	$(BIN)/ebops fleet down
 
 sandbox-up: $(STAMP)
 	$(BIN)/ebops sandbox up

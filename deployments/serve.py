@@ -21,6 +21,7 @@ from prefect.runner import Runner
 
 from config.settings import load_site
 from deployments import schedules
+from tasks.core import timetable
 from flows.backup_verification import backup_verification
 from flows.holiday_precheck import holiday_precheck
 from flows.inspection import inspection
@@ -33,18 +34,18 @@ log = logging.getLogger("ebops.deployments")
 def deployments(site: str, today=None):
     cfg = load_site(site)
     today = today or datetime.now(ZoneInfo(cfg.timezone)).date()
-    runs, notes = schedules.planned_prechecks(today, cfg.precheck_workdays_before)
+    runs, notes = timetable.planned_prechecks(today, cfg.precheck_workdays_before)
     for note in notes:
         log.warning("pre-holiday schedule of %s: %s", site, note)
     precheck = schedules.precheck_schedule(runs)
     planned = "；".join(f"{r.holiday.name} {r.run_at:%Y-%m-%d %H:%M}" for r in runs) or "无（日历未覆盖）"
-    verify_runs, verify_notes = schedules.planned_verifications(today)
+    verify_runs, verify_notes = timetable.planned_verifications(today)
     for note in verify_notes:
         log.warning("backup verification schedule of %s: %s", site, note)
     verify = schedules.dates_schedule(verify_runs)
     out = []
     if cfg.year_end is not None:
-        ye_runs, ye_notes = schedules.planned_year_end(today)
+        ye_runs, ye_notes = timetable.planned_year_end(today)
         for note in ye_notes:
             log.warning("year-end schedule of %s: %s", site, note)
         ye = schedules.dates_schedule(ye_runs)

@@ -16,14 +16,18 @@ evidence is stored. Scheduled on the first workday of each quarter at 02:00 (dep
 """
 from __future__ import annotations
 
+import re
+from contextlib import contextmanager
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from prefect import flow
+from prefect.concurrency.sync import concurrency
 from pydantic import BaseModel, Field
 
 from config.settings import Site, load_site
-from flows.common import BadInput, RunOutcome, current_run_id, duty_slot, finish, store_evidence
+from flows.common import (DUTY_SLOT_WAIT_S, BadInput, DutyBusy, RunOutcome, _limit_of, current_run_id, duty_slot,
+                          finish, store_evidence)
 from tasks.approvals.gate import ApprovalRefused, require_approval
 from tasks.approvals.records import ApprovalRecord, store_plan
 from tasks.backup.verify.backends import Backend, backend_for
@@ -107,6 +111,32 @@ def record_context(ctx: VerifyContext, located: Located | None, backend: Backend
     }
 
 
+RESTORES_PER_SERVER = 1   # the limit's value when first made; an operator may raise it in the Prefect UI
+
+
+def restore_server(dsn: str) -> str:
+    """host:port of a verification server from its DSN (libpq conninfo or Oracle host:port/service)."""
+    kv = dict(re.findall(r"(\w+)\s*=\s*(\S+)", dsn))
+    if kv:
+        return f"{kv.get('host', 'localhost')}:{kv.get('port', '5432')}"
+    return dsn.split("/", 1)[0]
+
+
+@contextmanager
+def restore_slot(dsn: str):
+    """One restore at a time per verification server, whichever site's run it is: a vendor's sites
+    may share a verification server, and restores at once would each take longer than their RTO.
+    A Prefect global concurrency limit `ebops:restore:<host:port>` (RESTORES_PER_SERVER when made)."""
+    name = f"ebops:restore:{restore_server(dsn)}"
+    _limit_of(name, RESTORES_PER_SERVER)
+    try:
+        with concurrency(name, occupy=1, timeout_seconds=DUTY_SLOT_WAIT_S, raise_on_lease_renewal_failure=False):
+            yield
+    except TimeoutError:
+        raise DutyBusy(f"restores into {restore_server(dsn)} held concurrency limit {name} for more than "
+                       f"{DUTY_SLOT_WAIT_S} s (hint: prefect global-concurrency-limit inspect {name})") from None
+
+
 @flow(name="backup-verification", log_prints=True)
 def backup_verification(params: VerifyParams = VerifyParams()) -> RunOutcome:
     """备份恢复验证: locate, validate, restore, verify, clean up; the record as evidence."""
@@ -147,8 +177,10 @@ def backup_verification(params: VerifyParams = VerifyParams()) -> RunOutcome:
                     restored = Restored([ctx.skipped("restore", "恢复", "前面的步骤未通过，不恢复")])
                     verified = Verified([ctx.skipped("verify", "比对校验", "未恢复，无法比对")])
                 else:
-                    restored = backend.restore(ctx, session, located, scratch, current_run_id())
-                    verified = backend.verify(ctx, located, restored)
+                    # Restores of many sites into one verification server take turns (see restore_slot).
+                    with restore_slot(cfg.scratch.dsn):
+                        restored = backend.restore(ctx, session, located, scratch, current_run_id())
+                        verified = backend.verify(ctx, located, restored)
                 results = located.records + validated.records + restored.records + verified.records
                 failed = any(r.status is not Status.OK for r in results)
                 results += backend.cleanup(ctx, restored, keep and failed)

@@ -7,6 +7,7 @@
     ebops verify-backup SITE          run the backup-restore verification (备份恢复验证) now
     ebops yearend SITE --mode plan|execute   the year-end (技术年结); `yearend extract` (flows/cli_yearend.py)
     ebops schedule SITE               when the pre-holiday checks run (from the holiday calendar)
+    ebops report SITE --period 2026H2 the service report (服务报告) from the evidence store
     ebops ui                          a local Prefect server serving every deployment
     ebops evidence list|show|get|verify|url
     ebops approve SITE PLAN_KEY --as NAME   approve a stored plan (QH 9.1.2; flows/cli_approvals.py)
@@ -56,9 +57,11 @@ def _mount_evidence() -> None:
 
     yearend_app.command("run")(yearend)
     app.add_typer(yearend_app, name="yearend")
-    from flows.cli_approvals import register
+    from flows.cli_approvals import register as register_approvals
+    from flows.cli_report import register as register_report
 
-    register(app)
+    register_approvals(app)
+    register_report(app, _run_form)
 
 
 @config_app.command("check")
@@ -242,13 +245,14 @@ def schedule(site: str = typer.Argument("demo", help="site name")) -> None:
 
     from config.settings import load_site
     from deployments import schedules
+    from tasks.core import timetable
 
     from tasks.core.calendar import HolidayFileError
 
     cfg = load_site(site)
     today = datetime.now(ZoneInfo(cfg.timezone)).date()
     try:
-        runs, notes = schedules.planned_prechecks(today, cfg.precheck_workdays_before)
+        runs, notes = timetable.planned_prechecks(today, cfg.precheck_workdays_before)
     except HolidayFileError as exc:   # a broken config/holidays/<year>.yaml: bad input, one line
         err.print(f"[red]holiday calendar:[/] {exc}")
         raise typer.Exit(2) from None

@@ -171,8 +171,12 @@ def inspect_site(cfg: Site, kind: str, engineer: str = "", *, title: str = "巡�
 
 @flow(name="inspection", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=CHECKS_IN_FLIGHT))
 def inspection(site: str = "demo", kind: Literal["monthly", "quarterly", "adhoc"] = "adhoc",
-               engineer: str = "") -> RunOutcome:
-    """巡检: run the inspection catalogue against one site and store the 巡检报告 as evidence."""
+               engineer: str = "", check_task_runs: bool = True) -> RunOutcome:
+    """巡检: run the inspection catalogue against one site and store the 巡检报告 as evidence.
+
+    `check_task_runs=False` runs the checks as plain functions (PlainChecks): the same records and
+    evidence without a Prefect task run per check, which costs the worker ~0.7 CPU-s and the
+    Prefect server ~1.5 CPU-s per inspection (bench/pool_bench.py); the fleet's deployments use it."""
     cfg = load_site(site)
-    outcome = inspect_site(cfg, kind, engineer)
+    outcome = inspect_site(cfg, kind, engineer, plain=not check_task_runs)
     return finish(cfg, "inspection", outcome.results, outcome.bundle)

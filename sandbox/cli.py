@@ -16,7 +16,10 @@ sandbox_app = typer.Typer(no_args_is_help=True, help="the sandbox hospital (demo
 
 def register(app: typer.Typer) -> None:
     """Add `sandbox …` and `demo` to the ebops command."""
+    from sandbox.cli_fleet import fleet_app
+
     app.add_typer(sandbox_app, name="sandbox")
+    app.add_typer(fleet_app, name="fleet")
     app.command()(demo)
 
 

@@ -22,8 +22,9 @@ import sys
 import threading
 from typing import Iterable
 
-import apprise
-from apprise.logger import LOGGER_NAME
+# apprise is imported when a message is sent, not with the module: every flow run is a new process
+# on a worker (~0.1 CPU-s), and most sites' runs send nothing.
+LOGGER_NAME = "apprise"   # apprise.logger.LOGGER_NAME (tests/unit/test_alerts.py checks it)
 
 from config.problems import ConfigProblem
 from config.secrets import PrefectSecret
@@ -178,8 +179,10 @@ def _url_hint(target: NotifyTarget) -> str:
     return f"检查 {target.url.describe()} 的值，应为 wecombot://KEY 或 dingtalk://TOKEN/ 等 apprise URL"
 
 
-def _parse(url: str, target: NotifyTarget) -> tuple[apprise.Apprise | None, str | None]:
+def _parse(url: str, target: NotifyTarget) -> tuple["apprise.Apprise | None", str | None]:
     """An Apprise object holding only this target's URL, or why the URL is unusable (without hint)."""
+    import apprise
+
     client = apprise.Apprise()
     captured = _capture.start()
     try:
@@ -192,7 +195,7 @@ def _parse(url: str, target: NotifyTarget) -> tuple[apprise.Apprise | None, str 
     return None, f"通知目标 {target.name} 的 URL 无法被 apprise 解析（协议未知或格式错误{'：' + detail if detail else ''}）"
 
 
-def _client(url: str, target: NotifyTarget) -> tuple[apprise.Apprise | None, str | None]:
+def _client(url: str, target: NotifyTarget) -> tuple["apprise.Apprise | None", str | None]:
     """An Apprise object holding only this target's URL, or why the URL is unusable, with a hint."""
     client, problem = _parse(url, target)
     return client, (f"{problem}；hint: {_url_hint(target)}" if problem else None)
@@ -212,6 +215,8 @@ def _deliver(target: NotifyTarget, results: list[CheckResult], site: Site, title
         return _record(target, "failed", len(findings), problem)
     body = compose_message(site, findings, title=title, report_url=report_url,
                            evidence_prefix=evidence_prefix, limit_bytes=body_limit(url))
+    import apprise
+
     kind = apprise.NotifyType.FAILURE if any(r.status != Status.WARN for r in findings) else apprise.NotifyType.WARNING
     captured = _capture.start()
     try:

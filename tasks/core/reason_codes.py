@@ -110,6 +110,12 @@ so "the host is unreachable" reads the same in every check.
 | confirm_code_wrong | the confirmation code typed is wrong or expired |
 | approval_denied | the approver denied the plan, or nobody answered the run's approval form in time |
 | step_failed | a runbook step failed: the runbook stopped there (a later run resumes at it) |
+| **service report** | |
+| duty_missing | a duty due in the period has no evidence bundle |
+| duty_late | a duty due in the period was done after its deadline |
+| availability_below_goal | an e-bill function's availability is below the goal (MZ 一.18: 99 %) |
+| no_watch_data | no bundle of the interface watch in the period: availability is not measured |
+| faults_open | a fault of the period is not restored at the report's as-of time |
 | **year-end (技术年结)** | |
 | tool_missing | a tool the measurement needs is not on the host (SKIPPED: nothing was measured) |
 | not_applicable | the measurement does not apply to what was found (e.g. no fragmentation tool for the filesystem type) |
@@ -222,6 +228,12 @@ class Code(str, Enum):
     CONFIRM_CODE_WRONG = "confirm_code_wrong"
     APPROVAL_DENIED = "approval_denied"
     STEP_FAILED = "step_failed"
+    # service report
+    DUTY_MISSING = "duty_missing"
+    DUTY_LATE = "duty_late"
+    AVAILABILITY_BELOW_GOAL = "availability_below_goal"
+    NO_WATCH_DATA = "no_watch_data"
+    FAULTS_OPEN = "faults_open"
     # year-end
     TOOL_MISSING = "tool_missing"
     NOT_APPLICABLE = "not_applicable"

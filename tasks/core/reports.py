@@ -70,6 +70,10 @@ FORM_LABELS: dict[str, dict[str, str | None]] = {
                  "method_text": "自动执行", "verdict": "年结结论", "summary": "结果汇总",
                  "details": "执行明细", "item": "项目", "where": "对象",
                  "none": "各步骤均已完成，压缩前后行数与内容指纹一致。"},
+    # the service report's header rows are its own (报告期间、统计截止); its sections are fixed
+    "service_report": {"kind": "报告类型", "period": "报告期间", "time": "生成时间", "method": "生成方式",
+                       "method_text": "由证据库自动汇总", "verdict": "总体结论", "summary": "结论汇总",
+                       "details": "结论明细", "item": "项目", "where": "对象", "none": ""},
 }
 
 

@@ -191,3 +191,13 @@ def test_no_targets_or_no_findings_sends_nothing(receiver, monkeypatch):
     site = make_site([{"name": "群", "url": hook(monkeypatch, receiver.port)}])
     assert send_alerts(site, [rec(Status.OK)], **SEND) == [{"target": "群", "status": "skipped", "findings": 0, "error": None}]
     assert receiver.bodies == []
+
+
+def test_the_captured_logger_is_apprises():
+    """alerts.py names apprise's logger without importing apprise (a worker's flow run imports
+    the module in every new process); the name must stay apprise's own."""
+    from apprise.logger import LOGGER_NAME
+
+    from tasks.core import alerts
+
+    assert alerts.LOGGER_NAME == LOGGER_NAME

@@ -104,7 +104,7 @@ def test_the_scan_sees_the_project_and_its_imports():
     assert "tasks.backup.verify.fingerprint_rowtext" in graph["tasks.backup.verify.fingerprint"]
     assert "bench.quality_common" in graph["bench.quality_naive"]
     assert {"flows.cli", "sandbox.cli"} <= graph["ebops_cli"]
-    assert "tasks.core.calendar" in graph["deployments.schedules"]   # `from tasks import calendar`
+    assert "tasks.core.timetable" in graph["deployments.schedules"]   # `from tasks.core import timetable`
     # the scan finds a cycle when there is one
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
@@ -116,6 +116,13 @@ def test_no_import_cycle():
 def test_flows_and_tasks_never_import_the_sandbox():
     bad = {name: sorted(t for t in targets if t == "sandbox" or t.startswith("sandbox."))
            for name, targets in _graph().items() if name.split(".")[0] in ("flows", "tasks")}
+    assert {k: v for k, v in bad.items() if v} == {}
+
+
+def test_tasks_import_neither_flows_nor_deployments():
+    """flows -> tasks -> config: a building block never reaches back up to what composes it."""
+    bad = {name: sorted(t for t in targets if t.split(".")[0] in ("flows", "deployments"))
+           for name, targets in _graph().items() if name.split(".")[0] == "tasks"}
     assert {k: v for k, v in bad.items() if v} == {}
 
 

@@ -29,6 +29,7 @@ FOREIGN = {
     "backup_verification": INSPECTION_ONLY + QUALITY_ONLY,
     "invoice_quality": INSPECTION_ONLY + VERIFICATION_ONLY + ("检查周期",),
     "year_end": INSPECTION_ONLY + QUALITY_ONLY + VERIFICATION_ONLY,
+    "service_report": INSPECTION_ONLY + QUALITY_ONLY + VERIFICATION_ONLY,
 }
 OWN = {
     "inspection": ("巡检类型", "巡检周期", "巡检结论", "巡检明细"),
@@ -36,6 +37,7 @@ OWN = {
     "backup_verification": ("验证类型", "验证时间", "验证结论", "验证步骤"),
     "invoice_quality": ("检查类型", "检查期间", "检查结论", "检查范围", "规则检查明细", "长期存在的问题"),
     "year_end": ("年结类型", "年结结论", "方案 SHA-256", "压缩前后对照", "同一方案的此前运行", "被中断"),
+    "service_report": ("报告期间", "维护工作完成情况", "维护维修台账", "改进建议", "考核评价"),
 }
 ENGLISH_SCOPE = re.compile(r"\b(invoices?|blue|red|items?|settlements?|stock|segments?|bill_code|bill_no|bus_no|"
                            r"start_no|scope)\b", re.IGNORECASE)
@@ -88,6 +90,23 @@ def _year_end_context() -> dict:
     ctx = _base("year_end", "技术年结记录", "2027 年度技术年结（执行）", "2027", step_results("demo", plan, [done]))
     return {**ctx, **plan_context(plan, "execute", "Asia/Shanghai", outcomes=[done], journal=journal, run_id="r1",
                                   approvals=[{"action": "year_end", "approved_by": "王主任", "plan_sha256": plan.sha256()}])}
+def _service_context() -> dict:
+    from datetime import timezone
+
+    from tasks.report.build import build
+    from tasks.report.collect import Bundle, parse_period
+    from tasks.report.due import DUTY_ZH
+
+    period = parse_period("2026-11")
+    start, end = period.bounds("Asia/Shanghai")
+    at = datetime(2026, 11, 1, 1, 0, tzinfo=timezone.utc)
+    disk = {"check": "disk_usage", "title": "服务器磁盘使用率", "host": "db1", "target": "/u01", "status": "FAIL",
+            "value": 91.0, "threshold": "警告 ≥ 80%，异常 ≥ 90%", "reason": "可用 1 GiB", "code": "disk_usage_high",
+            "finished_at": at.isoformat()}
+    b = Bundle("demo/inspection/2026/x/", "demo", "inspection", "2026-11", "FAIL", at, at, 1, "ab" * 32, False, [disk])
+    built = build("demo", "测试医院", "Asia/Shanghai", period, [b], start, end)
+    ctx = _base("service_report", "月度服务报告", "月度服务报告", "2026-11", built.records)
+    return {**ctx, **built.context, "duty_zh": DUTY_ZH, "site_id": "demo", "evidence_key": ""}
 
 
 def _contexts() -> dict[str, dict]:
@@ -113,6 +132,7 @@ def _contexts() -> dict[str, dict]:
                                 **verification},
         "invoice_quality": _quality_context(),
         "year_end": _year_end_context(),
+        "service_report": _service_context(),
     }
 
 

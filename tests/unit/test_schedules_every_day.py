@@ -17,6 +17,7 @@ import pytest
 from dateutil.relativedelta import relativedelta
 
 from deployments import schedules
+from tasks.core import timetable
 from tasks.core import calendar
 
 DAYS = [date(2026, 1, 1) + timedelta(days=i) for i in range((date(2028, 1, 1) - date(2026, 1, 1)).days)]
@@ -75,8 +76,8 @@ def _first_unknown_year(start: date, end: date) -> int | None:
 
 def _check_prechecks(today: date, workdays_before: int = 2) -> None:
     end = today + timedelta(days=400)
-    runs, notes = schedules.planned_prechecks(today, workdays_before)
-    assert all(r.run_at.date() >= today and r.run_at.time() == schedules.PRECHECK_AT for r in runs), today
+    runs, notes = timetable.planned_prechecks(today, workdays_before)
+    assert all(r.run_at.date() >= today and r.run_at.time() == timetable.PRECHECK_AT for r in runs), today
     assert [r.run_at for r in runs] == sorted(r.run_at for r in runs), today
     # a run day never lies after its holiday began
     assert all(r.run_at.date() < r.holiday.first_day or workdays_before == 0 for r in runs), today
@@ -106,7 +107,7 @@ def test_pre_holiday_plan_with_other_workday_settings_on_every_day():
 
 
 def test_plan_from_2026_12_01_keeps_new_year_and_ends_before_2028():
-    runs, notes = schedules.planned_prechecks(date(2026, 12, 1), 2)
+    runs, notes = timetable.planned_prechecks(date(2026, 12, 1), 2)
     assert [(r.holiday.name, r.run_at) for r in runs] == [("元旦", datetime(2026, 12, 30, 9, 0))]
     assert any(n.startswith("planned only up to 2027-12-31") and "2028年" in n for n in notes)
 
@@ -121,15 +122,15 @@ def test_a_holiday_running_into_an_unknown_year_is_left_out(tmp_path: Path, monk
 
 
 def test_a_start_in_an_unknown_year_plans_nothing_and_says_why():
-    runs, notes = schedules.planned_prechecks(date(2031, 3, 1), 2)
+    runs, notes = timetable.planned_prechecks(date(2031, 3, 1), 2)
     assert runs == [] and notes[0].startswith("nothing planned") and "2031年" in notes[0]
 
 
 def _check_verifications(today: date) -> None:
-    runs, notes = schedules.planned_verifications(today)
+    runs, notes = timetable.planned_verifications(today)
     assert len(runs) == 5, today   # the duty is owed every quarter, whatever the calendar says
     assert runs == sorted(runs) and len({(r.year, r.month) for r in runs}) == 5, today
-    assert all(r.month in schedules.QUARTER_MONTHS and r.date() >= today and r.time() == time(2, 0) for r in runs), today
+    assert all(r.month in timetable.QUARTER_MONTHS and r.date() >= today and r.time() == time(2, 0) for r in runs), today
     official = {y for y in range(2004, 2031) if _known(y)} - _template_years()
     for r in runs:
         if r.year in official:
@@ -175,7 +176,7 @@ def test_every_deployment_is_built_on_every_day_of_2026_and_2027():
             "invoice-quality", "year-end")}, today
         assert len(deps["backup-verification-example-oracle"].schedules) == 1, today
         assert len(deps["year-end-example-oracle"].schedules) == 1, today  # December's plan, every year
-        runs, _ = schedules.planned_prechecks(today, 2)
+        runs, _ = timetable.planned_prechecks(today, 2)
         assert len(deps["holiday-precheck-example-oracle"].schedules) == (1 if runs else 0), today
 
 

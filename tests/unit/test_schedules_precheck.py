@@ -8,13 +8,14 @@ import pytest
 
 from config.settings import DutyEntry, load_site
 from deployments import schedules
+from tasks.core import timetable
 from flows.holiday_precheck import NoSuchHoliday, PrecheckParams, pick_holiday, roster_for, roster_result
 from tasks.core.reason_codes import Code
 from tasks.core.results import Status
 
 
 def _runs(today: date, n: int = 2, days: int = 365) -> dict[str, str]:
-    runs, _ = schedules.planned_prechecks(today, n, days)
+    runs, _ = timetable.planned_prechecks(today, n, days)
     return {f"{r.holiday.name} {r.holiday.first_day}": r.run_at.isoformat() for r in runs}
 
 
@@ -37,7 +38,7 @@ def test_2025_prechecks_count_make_up_sundays_as_workdays():
 
 
 def test_template_year_is_planned_only_where_the_run_day_is_known_and_said_so():
-    runs, notes = schedules.planned_prechecks(date(2026, 11, 26), 2)
+    runs, notes = timetable.planned_prechecks(date(2026, 11, 26), 2)
     assert [(r.holiday.name, r.run_at) for r in runs] == [("元旦", datetime(2026, 12, 30, 9, 0))]
     assert not runs[0].holiday.official
     assert any("元旦" in n and "template" in n for n in notes)
@@ -45,7 +46,7 @@ def test_template_year_is_planned_only_where_the_run_day_is_known_and_said_so():
 
 
 def test_schedule_is_an_rrule_set_in_shanghai_time():
-    runs, _ = schedules.planned_prechecks(date(2026, 1, 1), 2, 365)
+    runs, _ = timetable.planned_prechecks(date(2026, 1, 1), 2, 365)
     sched = schedules.precheck_schedule(runs)
     assert sched.timezone == "Asia/Shanghai"
     assert "20260213T090000" in sched.rrule and "20260929T090000" in sched.rrule
@@ -110,14 +111,14 @@ def test_deployments_load_with_their_schedules():
 
 
 def test_backup_verification_runs_on_each_quarters_first_workday_at_two():
-    runs, notes = schedules.planned_verifications(date(2026, 1, 1), quarters_ahead=4)
+    runs, notes = timetable.planned_verifications(date(2026, 1, 1), quarters_ahead=4)
     # 2026-01-04 is the make-up Sunday after 元旦; 国庆 pushes October's past the 7-day holiday
     assert [r.strftime("%Y-%m-%d %H:%M") for r in runs] == [
         "2026-01-04 02:00", "2026-04-01 02:00", "2026-07-01 02:00", "2026-10-08 02:00"]
-    later, _ = schedules.planned_verifications(date(2026, 4, 2), quarters_ahead=1)
+    later, _ = timetable.planned_verifications(date(2026, 4, 2), quarters_ahead=1)
     assert later[0].date() == date(2026, 7, 1)  # April's has passed: the next quarter's
     # 2027 is only a template here: still planned (the duty is owed), from weekdays, with a note
-    ahead, notes = schedules.planned_verifications(date(2026, 11, 26), quarters_ahead=2)
+    ahead, notes = timetable.planned_verifications(date(2026, 11, 26), quarters_ahead=2)
     assert [r.date() for r in ahead] == [date(2027, 1, 4), date(2027, 4, 1)]
     assert any("2027-01" in n and "not official" in n for n in notes)
 
