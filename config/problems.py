@@ -17,7 +17,9 @@ from pydantic import ValidationError
 
 from config.approvals import REMOVED_APPROVAL_KEYS
 
-_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# ${name} or ${name:-default}: a default serves values a variables file may lack (the demo's
+# migration target exists only after `ebops sandbox up --with-target`)
+_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # variables_from may name an environment variable, with a default: ${env:NAME} or ${env:NAME:-default}
 _ENV_RE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECRET_FIELDS = {"password", "access_key", "secret_key", "key", "key_passphrase", "url"}
@@ -205,11 +207,11 @@ def substitute(data: dict, path: Path) -> tuple[dict, list[ConfigProblem]]:
         whole = _VAR_RE.fullmatch(value)
         if whole and whole.group(1) in variables:
             return variables[whole.group(1)]  # keeps ints as ints (ports)
-        for name in _VAR_RE.findall(value):
-            if name not in variables:
+        for name, default in _VAR_RE.findall(value):
+            if name not in variables and not default:
                 problems.append(ConfigProblem(str(path), where, f"unknown variable ${{{name}}}",
                                               "define it in the file named by variables_from"))
-        return _VAR_RE.sub(lambda m: str(variables.get(m.group(1), m.group(0))), value)
+        return _VAR_RE.sub(lambda m: str(variables.get(m.group(1), m.group(2) if m.group(2) else m.group(0))), value)
 
     return fill(data, ""), problems
 

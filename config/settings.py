@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from config.approvals import ApprovalSettings, Approver, check_approvers
 from config.backup_verification import BackupVerificationConfig
 from config.year_end import YearEndDatabase
+from config.migration import MigrationConfig
 # re-exported: callers import secrets from the site-file module
 from config.secrets import EnvSecret, PrefectSecret, SecretMissing, SecretRef, refuse_password_in_dsn, resolve_secret  # noqa: F401
 
@@ -238,6 +239,13 @@ class NotifyTarget(_Strict):
 
 
 
+class WatchConfig(_Strict):
+    """The interface watch (接口运维, flows/watch.py): how often it probes and how a day is judged."""
+    interval_minutes: int = Field(default=5, ge=1, le=60, description="one probe cycle every N minutes")
+    availability_min_pct: float = Field(default=99, ge=0, le=100, description="a function's day below it is a FAIL (MZ 一.18)")
+    coverage_warn_pct: float = Field(default=90, ge=0, le=100, description="a day probed less than this share of the plan is a WARN")
+
+
 # ---------------------------------------------------------------- year-end (技术年结)
 class YearEndFiles(_Strict):
     """The file server's part of the year-end duty: layout (版式) files older than two full years
@@ -296,6 +304,8 @@ class Site(_Strict):
     state_dir: str | None = Field(default=None, description="where per-run state (log positions) is kept; "
                                   "default: beside the outbox, <outbox>/../../state/<site>")
     backup_verification: BackupVerificationConfig | None = None
+    migration: MigrationConfig | None = None
+    watch: WatchConfig = Field(default_factory=WatchConfig)
     approvers: list[Approver] = Field(default_factory=list, description="who may approve a risky duty's plan (QH 9.1.2)")
     approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
     year_end: YearEndConfig | None = None
@@ -324,6 +334,20 @@ class Site(_Strict):
         files = self.year_end.files if self.year_end else None
         if files is not None and files.host not in names:
             raise ValueError(f"year_end.files.host {files.host!r} is not one of the hosts ({', '.join(names) or 'none'})")
+        if self.migration is not None:
+            # the new servers are hosts like the others (same model), named in migration.hosts
+            self.migration.hosts = [h if isinstance(h, HostConfig) else HostConfig.model_validate(h)
+                                    for h in self.migration.hosts]
+            known = set(names) | {h.name for h in self.migration.hosts}
+            m = self.migration
+            named = [("migration.source.db_host", m.source.db_host), ("migration.source.app_host", m.source.app_host),
+                     ("migration.target.db_host", m.target.db_host), ("migration.target.app_host", m.target.app_host)]
+            named += [(f"migration.cutover_steps[{i}].host", c.host) for i, c in enumerate(m.cutover_steps)]
+            named += [(f"migration.rollback_steps[{i}].host", c.host) for i, c in enumerate(m.rollback_steps)]
+            named += [(f"migration.after_hosts[{i}]", h) for i, h in enumerate(m.after_hosts)]
+            bad = [f"{where}: {name}" for where, name in named if name not in known]
+            if bad:
+                raise ValueError("unknown host (not in hosts: nor migration.hosts:): " + "; ".join(bad))
         return self
 
     def host(self, name: str) -> HostConfig:
@@ -331,6 +355,13 @@ class Site(_Strict):
             if h.name == name:
                 return h
         raise KeyError(f"site {self.site} has no host {name!r}")
+
+    def any_host(self, name: str) -> HostConfig:
+        """A host of the site or one of the migration's new servers."""
+        for h in self.hosts + (self.migration.hosts if self.migration else []):
+            if h.name == name:
+                return h
+        raise KeyError(f"site {self.site} has no host {name!r} (hosts: or migration.hosts:)")
 
     def hosts_with_role(self, role: str) -> list[HostConfig]:
         return [h for h in self.hosts if h.role == role]

@@ -28,6 +28,11 @@ def precheck_schedule(runs: list[PlannedPrecheck]) -> Schedule | None:
     return dates_schedule([r.run_at for r in runs])
 
 
+def watch_every(minutes: int = 5) -> Schedule:
+    """接口运维: every N minutes, on the clock (:00, :05, ...), day and night."""
+    return Cron(f"*/{minutes} * * * *", timezone=TZ)
+
+
 def monthly_inspection() -> Schedule:
     return Cron(MONTHLY_INSPECTION, timezone=TZ)
 

@@ -17,7 +17,7 @@ import threading
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from prefect.runner import Runner
+from deployments.warm_runner import WarmRunner
 
 from config.settings import load_site
 from deployments import schedules
@@ -27,6 +27,8 @@ from flows.holiday_precheck import holiday_precheck
 from flows.inspection import inspection
 from flows.invoice_quality import invoice_quality
 from flows.year_end import year_end
+from flows.migration import migration
+from flows.watch import watch
 
 log = logging.getLogger("ebops.deployments")
 
@@ -76,10 +78,27 @@ def deployments(site: str, today=None):
             name=f"invoice-quality-{site}", parameters={"params": {"site": site}},
             schedules=[schedules.daily_quality()], tags=[site, "invoice-quality"],
             description="每日 06:00 票据数据质量检查（昨天开具的票据，规则 DQ01–DQ22）；也可手动指定期间"),
-    ]
+        # 接口运维: functions, interfaces, stock every few minutes; alerts on changes; the 日运行表 sealed daily
+        watch.to_deployment(
+            name=f"watch-{site}", parameters={"site": site}, schedules=[schedules.watch_every(cfg.watch.interval_minutes)],
+            tags=[site, "watch"],
+            description=f"接口运维：每 {cfg.watch.interval_minutes} 分钟探测电子票据功能、接口成功率与票据库存；"
+                        "状态变化时告警；次日封存日运行表"),
+    ] + ([
+        # by hand only: mode plan makes the 迁移方案; execute needs its three recorded approvals
+        migration.to_deployment(
+            name=f"migration-{site}", parameters={"params": {"site": site, "mode": "plan"}}, tags=[site, "migration"],
+            description="服务器迁移（手动）：plan 生成迁移方案供评审；execute 在三次审批后分阶段执行，可暂停、继续、回退"),
+    ] if cfg.migration is not None else [])
 
 
 STOP_TIMEOUT_S = 30
+IN_PROCESS_FLOWS = {watch.name: watch}
+
+
+def in_process(deps: list) -> dict:
+    """Deployment name -> flow, for the deployments served in this process (deployments/warm_runner.py)."""
+    return {d.name: IN_PROCESS_FLOWS[d.flow_name] for d in deps if d.flow_name in IN_PROCESS_FLOWS}
 
 
 def serve_until_signal(deps: list) -> str:
@@ -90,7 +109,9 @@ def serve_until_signal(deps: list) -> str:
     manager could only SIGKILL it. Here the runner's loop runs in a thread, and the main thread,
     which receives the signals, stops it with astop() on that loop.
     """
-    runner = Runner(pause_on_shutdown=True)
+    # The watch runs every few minutes and costs ~0.1 CPU-s; a spawned process per run would cost
+    # ~3.5 CPU-s more (deployments/warm_runner.py): it runs in this process.
+    runner = WarmRunner(pause_on_shutdown=True, in_process=in_process(deps))
     for d in deps:
         runner.add_deployment(d)
     box: dict = {}

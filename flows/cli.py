@@ -6,6 +6,8 @@
     ebops quality SITE                run the invoice data-quality check (票据数据质量检查) now
     ebops verify-backup SITE          run the backup-restore verification (备份恢复验证) now
     ebops yearend SITE --mode plan|execute   the year-end (技术年结); `yearend extract` (flows/cli_yearend.py)
+    ebops migrate SITE --mode plan|execute --engineer NAME   服务器迁移 (flows/cli_migrate.py)
+    ebops migrate-approve SITE --point P --approver NAME      record one of its approvals
     ebops schedule SITE               when the pre-holiday checks run (from the holiday calendar)
     ebops report SITE --period 2026H2 the service report (服务报告) from the evidence store
     ebops ui                          a local Prefect server serving every deployment
@@ -57,6 +59,9 @@ def _mount_evidence() -> None:
 
     yearend_app.command("run")(yearend)
     app.add_typer(yearend_app, name="yearend")
+    from flows.cli_migrate import register
+
+    register(app, _run_form, console, err)
     from flows.cli_approvals import register as register_approvals
     from flows.cli_report import register as register_report
 
@@ -247,7 +252,7 @@ def schedule(site: str = typer.Argument("demo", help="site name")) -> None:
     from deployments import schedules
     from tasks.core import timetable
 
-    from tasks.core.calendar import HolidayFileError
+    from tasks.core.holiday_files import HolidayFileError
 
     cfg = load_site(site)
     today = datetime.now(ZoneInfo(cfg.timezone)).date()

@@ -130,13 +130,24 @@ def _site_outbox(site_name: str) -> Path | None:
 def verify_cmd(site_file: str = SiteOpt, site: Optional[str] = typer.Option(None, "--site-id", help="site id in the bucket"),
                duty: Optional[str] = typer.Option(None, "--duty"),
                local: bool = typer.Option(True, "--local/--no-local", help="also compare with this worker's chain heads"),
-               fmt: str = typer.Option("table", "--format", help="table or json (one object per problem, with its code)")) -> None:
+               fmt: str = typer.Option("table", "--format", help="table or json (one object per problem, with its code)"),
+               checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="a signed checkpoint file (`ebops evidence "
+                                                         "checkpoint`): also prove every bundle up to it is still there, unchanged")) -> None:
     """Recompute every file's SHA-256, check the manifest chain and signatures; exit 1 on any problem."""
-    from tasks.evidence.verify import verify
+    from tasks.evidence.verify import Problem, verify
 
     if fmt not in ("table", "json"):
         _fail(f"--format {fmt}: unknown format", "use table or json")
-    report = verify(_store_cfg(site_file), site=site, duty=duty, outbox=_site_outbox(site_file) if local else None)
+    cp = _read_checkpoint(checkpoint) if checkpoint else None
+    cfg = _store_cfg(site_file)
+    report = verify(cfg, site=site, duty=duty, outbox=_site_outbox(site_file) if local else None)
+    if cp is not None:
+        from tasks.evidence.checkpoint import verify_checkpoint
+
+        found = [Problem(p.prefix, p.code, p.detail) for p in verify_checkpoint(cfg, cp)]
+        seen = {(p.prefix, p.code) for p in report.problems}
+        report.problems += [p for p in found if (p.prefix, p.code) not in seen]
+        report.ok = report.ok and not found
     if fmt == "json":
         print(json.dumps({"ok": report.ok, "bundles_checked": report.bundles_checked,
                           "problems": [p.__dict__ for p in report.problems]}, ensure_ascii=False, indent=2))
@@ -155,6 +166,36 @@ def verify_cmd(site_file: str = SiteOpt, site: Optional[str] = typer.Option(None
     if report.ok:
         console.print(f"[green]chain intact[/] apart from the warnings above: {report.bundles_checked} bundles checked")
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _read_checkpoint(path: Path) -> dict:
+    from tasks.evidence.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        return load_checkpoint(path.read_bytes())
+    except OSError as exc:
+        _fail(f"checkpoint {path}: {exc.strerror or exc}", "give the checkpoint.json the hospital kept")
+    except CheckpointError as exc:
+        _fail(f"checkpoint {path}: {exc}", "give the checkpoint.json of a monthly inspection or `ebops evidence checkpoint`")
+
+
+@evidence_app.command("checkpoint")
+@_friendly
+def checkpoint_cmd(site_file: str = SiteOpt, site: Optional[str] = typer.Option(None, "--site-id", help="site id in the bucket "
+                                                                                   "(default: the site file's)"),
+                   out: Path = typer.Option(..., "--out", "-o", help="file to write the signed checkpoint to")) -> None:
+    """A signed checkpoint of every chain of the site (newest sequence, newest manifest, root hash) to keep."""
+    from config.settings import load_site
+    from tasks.evidence.checkpoint import CheckpointError, checkpoint_bytes, make_checkpoint
+
+    cfg = _store_cfg(site_file)
+    try:
+        cp = make_checkpoint(cfg, site or load_site(site_file).site)
+    except CheckpointError as exc:
+        _fail(str(exc), "the checkpoint is signed with evidence.signing.private_key of the site file")
+    out.write_bytes(checkpoint_bytes(cp))
+    console.print(f"checkpoint of {len(cp['chains'])} chains written to {out}: root {cp['root_sha256']} "
+                  f"(signed by {cp['signature']['public_key']})", soft_wrap=True, highlight=False)
 
 
 @evidence_app.command("url")

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from flows.local_server import ServerFailed, free_port, port_open, start_server, stop_group, wait_healthy
-from tasks.core.calendar import HolidayFileError
+from tasks.core.holiday_files import HolidayFileError
 
 err = Console(stderr=True)
 

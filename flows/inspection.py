@@ -20,6 +20,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from config.settings import Site, load_site
 from flows.common import RunOutcome, duty_slot, finish, state_dir, store_evidence
 from tasks.core.alerts import send_alerts
+from tasks.evidence.checkpoint import checkpoint_bytes, make_checkpoint, summary_for_report
 from tasks.inspection.calendar import calendar_coverage
 from tasks.inspection.certs import certificate_files, tls_endpoints
 from tasks.inspection.database import tablespace_usage
@@ -143,7 +144,8 @@ def positions_file(site: Site):
 def inspect_site(cfg: Site, kind: str, engineer: str = "", *, title: str = "巡检报告", form: str = "inspection",
                  duty: str = "inspection", before_catalogue: Callable[[HostPool], list[CheckResult]] | None = None,
                  context: dict | None = None, approvals: list[dict] | None = None,
-                 period: str | None = None, plain: bool = False) -> RunOutcome:
+                 period: str | None = None, plain: bool = False,
+                 extra_files: dict[str, bytes | str] | None = None) -> RunOutcome:
     """One site's catalogue, its evidence, then the log positions and the alerts; never raises for
     a bad verdict (the caller decides: a flow fails its run, the fleet collects). `plain` runs
     the checks without task runs of their own (see PlainChecks). Holds the site's inspection slot
@@ -162,7 +164,8 @@ def inspect_site(cfg: Site, kind: str, engineer: str = "", *, title: str = "巡�
         store = store_evidence.fn if plain else store_evidence
         bundle = store(cfg, duty=duty, period=period or inspection_period(kind, started, cfg.timezone),
                        form=form, title=title, kind_zh=KIND_ZH.get(kind, kind), results=cat.results,
-                       started_at=started, engineer=engineer, context=context, approvals=approvals)
+                       started_at=started, engineer=engineer, context=context, approvals=approvals,
+                       extra_files=extra_files)
         # Only now that the findings are stored: a crash before this point re-reads the same lines.
         save_positions(pf, cat.positions)
     send_alerts(cfg, cat.results, title=title, report_url=bundle.report_url, evidence_prefix=bundle.prefix)
@@ -178,5 +181,14 @@ def inspection(site: str = "demo", kind: Literal["monthly", "quarterly", "adhoc"
     evidence without a Prefect task run per check, which costs the worker ~0.7 CPU-s and the
     Prefect server ~1.5 CPU-s per inspection (bench/pool_bench.py); the fleet's deployments use it."""
     cfg = load_site(site)
-    outcome = inspect_site(cfg, kind, engineer, plain=not check_task_runs)
+    context, files, first = {}, {}, []
+    if kind == "monthly":  # the signed checkpoint the 信息科 keeps (tasks/evidence/checkpoint.py)
+        try:
+            cp = make_checkpoint(cfg.evidence, cfg.site)
+            context["checkpoint"], files["checkpoint.json"] = summary_for_report(cp), checkpoint_bytes(cp)
+        except Exception as exc:  # noqa: BLE001 - the inspection goes on; the report says what is missing
+            first.append(error_result(exc, check="evidence_checkpoint", title="证据链检查点", site=cfg.site,
+                                      target="checkpoint.json"))
+    outcome = inspect_site(cfg, kind, engineer, context=context, extra_files=files, plain=not check_task_runs,
+                           before_catalogue=(lambda _pool: first) if first else None)
     return finish(cfg, "inspection", outcome.results, outcome.bundle)

@@ -25,11 +25,13 @@ def register(app: typer.Typer) -> None:
 
 @sandbox_app.command("up")
 def sandbox_up(days: int = typer.Option(400, help="days of bills to generate"),
-               bills_per_day: int = typer.Option(60, help="bills per day")) -> None:
+               bills_per_day: int = typer.Option(60, help="bills per day"),
+               with_target: bool = typer.Option(False, "--with-target", help="also the migration's new servers "
+                                                "db2/app2 and the e-bill application on app1 (服务器迁移)")) -> None:
     """Start the sandbox hospital (harmless when it already runs)."""
     from sandbox import manager
 
-    state = manager.up(days=days, bills_per_day=bills_per_day)
+    state = manager.up(days=days, bills_per_day=bills_per_day, with_target=with_target)
     _print_status(state)
     _approve_demo()
 

@@ -18,12 +18,15 @@ from pathlib import Path
 import yaml
 
 from sandbox import app_services, host_trees, postgres, s3, sshd
+from sandbox import target as migration_target
 
 REPO = Path(__file__).resolve().parent.parent
 COMPONENTS = {"postgres": postgres, "ssh": sshd, "s3": s3, "app": app_services}
 CRED_NAMES = ("EBOPS_DEMO_DB_PASSWORD", "EBOPS_DEMO_DB_ADMIN_PASSWORD", "EBOPS_DEMO_S3_ACCESS_KEY",
               "EBOPS_DEMO_S3_SECRET_KEY", "EBOPS_DEMO_DB_VERIFY_PASSWORD", "EBOPS_DEMO_EVIDENCE_SIGNING_KEY")
-VAR_KEYS = ("pg_port", "bin_dir", "ssh_port_db1", "ssh_port_app1", "ssh_port_files1", "s3_port", "health_port", "tls_port")
+VAR_KEYS = ("pg_port", "bin_dir", "ssh_port_db1", "ssh_port_app1", "ssh_port_files1", "s3_port", "health_port", "tls_port",
+            # the migration target (`up --with-target`): db2, app2 and the application's ports
+            "pg_port_db2", "ssh_port_db2", "ssh_port_app2", "app_port_app1", "app_port_app2", "transfer_dir_db2")
 
 
 def root() -> Path:
@@ -80,8 +83,9 @@ def status() -> dict[str, bool]:
     return {name: bool(state.get(name)) and mod.is_running(state[name]) for name, mod in COMPONENTS.items()}
 
 
-def up(days: int = 400, bills_per_day: int = 60, seed: int = 20261126) -> dict:
-    """Start every component that is not running; return the state."""
+def up(days: int = 400, bills_per_day: int = 60, seed: int = 20261126, with_target: bool = False) -> dict:
+    """Start every component that is not running; return the state. `with_target`: also the
+    migration's new servers db2/app2 and the application on app1 (sandbox/target.py)."""
     base = root()
     base.mkdir(parents=True, exist_ok=True)
     (base / "logs").mkdir(exist_ok=True)
@@ -107,8 +111,13 @@ def up(days: int = 400, bills_per_day: int = 60, seed: int = 20261126) -> dict:
         _write_state(state)  # after each component, so `down` finds what did start
     if state.get("postgres"):
         write_layout_files(state["postgres"], creds)
+    if with_target and not migration_target.is_running(state.get("target") or {}):
+        state["target"] = migration_target.start(base, creds, state["postgres"])
+        _write_state(state)
     variables = {"sandbox_root": str(base), "evidence_public_key": evidence_public_key(creds)}
     for comp in state.values():
+        if not isinstance(comp, dict):
+            continue
         variables.update({k: comp[k] for k in VAR_KEYS if k in comp})
     (base / "site-vars.yaml").write_text(yaml.safe_dump(variables, sort_keys=True))
     return state
@@ -156,6 +165,9 @@ def down() -> dict[str, bool]:
     """Stop every component this sandbox started, by PID; returns what was stopped."""
     state = read_state()
     stopped = {}
+    if state.get("target"):  # before db1: the application on app1 writes into it
+        migration_target.stop(state["target"])
+        stopped["target"] = True
     for name in reversed(list(COMPONENTS)):
         if state.get(name):
             COMPONENTS[name].stop(state[name])

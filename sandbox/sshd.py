@@ -22,6 +22,8 @@ from pathlib import Path
 from sandbox.ports import free_port, pid_alive, port_open, stop_pid, wait_until
 
 HOSTS = ("db1", "app1", "files1")
+TARGET_HOSTS = ("db2", "app2")   # the migration's new servers (`ebops sandbox up --with-target`)
+ALL_HOSTS = HOSTS + TARGET_HOSTS
 USER = "ebops"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,52 +49,55 @@ def _ensure_key(path: Path, comment: str) -> None:
     path.with_suffix(".pub").write_bytes(key.export_public_key("openssh"))
 
 
-def ensure_keys(root: Path) -> Path:
+def ensure_keys(root: Path, hosts: tuple[str, ...] = HOSTS) -> Path:
     ssh_dir = root / "ssh"
     ssh_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(ssh_dir, 0o700)
-    for name in HOSTS:
+    for name in hosts:
         _ensure_key(ssh_dir / f"host_{name}_ed25519", f"{name}.sandbox")
     _ensure_key(ssh_dir / "id_ed25519", f"{USER}@worker")
     return ssh_dir
 
 
-def write_known_hosts(ssh_dir: Path, ports: dict[str, int]) -> Path:
+def write_known_hosts(ssh_dir: Path, ports: dict[str, int], name: str = "known_hosts") -> Path:
     lines = []
-    for name in HOSTS:
-        algo, blob = (ssh_dir / f"host_{name}_ed25519.pub").read_text().split()[:2]
-        lines.append(f"[127.0.0.1]:{ports[name]} {algo} {blob}\n")
-    path = ssh_dir / "known_hosts"
+    for host in ports:
+        algo, blob = (ssh_dir / f"host_{host}_ed25519.pub").read_text().split()[:2]
+        lines.append(f"[127.0.0.1]:{ports[host]} {algo} {blob}\n")
+    path = ssh_dir / name
     path.write_text("".join(lines))
     return path
 
 
 # ---------------------------------------------------------------- the component contract
-def _state_file(root: Path) -> Path:
-    return root / "ssh" / "sshd-state.json"
+def _state_file(root: Path, hosts: tuple[str, ...] = HOSTS) -> Path:
+    return root / "ssh" / ("sshd-state.json" if hosts == HOSTS else f"sshd-{'-'.join(hosts)}-state.json")
 
 
-def is_running(state: dict) -> bool:
+def is_running(state: dict, hosts: tuple[str, ...] | None = None) -> bool:
+    hosts = hosts or tuple(state.get("hosts") or HOSTS)
     return bool(state) and pid_alive(state.get("pid")) and all(
-        port_open(state.get(f"ssh_port_{n}", 0)) for n in HOSTS
+        port_open(state.get(f"ssh_port_{n}", 0)) for n in hosts
     )
 
 
-def start(root: Path, creds: dict[str, str] | None = None) -> dict:
-    """Start the three SSH hosts (or return the state of the ones already running)."""
+def start(root: Path, creds: dict[str, str] | None = None, hosts: tuple[str, ...] = HOSTS,
+          known_hosts_name: str = "known_hosts") -> dict:
+    """Start the SSH hosts (default db1, app1, files1; the migration target's db2, app2 in a
+    process of their own) or return the state of the ones already running."""
     root = Path(root).resolve()
-    sf = _state_file(root)
+    sf = _state_file(root, hosts)
     if sf.exists():
         state = json.loads(sf.read_text())
-        if is_running(state):
+        if is_running(state, hosts):
             return state
-    ssh_dir = ensure_keys(root)
-    for name in HOSTS:
+    ssh_dir = ensure_keys(root, hosts)
+    for name in hosts:
         (root / "hosts" / name).mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(parents=True, exist_ok=True)
-    ports = {name: free_port() for name in HOSTS}
-    known_hosts = write_known_hosts(ssh_dir, ports)
-    log_path = root / "logs" / "sshd.log"
+    ports = {name: free_port() for name in hosts}
+    known_hosts = write_known_hosts(ssh_dir, ports, known_hosts_name)
+    log_path = root / "logs" / ("sshd.log" if hosts == HOSTS else f"sshd-{'-'.join(hosts)}.log")
     cmd = [sys.executable, "-m", "sandbox.sshd", "--root", str(root)]
     for name, port in ports.items():
         cmd += ["--port", f"{name}={port}"]
@@ -101,6 +106,7 @@ def start(root: Path, creds: dict[str, str] | None = None) -> dict:
                                 stderr=subprocess.STDOUT, start_new_session=True)
     state = {
         "pid": proc.pid,
+        "hosts": list(hosts),
         **{f"ssh_port_{n}": p for n, p in ports.items()},
         "known_hosts": str(known_hosts),
         "client_key": str(ssh_dir / "id_ed25519"),
@@ -163,7 +169,24 @@ def _serve(root: Path, ports: dict[str, int]) -> None:
                    "LOGNAME": USER, "LANG": "C.UTF-8", "EBOPS_SANDBOX_HOST": name}
             local = await asyncio.create_subprocess_exec(
                 "/bin/sh", "-c", process.command, cwd=home, env=env, start_new_session=True,
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+            async def feed() -> None:
+                # The channel's input reaches the command's stdin, as with OpenSSH (the migration
+                # streams a dump into `cat > file` on the target); EOF from the client closes it.
+                try:
+                    while data := await process.stdin.read(65536):
+                        local.stdin.write(data)
+                        await local.stdin.drain()
+                except (BrokenPipeError, ConnectionResetError, asyncssh.Error):
+                    pass
+                finally:
+                    try:
+                        local.stdin.close()
+                    except (BrokenPipeError, ConnectionResetError, RuntimeError):
+                        pass
+
+            feeder = asyncio.ensure_future(feed())
 
             async def pump(reader, writer) -> None:
                 while chunk := await reader.read(65536):
@@ -179,6 +202,7 @@ def _serve(root: Path, ports: dict[str, int]) -> None:
             gone = asyncio.ensure_future(process.channel.wait_closed())
             await asyncio.wait({done, gone}, return_when=asyncio.FIRST_COMPLETED)
             gone.cancel()
+            feeder.cancel()
             if done.done() and not done.exception():
                 process.exit(done.result())
                 return
@@ -214,19 +238,18 @@ def _serve(root: Path, ports: dict[str, int]) -> None:
 
 
 def _parse_args(argv: list[str] | None = None) -> tuple[Path, dict[str, int]]:
-    ap = argparse.ArgumentParser(description="sandbox SSH hosts (db1, app1, files1)")
+    ap = argparse.ArgumentParser(description="sandbox SSH hosts (db1, app1, files1; db2, app2)")
     ap.add_argument("--root", required=True, type=Path, help="the sandbox root (.sandbox)")
     ap.add_argument("--port", action="append", default=[], metavar="HOST=PORT")
     args = ap.parse_args(argv)
     ports: dict[str, int] = {}
     for item in args.port:
         name, _, port = item.partition("=")
-        if name not in HOSTS or not port.isdigit():
-            ap.error(f"--port {item!r}: expected one of {', '.join(HOSTS)} followed by =PORT")
+        if name not in ALL_HOSTS or not port.isdigit():
+            ap.error(f"--port {item!r}: expected one of {', '.join(ALL_HOSTS)} followed by =PORT")
         ports[name] = int(port)
-    missing = [n for n in HOSTS if n not in ports]
-    if missing:
-        ap.error(f"--port missing for {', '.join(missing)}")
+    if not ports:
+        ap.error("--port HOST=PORT is needed at least once")
     return args.root.resolve(), ports
 
 

@@ -186,6 +186,9 @@ class HostSession:
         out, err = bytearray(), bytearray()
         try:
             chan.exec_command(command)
+            # No input: the command's stdin ends at once (as `ssh host cmd < /dev/null`), so one that
+            # reads it cannot wait forever on a server that forwards the channel's input.
+            chan.shutdown_write()
             while True:
                 while chan.recv_ready():
                     out += chan.recv(65536)

@@ -20,11 +20,7 @@ import logging
 import re
 import sys
 import threading
-from typing import Iterable
-
-# apprise is imported when a message is sent, not with the module: every flow run is a new process
-# on a worker (~0.1 CPU-s), and most sites' runs send nothing.
-LOGGER_NAME = "apprise"   # apprise.logger.LOGGER_NAME (tests/unit/test_alerts.py checks it)
+from typing import TYPE_CHECKING, Iterable
 
 from config.problems import ConfigProblem
 from config.secrets import PrefectSecret
@@ -32,6 +28,12 @@ from config.settings import NotifyTarget, SecretMissing, Site, resolve_secret
 from tasks.core.masking import mask_name, mask_text
 from tasks.core.results import CheckResult, Status
 
+if TYPE_CHECKING:  # annotations only
+    import apprise
+
+# apprise is imported when a message is sent, not with the module: every flow run is a new process
+# on a worker (~0.1 CPU-s), and most sites' runs send nothing.
+LOGGER_NAME = "apprise"   # apprise.logger.LOGGER_NAME (tests/unit/test_alerts.py checks it)
 ALERT_STATUSES = (Status.WARN, Status.FAIL, Status.ERROR)
 
 # Byte limits of one message body, by URL scheme. apprise's wecombot plugin sends msgtype
@@ -274,3 +276,30 @@ def validate_notify_urls(site: Site, file: str = "", missing_ok: bool = False) -
         if problem:
             problems.append(ConfigProblem(file, field, problem, _url_hint(target)))
     return problems
+
+
+def deliver_text(target: NotifyTarget, body: str, failure: bool) -> dict:
+    """Send one prepared text (masked here, cut to the robot's limit) to one target; a record as
+    send_alerts gives ({target, status, findings: 1, error}). Never raises. Used by the watch, whose
+    messages are state changes rather than a run's findings."""
+    import apprise
+
+    try:
+        url = resolve_secret(target.url)
+    except SecretMissing as exc:
+        return _record(target, "failed", 1, f"通知目标 {target.name} 的 URL 取不到：{exc}")
+    client, problem = _client(url, target)
+    if client is None:
+        return _record(target, "failed", 1, problem)
+    text = mask_alert_text(body).encode("utf-8")[:body_limit(url)].decode("utf-8", "ignore")
+    captured = _capture.start()
+    try:
+        sent = client.notify(body=text, notify_type=apprise.NotifyType.FAILURE if failure else apprise.NotifyType.SUCCESS)
+    except Exception as exc:  # noqa: BLE001 - a plugin bug must not fail the run
+        sent, captured = False, captured + [f"{type(exc).__name__}: {exc}"]
+    finally:
+        _capture.stop()
+    if sent:
+        return _record(target, "sent", 1, None)
+    detail = "; ".join(_redact(m, url) for m in captured[-3:]) or "apprise 未说明原因"
+    return _record(target, "failed", 1, f"通知目标 {target.name} 发送失败：{detail}")

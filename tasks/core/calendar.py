@@ -16,17 +16,16 @@ and coverage() reports it, so an inspection never runs on a guessed calendar wit
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Iterator
 
 import chinese_calendar as _cc
 from dateutil.relativedelta import relativedelta
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from config.problems import read_yaml
+from tasks.core.holiday_files import Override, parse
 
 HOLIDAYS_DIR = Path(__file__).resolve().parents[2] / "config" / "holidays"
 _ONE = timedelta(days=1)
@@ -42,10 +41,6 @@ class CalendarGap(Exception):
     """A year neither the package nor an official override file covers."""
 
 
-class HolidayFileError(ValueError):
-    """A config/holidays/<year>.yaml file that cannot be used."""
-
-
 @dataclass(frozen=True)
 class Holiday:
     name: str           # e.g. "春节" or "国庆节、中秋节"
@@ -55,88 +50,16 @@ class Holiday:
     official: bool = True   # False when any day comes from a template override (sketch only)
 
 
-@dataclass(frozen=True)
-class _Override:
-    year: int
-    status: str          # "official" | "template"
-    source: str
-    path: Path
-    holidays: dict[date, str] = field(hash=False)
-    workdays: frozenset[date] = frozenset()
-
-
 def holidays_dir() -> Path:
     return Path(os.environ.get("EBOPS_HOLIDAYS_DIR", HOLIDAYS_DIR))
 
 
-class _HolidayEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1)
-    days: list[date] = Field(min_length=1)
-
-
-class _HolidayFile(BaseModel):
-    """config/holidays/<year>.yaml: a State Council notice as the calendar reads it."""
-    model_config = ConfigDict(extra="forbid")
-    year: int
-    status: Literal["official", "template"]
-    source: str = ""
-    holidays: list[_HolidayEntry] = Field(default_factory=list)
-    workdays: list[date] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> "_HolidayFile":
-        if self.status == "official" and not self.source.strip():
-            raise ValueError("an official file needs 'source' (hint: the notice's title and 国办发明电 number)")
-        # A notice may reach into the previous December (e.g. the 2019 元旦 arrangement began 2018-12-30).
-        allowed = (self.year - 1, self.year)
-        off = set()
-        for i, item in enumerate(self.holidays):
-            for day in item.days:
-                if day.year not in allowed:
-                    raise ValueError(f"holidays[{i}].days: {day} lies outside {self.year - 1}-12/{self.year}")
-                off.add(day)
-        for day in self.workdays:
-            if day.year not in allowed or day in off:
-                raise ValueError(f"workdays: {day} is outside the year or also listed as a holiday")
-            if day.weekday() < 5:
-                raise ValueError(f"workdays: {day} is a weekday (hint: list only weekend days worked, 调休上班)")
-        return self
-
-
-def _problem_text(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "literal_error" and where == "status":
-        message = f"field 'status' must be 'official' or 'template', not {first.get('input')!r}"
-    elif first["type"].startswith("date"):
-        message = f"{first.get('input')!r} is not a date (hint: write YYYY-MM-DD)"
-    return f"{where}: {message}" if where else message
-
-
-def _parse(path: Path) -> _Override:
-    raw, problems = read_yaml(path)   # the site files' reader: UTF-8, duplicate keys, impossible dates
-    if problems:
-        raise HolidayFileError(f"{path}: {problems[0].field + ': ' if problems[0].field else ''}{problems[0].message}")
-    if not isinstance(raw, dict):
-        raise HolidayFileError(f"{path}: expected a mapping with year, status, source, holidays, workdays")
-    try:
-        f = _HolidayFile.model_validate(raw)
-    except ValidationError as exc:
-        raise HolidayFileError(f"{path}: {_problem_text(exc)}") from None
-    if f.year != int(path.stem):
-        raise HolidayFileError(f"{path}: field 'year' is {f.year!r} but the file name says {path.stem}")
-    holidays = {day: item.name for item in f.holidays for day in item.days}
-    return _Override(f.year, f.status, f.source.strip(), path, holidays, frozenset(f.workdays))
-
-
 @lru_cache(maxsize=8)
-def _load(directory: str, stamp: tuple[tuple[str, int], ...]) -> dict[int, _Override]:
-    return {int(Path(name).stem): _parse(Path(directory) / name) for name, _ in stamp}
+def _load(directory: str, stamp: tuple[tuple[str, int], ...]) -> dict[int, Override]:
+    return {int(Path(name).stem): parse(Path(directory) / name) for name, _ in stamp}
 
 
-def _overrides() -> dict[int, _Override]:
+def _overrides() -> dict[int, Override]:
     directory = holidays_dir()
     if not directory.is_dir():
         return {}
@@ -154,7 +77,7 @@ def _package_covers(year: int) -> bool:
         return False
 
 
-def _gap(year: int, override: _Override | None) -> CalendarGap:
+def _gap(year: int, override: Override | None) -> CalendarGap:
     if override is not None:
         why = f"{override.path} is only a template (status: template; the State Council notice is not entered yet)"
     else:
@@ -163,7 +86,7 @@ def _gap(year: int, override: _Override | None) -> CalendarGap:
                        f"as {year}.yaml with status: official (see config/holidays/README.md)")
 
 
-def _day(d: date, allow_template: bool, overrides: dict[int, _Override] | None = None) -> tuple[bool, str | None, bool]:
+def _day(d: date, allow_template: bool, overrides: dict[int, Override] | None = None) -> tuple[bool, str | None, bool]:
     """(day off?, holiday name if an official holiday day, from an official source?)
 
     `overrides`: the files as read once by a caller that scans many days (a year of schedule).

@@ -31,6 +31,23 @@ so "the host is unreachable" reads the same in every check.
 | skipped_by_request | the run's parameters asked to skip this step |
 | earlier_step_failed | a step this one needs did not succeed |
 | no_data | nothing in the period to check |
+| **server migration (服务器迁移)** | |
+| migration_version_mismatch | the migration target's database is older than the source's, or not the same family |
+| migration_space_low | the target's free space is below the configured multiple of the data size |
+| migration_port_unreachable | a port the migration needs (database, SSH) does not accept connections |
+| migration_clock_skew | a server's clock differs from the worker's by more than allowed |
+| migration_target_not_empty | the target database already holds tables, views or sequences |
+| migration_tablespace_missing | a tablespace the source's objects live in does not exist on the target |
+| migration_no_verified_backup | no PASSED backup verification of the source within the allowed days |
+| migration_app_unhealthy | the application's health URL did not answer 2xx |
+| migration_app_command_failed | the application's stop/start/status command failed |
+| migration_bills_arriving | new bills still arrived after the application was stopped |
+| migration_transfer_failed | the dump, its copy or its restore failed, or the copy's SHA-256 differs |
+| migration_step_failed | a configured cut-over or rollback step failed |
+| migration_wrong_datasource | the application answers from a database other than the expected one |
+| migration_downtime_over | the measured downtime exceeded the plan's estimate |
+| approval_refused | an approval does not hold: self-approval, another plan's, or expired |
+| phase_refused | a phase cut off mid-way that may not run again, or one that already ended |
 | **inspection findings** | |
 | disk_usage_high | a mount's usage is at or above its threshold |
 | tablespace_usage_high | a tablespace's usage is at or above its threshold |
@@ -56,6 +73,9 @@ so "the host is unreachable" reads the same in every check.
 | stock_exhausted | an active segment has no number left |
 | stock_below_warning | remaining numbers below the issuing point's warning level |
 | stock_days_low | remaining numbers last fewer days than the threshold |
+| **interface watch (day bundles)** | |
+| availability_low | an e-bill function answered fewer of the day's probes than the site's availability floor (MZ 一.18: 99 %) |
+| watch_coverage_low | the watch probed a day less often than planned (it was stopped or could not run) |
 | cert_expired | a certificate has expired |
 | cert_not_yet_valid | a certificate is not valid yet |
 | cert_expiring | a certificate expires within the WARN or FAIL threshold |
@@ -174,6 +194,8 @@ class Code(str, Enum):
     STOCK_EXHAUSTED = "stock_exhausted"
     STOCK_BELOW_WARNING = "stock_below_warning"
     STOCK_DAYS_LOW = "stock_days_low"
+    AVAILABILITY_LOW = "availability_low"
+    WATCH_COVERAGE_LOW = "watch_coverage_low"
     CERT_EXPIRED = "cert_expired"
     CERT_NOT_YET_VALID = "cert_not_yet_valid"
     CERT_EXPIRING = "cert_expiring"
@@ -200,6 +222,23 @@ class Code(str, Enum):
     RTO_EXCEEDED = "rto_exceeded"
     SCRATCH_KEPT = "scratch_kept"
     QUALITY_RULES_BROKEN = "quality_rules_broken"
+    # server migration
+    MIGRATION_VERSION_MISMATCH = "migration_version_mismatch"
+    MIGRATION_SPACE_LOW = "migration_space_low"
+    MIGRATION_PORT_UNREACHABLE = "migration_port_unreachable"
+    MIGRATION_CLOCK_SKEW = "migration_clock_skew"
+    MIGRATION_TARGET_NOT_EMPTY = "migration_target_not_empty"
+    MIGRATION_TABLESPACE_MISSING = "migration_tablespace_missing"
+    MIGRATION_NO_VERIFIED_BACKUP = "migration_no_verified_backup"
+    MIGRATION_APP_UNHEALTHY = "migration_app_unhealthy"
+    MIGRATION_APP_COMMAND_FAILED = "migration_app_command_failed"
+    MIGRATION_BILLS_ARRIVING = "migration_bills_arriving"
+    MIGRATION_TRANSFER_FAILED = "migration_transfer_failed"
+    MIGRATION_STEP_FAILED = "migration_step_failed"
+    MIGRATION_WRONG_DATASOURCE = "migration_wrong_datasource"
+    MIGRATION_DOWNTIME_OVER = "migration_downtime_over"
+    APPROVAL_REFUSED = "approval_refused"
+    PHASE_REFUSED = "phase_refused"
     # data quality
     RULE_VIOLATED = "rule_violated"
     RULE_ERROR = "rule_error"
@@ -261,6 +300,10 @@ _BY_EXCEPTION = {
     "DatabaseError": Code.DATABASE_ERROR,
     "BackupNotFound": Code.BACKUP_NOT_FOUND,
     "RestoreRefused": Code.RESTORE_TARGET_REFUSED,
+    "ApprovalRefused": Code.APPROVAL_REFUSED,
+    "ApprovalMissing": Code.APPROVAL_MISSING,
+    "PlanChanged": Code.PLAN_CHANGED,
+    "PhaseRefused": Code.PHASE_REFUSED,
     "LogUnreadable": Code.FILE_UNREADABLE,
     "LogMissing": Code.FILE_MISSING,
     "FileNotFoundError": Code.FILE_MISSING,

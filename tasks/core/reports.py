@@ -60,6 +60,10 @@ FORM_LABELS: dict[str, dict[str, str | None]] = {
                             "method_text": "自动验证", "verdict": None, "summary": "验证结果汇总",
                             "details": "验证明细", "item": "验证项目", "where": "对象",
                             "none": "各步骤均通过，备份可用于恢复且内容与生产库（截至备份时间）一致。"},
+    # the migration's own rows (run, plan SHA-256, downtime, throughput) and its phases
+    "migration": {"kind": "类型", "period": "日期", "time": "时间", "method": "方式", "method_text": "自动执行（分阶段，审批后）",
+                  "verdict": "结论", "summary": "结果汇总", "details": "明细", "item": "项目", "where": "对象",
+                  "none": "各阶段均已完成。"},
     # the period row is the form's own (检查期间: issue dates, and how cross-period rules look past them)
     "invoice_quality": {"kind": "检查类型", "period": "检查期间", "time": "检查时间", "method": "检查方式",
                         "method_text": "远程自动检查", "verdict": "检查结论", "summary": "检查结果汇总",
@@ -70,6 +74,10 @@ FORM_LABELS: dict[str, dict[str, str | None]] = {
                  "method_text": "自动执行", "verdict": "年结结论", "summary": "结果汇总",
                  "details": "执行明细", "item": "项目", "where": "对象",
                  "none": "各步骤均已完成，压缩前后行数与内容指纹一致。"},
+    # 日运行表: one day of the interface watch, sealed the next day
+    "watch_day": {"kind": "报表类型", "period": "运行日期", "time": "覆盖时段", "method": "监控方式",
+                  "method_text": "定时自动探测（接口运维）", "verdict": "当日结论", "summary": "当日结果汇总",
+                  "details": "当日监控明细", "item": "监控项目", "where": "对象", "none": "当日各功能可用，接口与库存未见异常。"},
     # the service report's header rows are its own (报告期间、统计截止); its sections are fixed
     "service_report": {"kind": "报告类型", "period": "报告期间", "time": "生成时间", "method": "生成方式",
                        "method_text": "由证据库自动汇总", "verdict": "总体结论", "summary": "结论汇总",

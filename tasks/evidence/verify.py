@@ -31,7 +31,9 @@ from tasks.evidence.store import MANIFEST, Store, open_store, sha256_hex, split_
 # Every finding has a machine-readable code; tests and tools match on it, never on the wording.
 CODES = ("file_altered", "file_missing", "file_extra", "manifest_missing", "manifest_invalid", "manifest_altered",
          "bundle_removed", "chain_broken", "sequence_duplicate", "signature_invalid", "unsigned",
-         "signature_unchecked", "newer_version", "chain_head_mismatch", "claim_mismatch")
+         "signature_unchecked", "newer_version", "chain_head_mismatch", "claim_mismatch",
+         # against a signed checkpoint the hospital keeps (tasks/evidence/checkpoint.py)
+         "checkpoint_mismatch", "checkpoint_signature_invalid")
 
 
 @dataclass(frozen=True)

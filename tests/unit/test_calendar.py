@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tasks.core.holiday_files import HolidayFileError
 from tasks.core.calendar import (
     CalendarGap,
     Holiday,
-    HolidayFileError,
     coverage,
     first_workday_of_month,
     is_workday,

@@ -29,6 +29,8 @@ FOREIGN = {
     "backup_verification": INSPECTION_ONLY + QUALITY_ONLY,
     "invoice_quality": INSPECTION_ONLY + VERIFICATION_ONLY + ("检查周期",),
     "year_end": INSPECTION_ONLY + QUALITY_ONLY + VERIFICATION_ONLY,
+    "migration": INSPECTION_ONLY + QUALITY_ONLY + VERIFICATION_ONLY,
+    "watch_day": INSPECTION_ONLY + QUALITY_ONLY + VERIFICATION_ONLY,
     "service_report": INSPECTION_ONLY + QUALITY_ONLY + VERIFICATION_ONLY,
 }
 OWN = {
@@ -37,6 +39,8 @@ OWN = {
     "backup_verification": ("验证类型", "验证时间", "验证结论", "验证步骤"),
     "invoice_quality": ("检查类型", "检查期间", "检查结论", "检查范围", "规则检查明细", "长期存在的问题"),
     "year_end": ("年结类型", "年结结论", "方案 SHA-256", "压缩前后对照", "同一方案的此前运行", "被中断"),
+    "migration": ("迁移阶段", "方案 SHA-256", "停机时间", "审批", "3. 停机冻结", "李主任"),
+    "watch_day": ("报表类型", "运行日期", "当日结论", "电子票据功能可用率", "中断时段", "封存时间"),
     "service_report": ("报告期间", "维护工作完成情况", "维护维修台账", "改进建议", "考核评价"),
 }
 ENGLISH_SCOPE = re.compile(r"\b(invoices?|blue|red|items?|settlements?|stock|segments?|bill_code|bill_no|bus_no|"
@@ -132,8 +136,31 @@ def _contexts() -> dict[str, dict]:
                                 **verification},
         "invoice_quality": _quality_context(),
         "year_end": _year_end_context(),
+        "migration": {**_base("migration", "迁移记录", "服务器迁移", "2026-11-27",
+                              [_result("migration_freeze", "3. 停机冻结：停止应用", host="app1")]),
+                      "phases": [{"phase": "3. 停机冻结", "status": "done", "attempt": 1, "started": "11-27 06:00:05",
+                                  "finished": "11-27 06:00:13", "seconds": 8.2, "note": "",
+                                  "commands": [{"host": "app1", "command": "sh opt/ebill/bin/ebill-app.sh stop",
+                                                "exit_code": 0, "output": "stopped", "seconds": 0.3}]}],
+                      "plan_sha256": "ab" * 32, "run_id": "r1", "mode": "execute", "downtime_s": 52.8, "estimate_s": 68.0,
+                      "copy_mib_s": 4.3, "sample_mib_s": 11.4, "dump_bytes": 330000, "points_zh": {},
+                      "approvals_given": [{"action": "migration:downtime", "approved_by": "李主任",
+                                           "approved_at": "2026-11-27T05:00:00", "expires_at": "2026-11-30T05:00:00"}]},
+        "watch_day": _watch_day_context(),
         "service_report": _service_context(),
     }
+
+
+def _watch_day_context() -> dict:
+    from config.settings import WatchConfig
+    from tasks.watch.availability import availability, day_results
+
+    items = lambda st: [{"key": "function:archive", "function": "archive", "title": "电子票据功能可用性",  # noqa: E731
+                         "target": "归档（archive）", "status": st, "code": "ok", "reason": "HTTP 503"}]
+    records = [{"local": f"2026-11-26 10:{m:02d}:00", "items": items("FAIL" if m == 5 else "OK")} for m in (0, 5, 10)]
+    av = availability(records, "2026-11-26", "demo", 300)
+    ctx = _base("watch_day", "日运行表", "接口运维日运行表", "2026-11-26", day_results(av, WatchConfig()))
+    return {**ctx, "av": av, "sealed_local": "2026-11-27 00:05:00"}
 
 
 def _text(page: str, ctx: dict) -> str:

@@ -92,7 +92,8 @@ def test_deployments_load_with_their_schedules():
     deps = {d.name: d for d in deployments("example-oracle", today=date(2026, 1, 1))}
     assert set(deps) == {"inspection-monthly-example-oracle", "inspection-quarterly-example-oracle",
                          "holiday-precheck-example-oracle", "backup-verification-example-oracle",
-                         "invoice-quality-example-oracle", "year-end-example-oracle"}
+                         "invoice-quality-example-oracle", "watch-example-oracle",
+                         "year-end-example-oracle"}
     ye = deps["year-end-example-oracle"]
     # the plan on December's first workday at 09:00 (2026-12-01, a Tuesday); execution only by hand
     assert ye.parameters == {"params": {"site": "example-oracle", "mode": "plan"}}
@@ -108,6 +109,9 @@ def test_deployments_load_with_their_schedules():
     quality = deps["invoice-quality-example-oracle"]
     assert quality.schedules[0].schedule.cron == "0 6 * * *" and quality.schedules[0].schedule.timezone == "Asia/Shanghai"
     assert quality.parameters == {"params": {"site": "example-oracle"}}
+    watch = deps["watch-example-oracle"]  # 接口运维: every 5 minutes on the clock, day and night
+    assert watch.schedules[0].schedule.cron == "*/5 * * * *" and watch.schedules[0].schedule.timezone == "Asia/Shanghai"
+    assert watch.parameters == {"site": "example-oracle"}
 
 
 def test_backup_verification_runs_on_each_quarters_first_workday_at_two():

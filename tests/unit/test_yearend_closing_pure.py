@@ -7,7 +7,8 @@ import pytest
 import sqlglot
 
 from config.settings import Site
-from tasks.yearend.closing import _split, assemble, statements
+from tasks.yearend.closing import _split, assemble
+from tasks.yearend.closing_sql import statements
 
 
 def site() -> Site:

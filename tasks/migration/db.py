@@ -1,0 +1,87 @@
+"""Both sides' databases as the migration reads them: one read-only, repeatable-read session per
+side (the verification account), and the few statements of the preflight per dialect. Every
+Oracle statement here is parsed with sqlglot's oracle dialect in tests/unit/test_migration_pure.py.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from config.migration import MigrationConfig, MigrationSide
+from tasks.backup.verify import fingerprint as fp
+from tasks.backup.verify import measure
+
+SQL = {
+    "postgresql": {
+        "version": "SELECT version() AS version, current_setting('server_version_num') AS num",
+        "size": "SELECT pg_database_size(current_database()) AS bytes",
+        "user_tables": ("SELECT COUNT(*) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND n.nspname NOT IN ('pg_catalog', "
+                        "'information_schema', 'pg_toast') AND n.nspname NOT LIKE 'pg\\_%'"),
+        "tablespaces": ("SELECT DISTINCT t.spcname AS name FROM pg_class c JOIN pg_tablespace t ON t.oid = c.reltablespace "
+                        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :schema"),
+        "all_tablespaces": "SELECT spcname AS name FROM pg_tablespace",
+        "newest_bill": "SELECT MAX(ivc_datetime) AS newest, COUNT(*) AS bills FROM {schema}.t_ebill_main",
+        "identity": "SELECT (SELECT system_identifier FROM pg_control_system())::text AS ident",
+    },
+    "oracle": {
+        "version": "SELECT banner AS version, (SELECT version FROM v$instance) AS num FROM v$version WHERE ROWNUM = 1",
+        "size": "SELECT SUM(bytes) AS bytes FROM dba_segments WHERE owner = :schema",
+        "user_tables": "SELECT COUNT(*) AS n FROM dba_objects WHERE owner = :schema",
+        "tablespaces": "SELECT DISTINCT tablespace_name AS name FROM dba_segments WHERE owner = :schema",
+        "all_tablespaces": "SELECT tablespace_name AS name FROM dba_tablespaces",
+        "newest_bill": "SELECT MAX(ivc_datetime) AS newest, COUNT(*) AS bills FROM {schema}.t_ebill_main",
+        "identity": "SELECT TO_CHAR(dbid) AS ident FROM v$database",
+    },
+}
+
+
+def statement(dialect: str, name: str, schema: str) -> fp.Statement:
+    """One of the statements above; `schema` is bound (catalog queries) or quoted (the bill table)."""
+    text = SQL[dialect][name]
+    if "{schema}" in text:
+        return fp.Statement(text.format(schema=fp.quote(dialect, schema)))
+    params = {"schema": measure.catalog_name(dialect, schema)} if ":schema" in text else {}
+    return fp.Statement(text, params)
+
+
+@contextmanager
+def side_session(cfg: MigrationConfig, side: MigrationSide, *, snapshot: bool = True) -> Iterator[measure.Fetch]:
+    """A read-only session on one side; `snapshot`: one repeatable-read transaction (PostgreSQL),
+    so everything measured in it describes one instant."""
+    if cfg.dialect == "postgresql":
+        from tasks.backup.verify import pg_steps
+        from tasks.backup.verify.pg_flow_steps import fetcher
+
+        with pg_steps.connect(side.database, autocommit=False) as conn:
+            if snapshot:
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            try:
+                yield fetcher(conn)
+            finally:
+                conn.rollback()
+    else:
+        from tasks.backup.verify import oracle_tasks
+
+        conn = oracle_tasks.connect(side.database)
+        try:
+            yield oracle_tasks.fetcher(conn)
+        finally:
+            conn.close()
+
+
+def one(fetch: measure.Fetch, dialect: str, name: str, schema: str) -> dict:
+    rows = fetch(statement(dialect, name, schema))
+    return rows[0] if rows else {}
+
+
+def host_port(dsn: str, dialect: str) -> tuple[str, int]:
+    """Where the database listens, from the DSN (libpq conninfo, or Oracle host:port/service)."""
+    if dialect == "postgresql":
+        from psycopg.conninfo import conninfo_to_dict
+
+        d = conninfo_to_dict(dsn)
+        return str(d.get("host", "127.0.0.1")), int(d.get("port", 5432))
+    hostport = dsn.split("/", 1)[0]
+    host, _, port = hostport.partition(":")
+    return host, int(port or 1521)

@@ -1,0 +1,172 @@
+"""Phase 1, preflight (read only): can this migration start?
+
+Versions of both sides, the data size against the target's free space, the ports, the servers'
+clocks, an empty target database with the source's tablespaces, the application's health, and a
+PASSED backup verification of the source within N days from the evidence store. Every item is a
+record; one that is not OK stops the migration before anything changes.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import time
+from datetime import datetime, timedelta, timezone
+
+import httpx
+
+from tasks.core.reason_codes import Code
+from tasks.core.results import Status, utcnow
+from tasks.migration import db
+from tasks.migration.context import Migration
+from tasks.migration.journal import PhaseRun
+
+
+def _major(num: str | None, dialect: str) -> int:
+    if not num:
+        return 0
+    return int(str(num)) // 10000 if dialect == "postgresql" else int(str(num).split(".")[0])
+
+
+def enough_space(data_bytes: int, free_bytes: int, ratio: float) -> bool:
+    """The restore needs the data once, plus indexes rebuilt and the dump beside it: ratio x."""
+    return free_bytes >= data_bytes * ratio
+
+
+def versions_and_size(m: Migration, ph: PhaseRun) -> None:
+    cfg, d = m.cfg, m.cfg.dialect
+    try:
+        with db.side_session(cfg, cfg.source) as fetch:
+            src_v = db.one(fetch, d, "version", cfg.schema_name)
+            size = int(db.one(fetch, d, "size", cfg.schema_name).get("bytes") or 0)
+            src_spaces = {r["name"] for r in fetch(db.statement(d, "tablespaces", cfg.schema_name))}
+        with db.side_session(cfg, cfg.target) as fetch:
+            tgt_v = db.one(fetch, d, "version", cfg.schema_name)
+            objects = int(db.one(fetch, d, "user_tables", cfg.schema_name).get("n") or 0)
+            tgt_spaces = {r["name"] for r in fetch(db.statement(d, "all_tablespaces", cfg.schema_name))}
+    except Exception as exc:  # noqa: BLE001 - the record says which side could not be read
+        ph.check("数据库版本与数据量", Status.ERROR, f"无法读取数据库：{type(exc).__name__}: {exc}",
+                 code=Code.DATABASE_UNREACHABLE)
+        return
+    ph.facts.update(source_version=src_v.get("version"), target_version=tgt_v.get("version"), data_bytes=size)
+    s_major, t_major = _major(src_v.get("num"), d), _major(tgt_v.get("num"), d)
+    ok = t_major >= s_major
+    ph.check("数据库版本", Status.OK if ok else Status.FAIL,
+             f"源库 {src_v.get('version')}；目标库 {tgt_v.get('version')}" + ("" if ok else "：目标库版本低于源库，不能恢复"),
+             value=f"{s_major} -> {t_major}", code="" if ok else Code.MIGRATION_VERSION_MISMATCH)
+    ph.check("目标库为空", Status.OK if objects == 0 else Status.FAIL,
+             "目标库没有任何表、视图或序列" if objects == 0 else
+             f"目标库已有 {objects} 个对象：迁移只恢复到空库，拒绝覆盖（请确认目标库后由 DBA 清空或重建）",
+             value=objects, unit="个对象", threshold="0", target=cfg.target.database.dsn,
+             code="" if objects == 0 else Code.MIGRATION_TARGET_NOT_EMPTY)
+    missing = sorted(src_spaces - tgt_spaces)
+    ph.check("表空间", Status.OK if not missing else Status.FAIL,
+             f"源库对象所在表空间 {len(src_spaces)} 个，目标库均已创建" if not missing else
+             f"目标库缺少表空间：{'、'.join(missing)}（由 DBA 按原库建好后再迁移）",
+             value=len(missing), unit="个缺失", code="" if not missing else Code.MIGRATION_TABLESPACE_MISSING)
+    try:
+        from tasks.connect.df import disk_usage
+
+        usage = disk_usage(m.session(cfg.target.db_host), [cfg.target.data_dir])[0]
+    except Exception as exc:  # noqa: BLE001
+        ph.check("目标服务器剩余空间", Status.ERROR, f"{type(exc).__name__}: {exc}", host=cfg.target.db_host)
+        return
+    free = usage.avail_kb * 1024
+    ok = enough_space(size, free, cfg.free_space_ratio)
+    ph.facts.update(target_free_bytes=free)
+    ph.check("目标服务器剩余空间", Status.OK if ok else Status.FAIL,
+             f"数据量 {size / 1048576:.1f} MiB，目标 {cfg.target.data_dir} 可用 {free / 1048576:.1f} MiB"
+             + ("" if ok else f"，不足数据量的 {cfg.free_space_ratio:g} 倍"),
+             value=round(free / max(size, 1), 2), unit="倍", threshold=f"≥ {cfg.free_space_ratio:g} 倍",
+             host=cfg.target.db_host, code="" if ok else Code.MIGRATION_SPACE_LOW)
+
+
+def ports(m: Migration, ph: PhaseRun) -> None:
+    cfg = m.cfg
+    wanted = [("源数据库", *db.host_port(cfg.source.database.dsn, cfg.dialect)),
+              ("目标数据库", *db.host_port(cfg.target.database.dsn, cfg.dialect))]
+    for name in dict.fromkeys([cfg.source.db_host, cfg.source.app_host, cfg.target.db_host, cfg.target.app_host]):
+        h = m.site.any_host(name)
+        wanted.append((f"{name} SSH", h.address, h.port))
+    closed = []
+    for what, host, port in wanted:
+        try:
+            with socket.create_connection((host, port), timeout=10):
+                pass
+        except OSError as exc:
+            closed.append(f"{what} {host}:{port}（{exc.strerror or exc}）")
+    ph.check("端口连通", Status.OK if not closed else Status.FAIL,
+             f"{len(wanted)} 个端口均可连接" if not closed else "不可连接：" + "；".join(closed),
+             value=len(closed), unit="个不通", threshold="0", code="" if not closed else Code.MIGRATION_PORT_UNREACHABLE)
+
+
+def clocks(m: Migration, ph: PhaseRun) -> None:
+    cfg = m.cfg
+    skews = {}
+    for name in dict.fromkeys([cfg.source.db_host, cfg.source.app_host, cfg.target.db_host, cfg.target.app_host]):
+        try:
+            before = time.time()
+            res = m.session(name).run(["date", "+%s.%N"], timeout=60)
+            after = time.time()
+            skews[name] = float(res.stdout.strip()) - (before + after) / 2   # against the call's midpoint
+        except Exception as exc:  # noqa: BLE001
+            ph.check("服务器时钟", Status.ERROR, f"{name}: {type(exc).__name__}: {exc}", host=name)
+            return
+    worst = max(skews, key=lambda k: abs(skews[k]))
+    ok = abs(skews[worst]) <= cfg.max_clock_skew_s
+    ph.facts["clock_skew_s"] = {k: round(v, 3) for k, v in skews.items()}
+    ph.check("服务器时钟", Status.OK if ok else Status.FAIL,
+             "与工作站时钟之差：" + "，".join(f"{k} {v:+.2f} 秒" for k, v in skews.items()),
+             value=round(abs(skews[worst]), 2), unit="秒", threshold=f"≤ {cfg.max_clock_skew_s:g} 秒",
+             host=worst, code="" if ok else Code.MIGRATION_CLOCK_SKEW)
+
+
+def app_health(m: Migration, ph: PhaseRun, urls: dict[str, str], title: str, host: str) -> bool:
+    """GET each health URL; all 2xx -> OK. Also used by the smoke test and the rollback."""
+    bad, bodies = [], []
+    with httpx.Client(timeout=15, trust_env=False, follow_redirects=False) as client:
+        for fn, url in urls.items():
+            began = time.monotonic()
+            try:
+                r = client.get(url)
+                bodies.append(r.text[:300])
+                if not 200 <= r.status_code < 300:
+                    bad.append(f"{fn} HTTP {r.status_code}")
+            except httpx.HTTPError as exc:
+                bad.append(f"{fn} {type(exc).__name__}")
+            ph.note(host, f"GET {url}", bodies[-1] if bodies else "", 0, time.monotonic() - began)
+    ph.check(title, Status.OK if not bad and urls else Status.FAIL,
+             f"{len(urls)} 个健康检查地址均返回 2xx" if not bad and urls else ("未配置健康检查地址" if not urls else
+                                                                      "未通过：" + "；".join(bad)),
+             host=host, value=len(bad), unit="个失败", code="" if not bad and urls else Code.MIGRATION_APP_UNHEALTHY)
+    return not bad and bool(urls)
+
+
+def verified_backup(m: Migration, ph: PhaseRun, store) -> None:
+    """The newest PASSED 备份恢复验证 of this site within N days, from the bundles' manifests."""
+    days = m.cfg.backup_verification_max_age_days
+    since = utcnow() - timedelta(days=days)
+    found = None
+    try:
+        names = [o.object_name for y in (since.year, utcnow().year)
+                 for o in store.list(f"{m.site.site}/backup_verification/{y}/") if o.object_name.endswith("/manifest.json")]
+        for key in sorted(set(names), reverse=True):
+            man = json.loads(store.get(key))
+            if man.get("verdict") == "OK" and datetime.fromisoformat(man["finished_at"]).astimezone(timezone.utc) >= since:
+                found = (key.rsplit("/", 1)[0], man["finished_at"])
+                break
+    except Exception as exc:  # noqa: BLE001
+        ph.check("备份恢复验证", Status.ERROR, f"无法读取证据库：{type(exc).__name__}: {exc}")
+        return
+    ph.facts["backup_verification"] = found[0] if found else None
+    ph.check("备份恢复验证", Status.OK if found else Status.FAIL,
+             f"最近一次通过的备份恢复验证：{found[0]}（{found[1]}）" if found else
+             f"近 {days:g} 天内没有通过（PASSED）的备份恢复验证：请先运行 ebops verify-backup {m.site.site}",
+             threshold=f"≤ {days:g} 天", code="" if found else Code.MIGRATION_NO_VERIFIED_BACKUP)
+
+
+def run(m: Migration, ph: PhaseRun, store) -> None:
+    versions_and_size(m, ph)
+    ports(m, ph)
+    clocks(m, ph)
+    app_health(m, ph, m.cfg.source.health_urls, "应用健康（迁移前）", m.cfg.source.app_host)
+    verified_backup(m, ph, store)
