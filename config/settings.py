@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from config.approvals import ApprovalSettings, Approver, check_approvers
 from config.backup_verification import BackupVerificationConfig
+from config.year_end import YearEndDatabase
 from config.migration import MigrationConfig
 # re-exported: callers import secrets from the site-file module
 from config.secrets import EnvSecret, PrefectSecret, SecretMissing, SecretRef, refuse_password_in_dsn, resolve_secret  # noqa: F401
@@ -274,9 +275,14 @@ class YearEndFiles(_Strict):
 
 
 class YearEndConfig(_Strict):
-    """`year_end:` of a site file (the database part is added beside `files`)."""
+    """`year_end:` of a site file: the database part, the file server's part, and the gate both share."""
 
+    database: YearEndDatabase | None = None
     files: YearEndFiles | None = None
+    max_backup_verification_age_days: int = Field(default=100, ge=1, le=400, description=(
+        "execution needs a PASSED backup verification of the site at most this old"))
+    backup_host: str | None = Field(default=None, description="host (hosts[].name) whose backup.command takes the "
+                                                              "fresh backup before execution; default: the database host")
 
 
 class Site(_Strict):

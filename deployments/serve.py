@@ -26,6 +26,7 @@ from flows.backup_verification import backup_verification
 from flows.holiday_precheck import holiday_precheck
 from flows.inspection import inspection
 from flows.invoice_quality import invoice_quality
+from flows.year_end import year_end
 from flows.migration import migration
 from flows.watch import watch
 from flows.portal import evidence_portal
@@ -45,7 +46,19 @@ def deployments(site: str, today=None):
     for note in verify_notes:
         log.warning("backup verification schedule of %s: %s", site, note)
     verify = schedules.dates_schedule(verify_runs)
-    return [
+    out = []
+    if cfg.year_end is not None:
+        ye_runs, ye_notes = timetable.planned_year_end(today)
+        for note in ye_notes:
+            log.warning("year-end schedule of %s: %s", site, note)
+        ye = schedules.dates_schedule(ye_runs)
+        # plan only on its schedule (the group is told an approval waits); execute by hand after approval
+        out.append(year_end.to_deployment(
+            name=f"year-end-{site}", parameters={"params": {"site": site, "mode": "plan"}},
+            schedules=[ye] if ye else [], tags=[site, "year-end"],
+            description="技术年结：每年 12 月第一个工作日 09:00 自动生成方案并通知审批；审批后手动以 mode=execute 执行，"
+                        "须在 12 月 31 日前完成。计划：" + ("；".join(f"{d:%Y-%m-%d %H:%M}" for d in ye_runs) or "无")))
+    return out + [
         inspection.to_deployment(name=f"inspection-monthly-{site}", parameters={"site": site, "kind": "monthly"},
                                  schedules=[schedules.monthly_inspection()], tags=[site, "inspection"]),
         inspection.to_deployment(name=f"inspection-quarterly-{site}", parameters={"site": site, "kind": "quarterly"},

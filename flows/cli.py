@@ -5,6 +5,7 @@
     ebops precheck SITE               run the pre-holiday check (节前巡检) now
     ebops quality SITE                run the invoice data-quality check (票据数据质量检查) now
     ebops verify-backup SITE          run the backup-restore verification (备份恢复验证) now
+    ebops yearend SITE --mode plan|execute   the year-end (技术年结); `yearend extract` (flows/cli_yearend.py)
     ebops migrate SITE --mode plan|execute --engineer NAME   服务器迁移 (flows/cli_migrate.py)
     ebops migrate-approve SITE --point P --approver NAME      record one of its approvals
     ebops schedule SITE               when the pre-holiday checks run (from the holiday calendar)
@@ -57,6 +58,10 @@ def _mount_evidence() -> None:
     from flows.cli_ui import ui
 
     app.command("ui")(ui)
+    from flows.cli_yearend import yearend_app
+
+    yearend_app.command("run")(yearend)
+    app.add_typer(yearend_app, name="yearend")
     from flows.cli_migrate import register
 
     register(app, _run_form, console, err)
@@ -109,7 +114,7 @@ def print_results(outcome, fmt: OutputFormat = OutputFormat.table) -> None:
     (console if fmt is OutputFormat.table else err).print(summary, soft_wrap=True, markup=False, highlight=False)
 
 
-def _run_flow(flow_fn, label: str, fmt: OutputFormat = OutputFormat.table, **params) -> int:
+def _run_flow(flow_fn, label: str, fmt: OutputFormat = OutputFormat.table, before_print=None, **params) -> int:
     """Run a duty's flow now; print its findings even when its verdict failed the run (exit 1, no
     traceback: a FAIL is a finding); a crash is the engine's traceback plus one line saying where to look."""
     from flows.cli_interrupt import stop_on_ctrl_c
@@ -137,6 +142,8 @@ def _run_flow(flow_fn, label: str, fmt: OutputFormat = OutputFormat.table, **par
                   f"hospital's servers answer; if it persists, report it with the traceback[/]",
                   soft_wrap=True, highlight=False)
         return 2
+    if before_print is not None:
+        before_print(result)
     print_results(result, fmt)
     return 0
 
@@ -147,7 +154,7 @@ def _run_inspection(site: str, kind: str, fmt: OutputFormat = OutputFormat.table
     return _run_flow(inspection, "inspection", fmt, site=site, kind=kind)
 
 
-def _run_form(flow_fn, label: str, make_params, fmt: OutputFormat = OutputFormat.table) -> int:
+def _run_form(flow_fn, label: str, make_params, fmt: OutputFormat = OutputFormat.table, before_print=None) -> int:
     """A flow whose parameters are a form (pydantic): a bad value is a one-line error, not a traceback."""
     from pydantic import ValidationError
 
@@ -160,7 +167,7 @@ def _run_form(flow_fn, label: str, make_params, fmt: OutputFormat = OutputFormat
     except ValueError as exc:
         err.print(f"[red]bad parameter:[/] {exc}")
         return 2
-    return _run_flow(flow_fn, label, fmt, params=params)
+    return _run_flow(flow_fn, label, fmt, before_print=before_print, params=params)
 
 
 def _run_precheck(site: str, holiday: str | None = None, backup: str = "run", engineer: str = "",
@@ -221,6 +228,21 @@ def verify_backup(site: str = typer.Argument(..., help="site name (config/sites/
 
     raise typer.Exit(_run_form(backup_verification, "backup verification", lambda: VerifyParams(
         site=site, mode=mode, take_backup=take_backup, backup_path=backup_path, engineer=engineer), fmt))
+
+
+def yearend(site: str = typer.Argument(..., help="site name (config/sites/NAME.yaml)"),
+            mode: str = typer.Option("plan", help="plan (store the plan, await approval) | execute (run the approved plan)"),
+            year: Optional[int] = typer.Option(None, help="the year to prepare (default: next year)"),
+            engineer: str = typer.Option("", help="engineer's name (the plan's requester, the executor)"),
+            plan_sha256: Optional[str] = typer.Option(None, "--plan", help="execute: the plan's SHA-256 (default: the newest)"),
+            fmt: OutputFormat = FormatOpt) -> None:
+    """Year-end (技术年结): next year's tablespace and partitions, old years compacted, behind an approval."""
+    from flows.cli_yearend import plan_printer
+    from flows.year_end import YearEndParams, year_end
+
+    raise typer.Exit(_run_form(year_end, "year-end", lambda: YearEndParams(
+        site=site, mode=mode, year=year, engineer=engineer, plan_sha256=plan_sha256),
+        fmt, before_print=plan_printer(console, fmt)))
 
 
 @app.command()

@@ -39,22 +39,36 @@ def local_now() -> datetime:
     return datetime.now(SHANGHAI).replace(tzinfo=None)
 
 
-def years_covered(days: int, end_date: date) -> list[int]:
+HISTORY_BILLS_PER_DAY = 2  # the older years: few bills, enough for the year-end's compression to work on
+
+
+def years_covered(days: int, end_date: date, history_from: int | None = None) -> list[int]:
     """Years holding generated bills (refunds may spill a few days past end_date within the cut-off)."""
     start = end_date - timedelta(days=days - 1)
-    return list(range(start.year, end_date.year + 1))
+    first = min(start.year, history_from) if history_from else start.year
+    return list(range(first, end_date.year + 1))
 
 
 class Generation:
     """One seeded run of the generator: iterate chunks() for COPY buffers; counts and manifest fill as it goes."""
 
     def __init__(self, seed: int, days: int, bills_per_day: int, end_date: date | None = None,
-                 now: datetime | None = None, defects: dict[str, int] | None = None):
+                 now: datetime | None = None, defects: dict[str, int] | None = None,
+                 history_from: int | None = None):
         if days < 1 or bills_per_day < 1:
             raise ValueError("days and bills_per_day must be at least 1")
         self.seed, self.days, self.bills_per_day = seed, days, bills_per_day
         now = now or local_now()
         self.end_date = end_date or now.date()
+        # Older years (技术年结 compresses years that ended more than two years ago): from 1 January
+        # of `history_from` up to the main window, HISTORY_BILLS_PER_DAY bills a day.
+        self.main_start = self.end_date - timedelta(days=days - 1)
+        self.first_day = date(history_from, 1, 1) if history_from and history_from < self.main_start.year \
+            else self.main_start
+        if defects and self.first_day < self.main_start:
+            # defect targets are ordinals over the main window's bills: history would shift them
+            raise ValueError("defects and history_from cannot be combined (hint: plant defects without older years)")
+        self.history_from = history_from
         day_after = datetime.combine(self.end_date + timedelta(days=1), datetime.min.time())
         self.cutoff = min(now, day_after)
         self.plan = defect_rules.check_request(defects)
@@ -79,18 +93,19 @@ class Generation:
 
     @property
     def years(self) -> list[int]:
-        return years_covered(self.days, self.end_date)
+        return years_covered(self.days, self.end_date, self.history_from)
 
     def chunks(self) -> Iterator[dict[str, list[str]]]:
         factory, rows, stock = self.factory, Rows(), self.stock
         pending: list[tuple[datetime, Bill]] = []  # blue bills whose refund is still to come
         blue_ordinal = red_ordinal = 0
-        day = self.end_date - timedelta(days=self.days - 1)
+        day = self.first_day
         last = self.end_date + timedelta(days=1)
         # One pass past end_date issues nothing new but writes the refunds still due: a bill refunded
         # on the last day gets its red bill too (else it would stand FLUSHED without one, DQ12).
         while day <= self.end_date or (pending and day <= last):
-            day_bills = factory.day_of_bills(day, self.bills_per_day, REFUND_RATE) if day <= self.end_date else []
+            per_day = self.bills_per_day if day >= self.main_start else HISTORY_BILLS_PER_DAY
+            day_bills = factory.day_of_bills(day, per_day, REFUND_RATE) if day <= self.end_date else []
             next_day = datetime.combine(day + timedelta(days=1), datetime.min.time())
             due = [blue for at, blue in pending if at < next_day]
             pending = [(at, blue) for at, blue in pending if at >= next_day]
@@ -171,7 +186,7 @@ class Generation:
 def generate(dsn_admin: str, seed: int = 20240101, days: int = 400, bills_per_day: int = 60,
              end_date: date | None = None, *, now: datetime | None = None,
              defects: dict[str, int] | None = None, manifest_path: Path | None = None,
-             schema: str = "ebill") -> dict:
+             schema: str = "ebill", history_from: int | None = None) -> dict:
     """Fill the vendor tables (replacing what they hold) and return counts, timing and the manifest.
 
     Bills are generated for `days` days ending with `end_date` (default: today in Asia/Shanghai),
@@ -183,7 +198,7 @@ def generate(dsn_admin: str, seed: int = 20240101, days: int = 400, bills_per_da
     import psycopg  # only loading needs the driver; the generation itself is pure Python
 
     started = time.monotonic()
-    run = Generation(seed, days, bills_per_day, end_date, now, defects)
+    run = Generation(seed, days, bills_per_day, end_date, now, defects, history_from)
     with psycopg.connect(dsn_admin, autocommit=True) as conn:
         _check_partitions(conn, schema, run.years)
         conn.execute(f"TRUNCATE {', '.join(f'{schema}.{t}' for t in VENDOR_TABLES)}")

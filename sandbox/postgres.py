@@ -23,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from datetime import date
 from pathlib import Path
 
 import psycopg
@@ -43,6 +44,7 @@ VENDOR_SQL = Path(__file__).resolve().parent / "vendor_schema.sql"
 INDEX_MARK = "-- == indexes"
 TZ = "Asia/Shanghai"
 DEMO = {"seed": 20240101, "days": 400, "bills_per_day": 60}
+HISTORY_YEARS = 4  # older years before the current one (2022-2025 in 2026): the year-end compresses the oldest
 
 
 def bin_dir(root: Path | None = None) -> Path:
@@ -133,7 +135,8 @@ def _cred(creds: dict[str, str], name: str) -> str:
 
 
 def start(root: Path, creds: dict[str, str], *, seed: int = DEMO["seed"], days: int = DEMO["days"],
-          bills_per_day: int = DEMO["bills_per_day"], defects: dict[str, int] | None = None) -> dict:
+          bills_per_day: int = DEMO["bills_per_day"], defects: dict[str, int] | None = None,
+          history_years: int = HISTORY_YEARS) -> dict:
     """Start (initialising on first use) the e-bill database; return its state. Idempotent."""
     root = Path(root).resolve()
     user = _os_user()
@@ -165,7 +168,7 @@ def start(root: Path, creds: dict[str, str], *, seed: int = DEMO["seed"], days: 
     state = _state(root, pid, port)
     if fresh:
         try:
-            state["generated"] = _set_up(root, state, creds, user, seed, days, bills_per_day, defects)
+            state["generated"] = _set_up(root, state, creds, user, seed, days, bills_per_day, defects, history_years)
         except BaseException:
             stop(state)
             raise
@@ -210,24 +213,27 @@ def add_year(conn: psycopg.Connection, year: int, tablespace_root: Path) -> None
 
 
 def _set_up(root: Path, state: dict, creds: dict[str, str], user, seed: int, days: int, bills_per_day: int,
-            defects: dict[str, int] | None) -> dict:
+            defects: dict[str, int] | None, history_years: int = 0) -> dict:
     admin_pw = _cred(creds, "EBOPS_DEMO_DB_ADMIN_PASSWORD")
     with psycopg.connect(admin_conninfo(state, creds, "postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(VENDOR_OWNER), sql.Literal(admin_pw)))
         conn.execute(f"CREATE DATABASE {DATABASE} OWNER {VENDOR_OWNER} ENCODING 'UTF8' TEMPLATE template0")
         conn.execute(f"ALTER DATABASE {DATABASE} SET timezone TO 'Asia/Shanghai'")
     generated = fill_database(state, creds, DATABASE, seed=seed, days=days, bills_per_day=bills_per_day,
-                              defects=defects, manifest_path=Path(state["manifest"]))
+                              defects=defects, manifest_path=Path(state["manifest"]),
+                              history_from=local_now().year - history_years if history_years and not defects else None)
     generated.pop("manifest", None)  # it is in its own file; the state stays small
     return generated
 
 
 def fill_database(state: dict, creds: dict[str, str], dbname: str, *, seed: int, days: int, bills_per_day: int,
                   defects: dict[str, int] | None = None, end_date=None, now=None,
-                  manifest_path: Path | None = None) -> dict:
+                  manifest_path: Path | None = None, history_from: int | None = None) -> dict:
     """An empty database made e-bill database: the vendor's tables and yearly partitions, generated
     bills, the indexes, the canonical views and the read-only account, as a DBA would set them up.
-    Returns generate()'s counts and manifest."""
+    `history_from`: older years from that year on, with a few bills a day (sandbox/generator.py).
+    Partitions reach the current year only: next year's are the December year-end duty's to add
+    (flows/year_end.py), as at a hospital. Returns generate()'s counts and manifest."""
     tables_sql, index_sql = VENDOR_SQL.read_text(encoding="utf-8").split(INDEX_MARK, 1)
     end_date = end_date or (now.date() if now else local_now().date())
     dsn = admin_conninfo(state, creds, dbname)
@@ -235,11 +241,16 @@ def fill_database(state: dict, creds: dict[str, str], dbname: str, *, seed: int,
         conn.execute(f"SET ROLE {VENDOR_OWNER}")
         conn.execute(tables_sql)
         conn.execute("RESET ROLE")
-        for year in years_covered(days, end_date) + [end_date.year + 1]:
+        for year in years_covered(days, end_date, history_from):
             add_year(conn, year, Path(state["tablespaces"]))
     generated = generate(dsn, seed=seed, days=days, bills_per_day=bills_per_day, end_date=end_date, now=now,
-                         defects=defects, manifest_path=manifest_path)
+                         defects=defects, manifest_path=manifest_path, history_from=history_from)
     with psycopg.connect(dsn, autocommit=True) as conn:
+        if history_from:
+            # As at a hospital, an old bill was updated after it was issued (upload, archive, notice
+            # flags): each update left a dead row version behind, which only a rewrite gives back.
+            conn.execute(f"UPDATE {VENDOR_SCHEMA}.t_ebill_main SET notice_flag = notice_flag "
+                         f"WHERE ivc_datetime < %s", (date(end_date.year - 1, 1, 1),))
         conn.execute(f"SET ROLE {VENDOR_OWNER}")
         conn.execute(f"SET search_path = {VENDOR_SCHEMA}; " + INDEX_MARK + index_sql)
         conn.execute("RESET ROLE")

@@ -105,6 +105,13 @@ so "the host is unreachable" reads the same in every check.
 | **data quality (票据数据质量)** | |
 | rule_violated | rows break the rule (FAIL for error rules, WARN for warning rules) |
 | rule_error | the rule could not run |
+| **year-end (技术年结) and other approved plans** | |
+| approval_pending | the plan is stored and waits for a second person's approval |
+| already_done | the step's change is already in place (an earlier run did it): nothing was run |
+| proof_mismatch | a compacted partition's row count or content fingerprint changed |
+| verification_missing | no PASSED backup verification of the site within the allowed age |
+| verification_chain_broken | the backup verification's evidence does not verify (chain, signature) |
+| year_end_late | the year-end for next year is executed after 31 December |
 | **evidence chain (every duty's run, from tasks/evidence/chain.py; `ebops evidence verify` has its own codes)** | |
 | unsigned | the manifest was stored unsigned (no signing key, or one that does not match the site's public key) |
 | chain_head_mismatch | the store's newest manifest differs from this worker's chain head (rewritten, or a bundle that does not follow it) |
@@ -235,6 +242,13 @@ class Code(str, Enum):
     # data quality
     RULE_VIOLATED = "rule_violated"
     RULE_ERROR = "rule_error"
+    # year-end and other approved plans
+    APPROVAL_PENDING = "approval_pending"
+    ALREADY_DONE = "already_done"
+    PROOF_MISMATCH = "proof_mismatch"
+    VERIFICATION_MISSING = "verification_missing"
+    VERIFICATION_CHAIN_BROKEN = "verification_chain_broken"
+    YEAR_END_LATE = "year_end_late"
     # evidence chain
     UNSIGNED = "unsigned"
     CHAIN_HEAD_MISMATCH = "chain_head_mismatch"

@@ -69,6 +69,11 @@ FORM_LABELS: dict[str, dict[str, str | None]] = {
                         "method_text": "远程自动检查", "verdict": "检查结论", "summary": "检查结果汇总",
                         "details": "规则检查明细", "item": "检查规则", "where": "规则编号",
                         "none": "本次检查未发现不符合数据质量规则的数据。"},
+    # the year-end (技术年结): a plan, its approval and its execution
+    "year_end": {"kind": "年结类型", "period": "年度", "time": "年结时间", "method": "执行方式",
+                 "method_text": "自动执行", "verdict": "年结结论", "summary": "结果汇总",
+                 "details": "执行明细", "item": "项目", "where": "对象",
+                 "none": "各步骤均已完成，压缩前后行数与内容指纹一致。"},
     # 日运行表: one day of the interface watch, sealed the next day
     "watch_day": {"kind": "报表类型", "period": "运行日期", "time": "覆盖时段", "method": "监控方式",
                   "method_text": "定时自动探测（接口运维）", "verdict": "当日结论", "summary": "当日结果汇总",

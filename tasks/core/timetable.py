@@ -83,3 +83,26 @@ def planned_verifications(today: date, quarters_ahead: int = 5,
         if month > 12:
             year, month = year + 1, 1
     return runs[:quarters_ahead], notes
+
+
+YEAR_END_PLAN_AT = time(9, 0)      # 技术年结: the plan on December's first workday; approval and execution by hand
+
+
+def planned_year_end(today: date, years_ahead: int = 2, at: time = YEAR_END_PLAN_AT) -> tuple[list[datetime], list[str]]:
+    """The year-end's plan runs: the first working day of December (a make-up day counts), from
+    today on; a December the calendar does not cover is planned on its first weekday, with a note."""
+    runs, notes = [], []
+    for year in range(today.year, today.year + years_ahead + 1):
+        if len(runs) == years_ahead:
+            break
+        try:
+            day = calendar.first_workday_of_month(year, 12)
+        except calendar.CalendarGap:
+            day = date(year, 12, 1)
+            while day.weekday() >= 5:
+                day += timedelta(days=1)
+            notes.append(f"{year}-12: planned on {day} from weekdays, the {year} calendar is not official "
+                         f"(hint: enter config/holidays/{year}.yaml with status: official)")
+        if day >= today:
+            runs.append(datetime.combine(day, at))
+    return runs[:years_ahead], notes

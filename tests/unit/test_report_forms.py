@@ -28,6 +28,7 @@ FOREIGN = {
     "holiday_precheck": QUALITY_ONLY + VERIFICATION_ONLY + ("巡检周期",),  # its dates are the holiday's rows
     "backup_verification": INSPECTION_ONLY + QUALITY_ONLY,
     "invoice_quality": INSPECTION_ONLY + VERIFICATION_ONLY + ("检查周期",),
+    "year_end": INSPECTION_ONLY + QUALITY_ONLY + VERIFICATION_ONLY,
     "migration": INSPECTION_ONLY + QUALITY_ONLY + VERIFICATION_ONLY,
     "watch_day": INSPECTION_ONLY + QUALITY_ONLY + VERIFICATION_ONLY,
     "service_report": INSPECTION_ONLY + QUALITY_ONLY + VERIFICATION_ONLY,
@@ -37,6 +38,7 @@ OWN = {
     "holiday_precheck": ("巡检类型", "巡检结论", "节假日", "值班"),
     "backup_verification": ("验证类型", "验证时间", "验证结论", "验证步骤"),
     "invoice_quality": ("检查类型", "检查期间", "检查结论", "检查范围", "规则检查明细", "长期存在的问题"),
+    "year_end": ("年结类型", "年结结论", "方案 SHA-256", "压缩前后对照", "同一方案的此前运行", "被中断"),
     "migration": ("迁移阶段", "方案 SHA-256", "停机时间", "审批", "3. 停机冻结", "李主任"),
     "watch_day": ("报表类型", "运行日期", "当日结论", "电子票据功能可用率", "中断时段", "封存时间"),
     "service_report": ("报告期间", "维护工作完成情况", "维护维修台账", "改进建议", "考核评价"),
@@ -76,6 +78,22 @@ def _quality_context() -> dict:
             "stock_note": "DQ21（库存号段）只判断本期开具的票据所用的号段", "data_docs": "data_docs/index.html"}
 
 
+def _year_end_context() -> dict:
+    from tasks.approvals.plan import Plan, PlanStep, StepOutcome
+    from tasks.yearend.record import plan_context, step_results
+
+    step = PlanStep(id="compact:ebill.t_ebill_main_2022", kind="sql", target="db", expect="移入归档表空间",
+                    text="VACUUM (FULL, ANALYZE) ebill.t_ebill_main_2022")
+    m = {"rows": 735, "fingerprint": "ab" * 16, "method": "hash", "key_shift": 13, "bytes": 1 << 20}
+    plan = Plan(site="demo", duty="year_end", title="2027年技术年结方案", requested_by="张工", steps=[step],
+                facts={"proof_at_plan": {step.id: m}, "compress_years_up_to": 2023})
+    done = StepOutcome(step_id=step.id, status="done", started_at=NOW, finished_at=NOW, output="VACUUM",
+                       facts={"before": m, "after": {**m, "bytes": 1 << 19}})
+    journal = [{"run": "r0", "event": "run_started", "at": "2026-12-02T01:00:00"},
+               {"run": "r0", "event": "step_started", "step": step.id, "at": "2026-12-02T01:00:01"}]
+    ctx = _base("year_end", "技术年结记录", "2027 年度技术年结（执行）", "2027", step_results("demo", plan, [done]))
+    return {**ctx, **plan_context(plan, "execute", "Asia/Shanghai", outcomes=[done], journal=journal, run_id="r1",
+                                  approvals=[{"action": "year_end", "approved_by": "王主任", "plan_sha256": plan.sha256()}])}
 def _service_context() -> dict:
     from datetime import timezone
 
@@ -117,6 +135,7 @@ def _contexts() -> dict[str, dict]:
         "backup_verification": {**_base("backup_verification", "备份恢复验证记录", "季度备份恢复验证", "2026-Q4", steps),
                                 **verification},
         "invoice_quality": _quality_context(),
+        "year_end": _year_end_context(),
         "migration": {**_base("migration", "迁移记录", "服务器迁移", "2026-11-27",
                               [_result("migration_freeze", "3. 停机冻结：停止应用", host="app1")]),
                       "phases": [{"phase": "3. 停机冻结", "status": "done", "attempt": 1, "started": "11-27 06:00:05",

@@ -173,8 +173,9 @@ def test_every_deployment_is_built_on_every_day_of_2026_and_2027():
         deps = {d.name: d for d in deployments("example-oracle", today=today)}
         assert set(deps) == {f"{kind}-example-oracle" for kind in (
             "inspection-monthly", "inspection-quarterly", "holiday-precheck", "backup-verification",
-            "invoice-quality", "watch", "evidence-portal")}, today
+            "invoice-quality", "watch", "evidence-portal", "year-end")}, today
         assert len(deps["backup-verification-example-oracle"].schedules) == 1, today
+        assert len(deps["year-end-example-oracle"].schedules) == 1, today  # December's plan, every year
         runs, _ = timetable.planned_prechecks(today, 2)
         assert len(deps["holiday-precheck-example-oracle"].schedules) == (1 if runs else 0), today
 

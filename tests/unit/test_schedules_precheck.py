@@ -93,10 +93,15 @@ def test_deployments_load_with_their_schedules():
     assert set(deps) == {"inspection-monthly-example-oracle", "inspection-quarterly-example-oracle",
                          "holiday-precheck-example-oracle", "backup-verification-example-oracle",
                          "invoice-quality-example-oracle", "watch-example-oracle",
-                         "evidence-portal-example-oracle"}
+                         "evidence-portal-example-oracle",
+                         "year-end-example-oracle"}
     portal = deps["evidence-portal-example-oracle"]
     assert portal.parameters == {"site": "example-oracle"}
     assert portal.schedules[0].schedule.cron == "30 6 * * *" and portal.schedules[0].schedule.timezone == "Asia/Shanghai"
+    ye = deps["year-end-example-oracle"]
+    # the plan on December's first workday at 09:00 (2026-12-01, a Tuesday); execution only by hand
+    assert ye.parameters == {"params": {"site": "example-oracle", "mode": "plan"}}
+    assert "20261201T090000" in ye.schedules[0].schedule.rrule
     verify = deps["backup-verification-example-oracle"].schedules[0].schedule
     assert "20260104T020000" in verify.rrule and verify.timezone == "Asia/Shanghai"
     pre = deps["holiday-precheck-example-oracle"]
