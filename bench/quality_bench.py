@@ -336,7 +336,7 @@ def child(phase: str, p: dict, result_file: Path) -> int:
 
 def _database(p: dict):
     """The read-only session every check uses (tasks.connect.database.connect), on the bench's database."""
-    from config.settings import DatabaseConfig
+    from config.hosts import DatabaseConfig
     from tasks.connect.database import connect
 
     return connect(DatabaseConfig(dialect="postgresql", dsn=f"host=127.0.0.1 port={p['port']} dbname={p['database']}",

@@ -7,7 +7,9 @@ be in `approvers:`, and the site may also ask for a confirmation code sent to it
 """
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from config.model import Strict
 
 # Keys of earlier versions that held a standing approval as free text in the site file. They are
 # refused with a hint (config/problems.py), not ignored: an approval is a record in the store now.
@@ -17,11 +19,8 @@ REMOVED_APPROVAL_KEYS = {
 }
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
-
-class Approver(_Strict):
+class Approver(Strict):
     """One person who may approve a risky duty's plan at this site (never the plan's requester)."""
     name: str = Field(min_length=1, description="the name typed in `ebops approve --as` or the approval form")
     role: str = Field(default="", description="e.g. 信息科科长, 项目经理 (recorded with the approval)")
@@ -34,7 +33,7 @@ class Approver(_Strict):
         return v
 
 
-class ApprovalSettings(_Strict):
+class ApprovalSettings(Strict):
     expiry_hours: float = Field(default=72, gt=0, le=24 * 366, description=(
         "how long an approval of a one-off plan (year-end, migration) stays valid"))
     standing_expiry_days: int = Field(default=365, ge=1, le=366, description=(

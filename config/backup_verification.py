@@ -11,18 +11,16 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from config.model import Strict
 from config.secrets import SecretRef, refuse_password_in_dsn
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$#]{0,62}$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
-
-class VerifyDatabase(_Strict):
+class VerifyDatabase(Strict):
     dsn: str = Field(description="postgresql: libpq conninfo without password; oracle: host:port/service_name")
     user: str
     password: SecretRef
@@ -51,7 +49,7 @@ class ScratchTarget(VerifyDatabase):
         return v
 
 
-class BackupVerificationConfig(_Strict):
+class BackupVerificationConfig(Strict):
     host: str = Field(description="the host (hosts[].name) that holds the backups; its `backup` section gives "
                                   "directory, pattern and log")
     dialect: Literal["postgresql", "oracle"] = "postgresql"

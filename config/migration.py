@@ -13,8 +13,9 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from config.model import Strict
 from config.backup_verification import VerifyDatabase
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$#]{0,62}$")
@@ -22,11 +23,8 @@ PHASES = ("preflight", "plan", "freeze", "backup", "transfer", "verify", "cutove
 APPROVAL_POINTS = ("plan_review", "downtime", "cutover", "rollback")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
-
-class RunbookCommand(_Strict):
+class RunbookCommand(Strict):
     """One command of a cut-over or rollback: where it runs and what it should change (Chinese)."""
     host: str = Field(description="hosts[].name or migration.hosts[].name")
     argv: list[str] = Field(min_length=1, description="the command, one argument per item (quoted per argument)")
@@ -34,13 +32,13 @@ class RunbookCommand(_Strict):
     timeout_s: int = Field(default=600, ge=1, le=86400)
 
 
-class Person(_Strict):
+class Person(Strict):
     name: str
     role: str = Field(description="e.g. 维护工程师, 信息科负责人, 厂商 DBA")
     phone: str = ""
 
 
-class MigrationSide(_Strict):
+class MigrationSide(Strict):
     db_host: str = Field(description="the database server (a host name): the database tools run there")
     app_host: str = Field(description="the application server (a host name)")
     database: VerifyDatabase = Field(description="measured with the verification account (inventory, counts, "
@@ -61,7 +59,7 @@ class MigrationSide(_Strict):
     oracle_sid: str | None = None
 
 
-class MigrationConfig(_Strict):
+class MigrationConfig(Strict):
     dialect: Literal["postgresql", "oracle"] = "postgresql"
     schema_name: str = Field(alias="schema", description="the vendor's schema, compared table by table")
     source: MigrationSide

@@ -10,18 +10,20 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
+from config.model import Strict
 from config.secrets import SecretRef, refuse_password_in_dsn
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$#]{0,62}$")
 
 
-class _Strict(BaseModel):
+class _ByName(Strict):
+    """Fields with an alias (e.g. `schema`) may also be given by their Python name."""
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class DbaSession(_Strict):
+class DbaSession(_ByName):
     """The write-capable account the year-end DDL runs as (PostgreSQL: a superuser, since only a
     superuser may CREATE TABLESPACE; Oracle: an account with CREATE TABLESPACE, ALTER ANY TABLE)."""
     dsn: str = Field(description="postgresql: libpq conninfo without password; oracle: host:port/service_name")
@@ -36,7 +38,7 @@ class DbaSession(_Strict):
     _no_password_in_dsn = field_validator("dsn")(refuse_password_in_dsn)
 
 
-class TablespaceSpec(_Strict):
+class TablespaceSpec(_ByName):
     """How a year's tablespace is named and made; `{year}` is replaced by the year."""
     name_pattern: str = Field(default="ts_ebill_{year}", description="e.g. TS_EBILL_{year}")
     location: str = Field(description="postgresql: the directory on the database host; oracle: the datafile path; "
@@ -87,7 +89,7 @@ def fill_dir(location: str, tablespace_dir: str | None) -> str:
     return location
 
 
-class ArchiveSpec(_Strict):
+class ArchiveSpec(_ByName):
     """PostgreSQL-family: where the old years go (one archive tablespace), rewritten compacted."""
     tablespace: str = Field(default="ts_ebill_archive")
     location: str = Field(description="directory of the archive tablespace on the database host")
@@ -108,7 +110,7 @@ class ArchiveSpec(_Strict):
         return fill_dir(self.location, tablespace_dir)
 
 
-class YearEndDatabase(_Strict):
+class YearEndDatabase(_ByName):
     """`year_end.database:` the database part (next year's tablespace and partitions, old years compacted)."""
     schema_name: str = Field(alias="schema", description="the vendor's schema whose year-partitioned tables are found "
                                                          "from the catalogue")
@@ -131,3 +133,41 @@ class YearEndDatabase(_Strict):
         if not _IDENT.match(v):
             raise ValueError("schema must be a plain identifier")
         return v
+
+
+class YearEndFiles(Strict):
+    """The file server's part of the year-end duty: layout (版式) files older than two full years
+    packed per month into archives, verified member by member before any original is removed."""
+
+    host: str = Field(description="name of the file host in `hosts:` (reached over SSH)")
+    layout_root: str = Field(description="absolute path of the layout files on that host, laid out <yyyy>/<mm>/")
+    archive_dir: str = Field(description="absolute path on that host where the month archives and their "
+                             "SHA-256 member lists are written")
+    archive_format: Literal["tar.gz", "zip"] = "tar.gz"
+    remove_originals: bool = Field(default=False, description=(
+        "remove a month's originals after its archive was re-read and every member verified; "
+        "only where the hospital's records policy allows it (default: keep them)"))
+    keep_full_years: int = Field(default=2, ge=1, le=30, description=(
+        "months of this many full years before the year's end stay unpacked (QH row 14: older than 2 years)"))
+    command_timeout_s: int = Field(default=3600, ge=10, le=86400, description="deadline of one month's packing or removal")
+    tool_dirs: list[str] = Field(default_factory=lambda: ["/usr/sbin", "/sbin", "/usr/bin", "/bin"], description=(
+        "where the fragmentation tools (e4defrag, xfs_db, filefrag) are looked for on the host: they live in "
+        "sbin, which a maintenance account's PATH often lacks"))
+
+    @field_validator("layout_root", "archive_dir")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        if not v.startswith("/") or "\n" in v:
+            raise ValueError("must be an absolute path on the file host (starting with /)")
+        return v.rstrip("/") or "/"
+
+
+class YearEndConfig(Strict):
+    """`year_end:` of a site file: the database part, the file server's part, and the gate both share."""
+
+    database: YearEndDatabase | None = None
+    files: YearEndFiles | None = None
+    max_backup_verification_age_days: int = Field(default=100, ge=1, le=400, description=(
+        "execution needs a PASSED backup verification of the site at most this old"))
+    backup_host: str | None = Field(default=None, description="host (hosts[].name) whose backup.command takes the "
+                                                              "fresh backup before execution; default: the database host")

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from config.settings import BackupConfig
+from config.hosts import BackupConfig
 from tasks.connect.ssh import HostSession
 
 # One line per event of the nightly backup job, as the hospital's backup script writes it:

@@ -19,7 +19,8 @@ from typing import Literal
 from prefect import task
 from prefect.cache_policies import NONE
 
-from config.settings import HostConfig, Site
+from config.hosts import HostConfig
+from config.settings import Site
 from tasks.approvals.plan import Plan, PlanStep
 from tasks.approvals.records import ApprovalRecord
 from tasks.backup import folder

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import paramiko
 
-from config.settings import HostConfig, resolve_secret
+from config.hosts import HostConfig
+from config.settings import resolve_secret
 
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from minio.error import S3Error
 
-from config.settings import EvidenceStoreConfig
+from config.evidence import EvidenceStoreConfig
 from tasks.core.atomic_file import write_atomic
 from tasks.evidence.chain import (
     CHAIN_DIR,
@@ -347,6 +347,7 @@ class BundleWriter:
         """Write the manifest locally and claim its sequence; after a claim lost to a concurrent run,
         read the chain again and renumber. Returns (link, manifest bytes, error, new findings)."""
         tried: set[ChainLink | None] = set()
+        link, raw = None, b""   # the previous attempt's, when the chain did not move on (a fork)
         for _attempt in range(MAX_CLAIMS):
             prev, found = self._previous(store)
             if prev in tried:  # the chain did not move on: a fork, not a concurrent run

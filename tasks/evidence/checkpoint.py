@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from config.settings import EvidenceStoreConfig
+from config.evidence import EvidenceStoreConfig
 from tasks.evidence.sign import signature_state, signer_for, trusted_keys
 from tasks.evidence.store import MANIFEST, Store, manifest_bytes, open_store, sha256_hex, split_key
 

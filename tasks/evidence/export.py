@@ -22,7 +22,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from config.settings import EvidenceStoreConfig
+from config.evidence import EvidenceStoreConfig
 from tasks.evidence import offline_verify
 from tasks.evidence.sign import fingerprint, trusted_keys
 from tasks.evidence.store import MANIFEST, open_store, sha256_hex, split_key

@@ -23,7 +23,7 @@ from io import BytesIO
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from config.settings import EvidenceStoreConfig
+from config.evidence import EvidenceStoreConfig
 from tasks.core.reports import render
 from tasks.core.results import Status
 from tasks.evidence.sign import fingerprint, trusted_keys

@@ -20,7 +20,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from config.settings import EvidenceStoreConfig, SecretMissing, resolve_secret
+from config.evidence import EvidenceStoreConfig
+from config.settings import SecretMissing, resolve_secret
 from tasks.evidence.store import manifest_bytes
 
 ALG = "Ed25519"

@@ -21,7 +21,8 @@ from minio.error import S3Error
 from minio.helpers import genheaders
 from minio.retention import Retention as LockRetention
 
-from config.settings import EvidenceStoreConfig, resolve_secret
+from config.evidence import EvidenceStoreConfig
+from config.settings import resolve_secret
 
 log = logging.getLogger("ebops.evidence")
 

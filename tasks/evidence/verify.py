@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config.settings import EvidenceStoreConfig
+from config.evidence import EvidenceStoreConfig
 from tasks.evidence.chain import CHAIN_DIR, CLAIMS, parse_claim
 from tasks.evidence.sign import signature_state, trusted_keys
 from tasks.evidence.store import MANIFEST, Store, open_store, sha256_hex, split_key

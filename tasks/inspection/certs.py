@@ -21,7 +21,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from config.settings import HostConfig, Site, Thresholds, TlsEndpoint
+from config.hosts import HostConfig
+from config.settings import Site, Thresholds, TlsEndpoint
 from tasks.connect.ssh import HostPool
 from tasks.core.check_task import check_task, retry_pending
 from tasks.core.reason_codes import Code

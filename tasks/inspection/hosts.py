@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from config.settings import HostConfig, Thresholds
+from config.hosts import HostConfig
+from config.settings import Thresholds
 from tasks.backup import folder
 from tasks.core.check_task import check_task
 from tasks.connect.df import disk_usage as df_paths

@@ -8,7 +8,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from config.settings import LogFile
+from config.hosts import LogFile
 from tasks.core.results import Status
 
 MAX_READ_BYTES = 4 * 1024 * 1024

@@ -29,7 +29,7 @@ import os
 from pathlib import Path
 
 
-from config.settings import HostConfig, LogFile
+from config.hosts import HostConfig, LogFile
 from tasks.core.atomic_file import write_atomic
 from tasks.core.check_task import check_task, retry_pending
 from tasks.connect.ssh import HostError, HostPool, HostSession

@@ -11,7 +11,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from config.migration import MigrationSide
-from config.settings import DatabaseConfig
+from config.hosts import DatabaseConfig
 from tasks.backup.verify import measure
 from tasks.backup.verify.fingerprint_compare import compare_fingerprints, compare_inventories, compare_row_counts
 from tasks.core.reason_codes import Code

@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 
-from config.settings import DatabaseConfig
+from config.hosts import DatabaseConfig
 from tasks.connect.database import connect
 from tasks.quality.gx_run import run_suites
 from tasks.quality.records import checked_zh, keys_csv, report_rules, standing_csv, summarise, to_results

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from config.settings import EvidenceStoreConfig
+from config.evidence import EvidenceStoreConfig
 from tasks.evidence.store import MANIFEST, Store, open_store, sha256_hex, split_key
 
 # Duties the report never reads back: its own earlier reports.

@@ -17,7 +17,8 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from config.settings import Site, YearEndFiles
+from config.settings import Site
+from config.year_end import YearEndFiles
 from tasks.approvals.plan import PlanStep, StepOutcome
 from tasks.connect.ssh import CommandResult, HostError, HostSession
 from tasks.core.atomic_file import write_atomic

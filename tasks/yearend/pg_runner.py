@@ -12,7 +12,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from config.secrets import resolve_secret
-from config.settings import HostConfig, Site
+from config.hosts import HostConfig
+from config.settings import Site
 from config.year_end import YearEndDatabase
 from tasks.approvals.plan import Plan, PlanStep, StepOutcome
 from tasks.backup.verify.reading import Statement

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import BackupConfig, CertificateFile, LogFile, Thresholds, load_site
+from config.hosts import BackupConfig, CertificateFile, LogFile
+from config.settings import Thresholds, load_site
 from tasks.inspection.certs import certificate_files
 from tasks.inspection.hosts import disk_usage, last_backup
 from tasks.connect.ssh import HostPool

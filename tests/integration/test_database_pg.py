@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from config.settings import DatabaseConfig
+from config.hosts import DatabaseConfig
 from sandbox import postgres
 from tasks.connect.database import CANONICAL_SCHEMA, DatabaseError, connect
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import EvidenceStoreConfig
+from config.evidence import EvidenceStoreConfig
 from tasks.evidence.bundle import BundleWriter
 from tasks.evidence.sign import load_private_key, public_key_b64
 from tasks.evidence.store import MANIFEST, open_store

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from config.settings import EvidenceStoreConfig
+from config.evidence import EvidenceStoreConfig
 from sandbox import s3 as sandbox_s3
 from sandbox.ports import port_open
 from tasks.evidence.bundle import BundleWriter, _outbox_bundles

@@ -16,11 +16,9 @@ submit) with deadlines; nothing sleeps to wait for something to happen.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import time
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx

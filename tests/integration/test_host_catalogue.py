@@ -12,7 +12,8 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from config.settings import BackupConfig, CertificateFile, HostConfig, LogFile, Thresholds, load_site
+from config.hosts import BackupConfig, CertificateFile, HostConfig, LogFile
+from config.settings import Thresholds, load_site
 from sandbox import host_trees
 from sandbox import scenarios_hosts as sc
 from sandbox.host_trees import app_log_line

@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from config.settings import HostConfig
+from config.hosts import HostConfig
 from sandbox import host_trees, sshd
 from sandbox.ports import free_port, pid_alive, wait_until
 from tasks.connect.df import DfFailed, disk_usage

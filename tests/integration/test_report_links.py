@@ -10,7 +10,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from pydantic import ValidationError
 
-from config.settings import EvidenceStoreConfig, load_site
+from config.evidence import EvidenceStoreConfig
+from config.settings import load_site
 from tasks.evidence.bundle import BundleWriter
 
 pytestmark = pytest.mark.sandbox

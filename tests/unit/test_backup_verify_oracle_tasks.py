@@ -28,7 +28,7 @@ import sqlglot
 from sqlglot import exp
 
 from config.backup_verification import BackupVerificationConfig
-from config.settings import BackupConfig
+from config.hosts import BackupConfig
 from tasks.backup.verify import (
     backends,
     measure,

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from config.settings import DatabaseConfig
+from config.hosts import DatabaseConfig
 from tasks.connect.database import connect
 from tasks.connect.database.oracle import (
     READ_ONLY_SQL,

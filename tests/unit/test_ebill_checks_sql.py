@@ -15,7 +15,8 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from config.settings import DatabaseConfig, Site, Thresholds
+from config.hosts import DatabaseConfig
+from config.settings import Site, Thresholds
 from tasks.inspection import ebill as ebill_checks
 from tasks.connect.database import DatabaseError
 from tasks.connect.database import oracle as oracle_db

@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from config.settings import LogFile, Thresholds
+from config.hosts import LogFile
+from config.settings import Thresholds
 from sandbox.app_services import make_certificate, pem
 from tasks.inspection.certs import cert_info, days_to_expiry, expiry_result, grade_days, load_certificate
 from tasks.inspection.health import function_target

@@ -203,7 +203,7 @@ def test_private_key_as_pem_or_base64_seed():
 def test_site_file_public_key_must_be_a_raw_ed25519_key():
     from pydantic import ValidationError
 
-    from config.settings import ManifestSigning
+    from config.evidence import ManifestSigning
 
     assert ManifestSigning.model_validate({"public_key": PUB}).private_key is None  # an auditor's copy
     for bad in ("abc", "A" * 44, __import__("base64").b64encode(b"x" * 31).decode()):

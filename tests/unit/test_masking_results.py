@@ -1,4 +1,3 @@
-from datetime import datetime, timedelta, timezone
 
 from tasks.core.masking import mask_email, mask_id_card, mask_name, mask_phone, mask_row, mask_text
 from tasks.core.results import CheckResult, Status, grade, run_failed, verdict

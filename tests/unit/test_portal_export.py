@@ -5,7 +5,6 @@ a section). The export and the portal against the sandbox's S3: tests/integratio
 from __future__ import annotations
 
 import ast
-import base64
 import json
 import os
 import shutil

@@ -3,7 +3,8 @@ other secrets, kept when an older sandbox's credentials are completed, its publi
 demo site file reads (`${evidence_public_key}`) and what the flows' signer expects."""
 from __future__ import annotations
 
-from config.settings import EnvSecret, EvidenceStoreConfig
+from config.settings import EnvSecret
+from config.evidence import EvidenceStoreConfig
 from sandbox import manager
 from tasks.evidence.sign import load_private_key, public_key_b64, signer_for
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from config.settings import Site, YearEndFiles
+from config.settings import Site
+from config.year_end import YearEndFiles
 from tasks.yearend.files import MonthFolder, months_to_pack, parse_archive_output
 
 

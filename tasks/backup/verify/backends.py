@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from config.settings import BackupConfig
+from config.hosts import BackupConfig
 from tasks.backup.verify import oracle_tasks, pg_flow_steps as steps, pg_restore_steps as steps_restore
 from tasks.backup.verify.outputs import VerifyContext
 

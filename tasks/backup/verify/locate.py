@@ -9,7 +9,7 @@ import shlex
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from config.settings import BackupConfig
+from config.hosts import BackupConfig
 from tasks.backup import folder
 from tasks.connect.ssh import HostSession
 

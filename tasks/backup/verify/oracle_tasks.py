@@ -28,7 +28,8 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from config.backup_verification import VerifyDatabase
-from config.settings import BackupConfig, resolve_secret
+from config.hosts import BackupConfig
+from config.settings import resolve_secret
 from tasks.backup.verify import locate, measure
 from tasks.backup.verify import oracle_steps as ora
 from tasks.backup.verify.locate import BackupFile

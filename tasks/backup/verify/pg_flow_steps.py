@@ -14,7 +14,7 @@ import psycopg
 from prefect import task
 from prefect.cache_policies import NONE
 
-from config.settings import BackupConfig
+from config.hosts import BackupConfig
 from tasks.backup.verify import locate, measure, pg_steps
 from tasks.backup.verify.locate import BackupFile
 from tasks.backup.verify.outputs import STEP_ZH, Located, Validated, VerifyContext

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from psycopg.conninfo import make_conninfo
 
-from config.settings import DatabaseConfig
+from config.hosts import DatabaseConfig
 from tasks.backup.verify.outputs import Located, Restored, VerifyContext
 from tasks.connect.database import connect
 from tasks.quality.checks import DEFAULT_CANON, period_text

@@ -1,7 +1,7 @@
 """The e-bill database behind one interface (base.EbillDatabase), one module per dialect."""
 from __future__ import annotations
 
-from config.settings import DatabaseConfig
+from config.hosts import DatabaseConfig
 from tasks.connect.database.base import (
     CANONICAL_COLUMNS,
     CANONICAL_SCHEMA,

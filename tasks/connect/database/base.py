@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from config.settings import DatabaseConfig, resolve_secret
+from config.hosts import DatabaseConfig
+from config.settings import resolve_secret
 from tasks.connect.database.deadline import Deadline
 from tasks.core.masking import mask_row
 
