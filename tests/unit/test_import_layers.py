@@ -138,3 +138,11 @@ def test_the_ebops_command_still_has_the_sandbox_commands():
     assert res.returncode == 0 and "sandbox" in res.stdout and "demo" in res.stdout, res.stdout + res.stderr
     res = subprocess.run([str(ebops), "sandbox", "--help"], capture_output=True, text=True, timeout=120, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
     assert res.returncode == 0 and all(c in res.stdout for c in ("up", "down", "status", "env")), res.stdout + res.stderr
+
+
+def test_no_two_test_modules_share_a_name():
+    """pytest imports tests/unit and tests/integration by basename (no packages): two files of one
+    name stop the whole run at collection."""
+    tests = Path(__file__).resolve().parents[1]
+    names = [p.name for p in tests.rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
