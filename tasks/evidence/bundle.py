@@ -20,10 +20,7 @@ import fcntl
 import functools
 import json
 import logging
-import os
-import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
@@ -34,7 +31,6 @@ from minio.error import S3Error
 from config.evidence import EvidenceStoreConfig
 from tasks.core.atomic_file import write_atomic
 from tasks.evidence.chain import (
-    CHAIN_DIR,
     ChainFinding,
     ChainLink,
     chain_lock,
@@ -43,6 +39,7 @@ from tasks.evidence.chain import (
     read_chain_head,
     write_chain_head,
 )
+from tasks.evidence.outbox import WRITING, flush_chain, link_of_dir, outbox_bundles, remove_local, set_aside_incomplete
 from tasks.evidence.sign import signer_for, trusted_keys
 from tasks.evidence.store import (
     MANIFEST,
@@ -59,11 +56,6 @@ log = logging.getLogger("ebops.evidence")
 REPO = Path(__file__).resolve().parents[2]
 REPORT = "report.html"
 MAX_CLAIMS = 20  # sequence claims lost to concurrent runs before giving up (6 at once need at most 5)
-# An outbox bundle without a manifest is one whose run was stopped (Ctrl-C, a crash) while writing
-# it: it is never uploaded nor chained; the next run moves it here, out of the way, kept for a look.
-INCOMPLETE_DIR = ".incomplete"
-WRITING = ".writing"  # held locked (flock) by the process writing the bundle; released when it ends
-_UNLOCKED_GRACE_S = 600  # a folder without a lock file: only set aside once surely abandoned
 
 
 @dataclass(frozen=True)
@@ -131,105 +123,6 @@ def _check_name(name: str) -> str:
     if name == MANIFEST:
         raise ValueError(f"{MANIFEST} is written by finish(), not added as a file")
     return name
-
-
-# ---------------------------------------------------------------- the outbox
-def _outbox_bundles(outbox_base: Path, site: str | None = None, duty: str | None = None) -> list[Path]:
-    """Complete bundles (with a manifest) waiting in the outbox, oldest first: by sequence within a
-    chain (concurrent runs take sequences in another order than their start times)."""
-    base = Path(outbox_base)
-    pattern = f"{site or '*'}/{duty or '*'}/*/*/{MANIFEST}"
-    dirs = [m.parent for m in base.glob(pattern) if CHAIN_DIR not in m.relative_to(base).parts]
-
-    def order(d: Path) -> tuple:
-        try:
-            seq = json.loads((d / MANIFEST).read_bytes())["sequence"]
-        except (ValueError, KeyError, OSError):
-            seq = 0
-        return (d.relative_to(base).parts[:2], seq, d.name)
-
-    return sorted(dirs, key=order)
-
-
-def _link_of_dir(d: Path, outbox_base: Path) -> ChainLink:
-    raw = (d / MANIFEST).read_bytes()
-    return ChainLink(d.relative_to(outbox_base).as_posix() + "/", sha256_hex(raw), json.loads(raw)["sequence"])
-
-
-def _writer_gone(d: Path) -> bool:
-    """No process is writing bundle folder `d` any more (its lock is free), so it will never complete."""
-    try:
-        fd = os.open(d / WRITING, os.O_RDWR)  # never created here: a writer that just finished removed it
-    except FileNotFoundError:
-        return time.time() - d.stat().st_mtime > _UNLOCKED_GRACE_S
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)  # releases the lock if taken
-
-
-def set_aside_incomplete(outbox_base: Path, site: str) -> list[str]:
-    """Move a site's outbox bundles that have no manifest and no living writer to `.incomplete/`."""
-    base = Path(outbox_base)
-    moved = []
-    for d in sorted(base.glob(f"{site}/*/*/*/")):
-        if not d.is_dir() or (d / MANIFEST).exists() or not _writer_gone(d) or (d / MANIFEST).exists():
-            continue  # (asked again: a writer may have finished while we looked)
-        prefix = d.relative_to(base).as_posix() + "/"
-        target = base / INCOMPLETE_DIR / prefix
-        target.parent.mkdir(parents=True, exist_ok=True)
-        d.replace(target)
-        log.warning("outbox bundle %s has no manifest (its run was interrupted while writing it): not evidence, "
-                    "moved to %s", prefix, target)
-        moved.append(prefix)
-    return moved
-
-
-def _upload_files(store: Store, d: Path, prefix: str) -> None:
-    raw = (d / MANIFEST).read_bytes()
-    for f in json.loads(raw)["files"]:
-        store.put(prefix + f["name"], (d / f["name"]).read_bytes())
-
-
-def _upload_waiting(store: Store, d: Path, outbox_base: Path) -> ChainFinding | None:
-    """Upload one outbox bundle byte-identical: the listed files, its sequence claim, the manifest.
-    A sequence another bundle took meanwhile (a fork while this one waited) is uploaded all the
-    same, since evidence is never dropped, and reported."""
-    prefix = d.relative_to(outbox_base).as_posix() + "/"
-    site, duty = prefix.split("/")[:2]
-    raw = (d / MANIFEST).read_bytes()
-    link = ChainLink(prefix, sha256_hex(raw), json.loads(raw)["sequence"])
-    _upload_files(store, d, prefix)
-    finding = None
-    if not claim(store, site, duty, link, raw):
-        finding = ChainFinding("sequence_taken", f"sequence {link.sequence} of {site}/{duty} was taken by another "
-                               f"bundle while {prefix} waited in the outbox: the chain forked; uploaded all the same")
-    store.put(prefix + MANIFEST, raw)
-    return finding
-
-
-def _remove_local(d: Path, outbox_base: Path) -> None:
-    shutil.rmtree(d)
-    parent = d.parent
-    while parent != Path(outbox_base) and parent.is_dir() and not any(parent.iterdir()):
-        parent.rmdir()
-        parent = parent.parent
-
-
-def _flush_chain(store: Store, outbox_base: Path, site: str, duty: str) -> list[ChainFinding]:
-    """Upload the waiting bundles of one chain, oldest first (the caller holds its lock)."""
-    findings = []
-    for d in _outbox_bundles(outbox_base, site, duty):
-        if (finding := _upload_waiting(store, d, outbox_base)) is not None:
-            log.error("evidence chain: %s", finding.detail)
-            findings.append(finding)
-        prefix = d.relative_to(outbox_base).as_posix() + "/"
-        _remove_local(d, outbox_base)
-        log.info("evidence bundle %s uploaded from the outbox", prefix)
-    return findings
 
 
 # ---------------------------------------------------------------- one bundle
@@ -318,7 +211,7 @@ class BundleWriter:
             store, error = None, None
             try:
                 store = open_store(self.store_cfg)
-                findings += _flush_chain(store, self.outbox_base, self.site, self.duty)
+                findings += flush_chain(store, self.outbox_base, self.site, self.duty)
                 for f in self._files.values():  # under a prefix of its own: no sequence needed yet
                     store.put(self.prefix + f["name"], (self.local_dir / f["name"]).read_bytes())
             except (StoreUnreachable, S3Error) as exc:
@@ -332,7 +225,7 @@ class BundleWriter:
             if error is None:
                 try:
                     store.put(self.prefix + MANIFEST, raw)
-                    _remove_local(self.local_dir, self.outbox_base)
+                    remove_local(self.local_dir, self.outbox_base)
                 except (StoreUnreachable, S3Error) as exc:
                     error = str(exc)
                     log.warning("upload of bundle %s failed, it waits in the outbox: %s", self.prefix, exc)
@@ -374,8 +267,8 @@ class BundleWriter:
             "sequence_taken", f"no free sequence after {MAX_CLAIMS} tries: {self.prefix} keeps {link.sequence} too")]
 
     def _previous(self, store: Store | None) -> tuple[ChainLink | None, list[ChainFinding]]:
-        waiting = [d for d in _outbox_bundles(self.outbox_base, self.site, self.duty) if d != self.local_dir]
-        in_outbox = _link_of_dir(waiting[-1], self.outbox_base) if waiting else None
+        waiting = [d for d in outbox_bundles(self.outbox_base, self.site, self.duty) if d != self.local_dir]
+        in_outbox = link_of_dir(waiting[-1], self.outbox_base) if waiting else None
         local = newest_link([in_outbox, read_chain_head(self.outbox_base, self.site, self.duty)])
         local_waiting = local is not None and (self.outbox_base / local.prefix / MANIFEST).exists()
         try:

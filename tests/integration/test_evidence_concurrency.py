@@ -195,7 +195,7 @@ def test_fork_while_one_worker_was_offline_is_uploaded_and_reported(cfg, tmp_pat
 
 
 def test_a_lock_held_too_long_never_leaves_the_bundle_unfinished(cfg, tmp_path, monkeypatch):
-    from tasks.evidence.bundle import chain as evidence_chain
+    from tasks.evidence import chain as evidence_chain
 
     outbox = tmp_path / "outbox"
     monkeypatch.setattr(evidence_chain, "LOCK_TIMEOUT_S", 0.5)

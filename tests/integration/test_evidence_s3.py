@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 from config.evidence import EvidenceStoreConfig
 from sandbox import s3 as sandbox_s3
 from sandbox.ports import port_open
-from tasks.evidence.bundle import BundleWriter, _outbox_bundles
+from tasks.evidence.bundle import BundleWriter
+from tasks.evidence.outbox import outbox_bundles
 from tasks.evidence.sign import load_private_key, public_key_b64
 from tasks.evidence.store import MANIFEST, open_store
 from tasks.evidence.verify import list_bundles, show, verify
@@ -120,7 +121,7 @@ def test_outbox_while_store_down_then_byte_identical_upload(s3, tmp_path):
     m3 = show(cfg, third.prefix)
     assert (m3["sequence"], m3["prev_bundle"]) == (3, waiting.prefix)
     assert verify(cfg, site="demo", duty="outage").ok
-    assert _outbox_bundles(tmp_path) == []  # nothing left waiting
+    assert outbox_bundles(tmp_path) == []  # nothing left waiting
 
 
 def test_verify_names_altered_and_removed_bundles(s3, tmp_path):
@@ -268,7 +269,7 @@ def test_deleted_manifest_and_overwritten_object_are_named(s3, tmp_path):
 def test_store_killed_mid_upload(s3, tmp_path, monkeypatch):
     """S3 dies after two of the bundle's files: no manifest without all files in the store, the
     bundle waits complete in the outbox, goes up byte-identical later, and the chain continues from it."""
-    from tasks.evidence.bundle import store as evidence_store
+    from tasks.evidence import store as evidence_store
 
     cfg = _cfg(s3["state"]["s3_port"])
     first = _bundle(cfg, tmp_path, "midkill", 1)

@@ -6,7 +6,7 @@ import fcntl
 import os
 import time
 
-from tasks.evidence.bundle import INCOMPLETE_DIR, WRITING, _outbox_bundles, set_aside_incomplete
+from tasks.evidence.outbox import INCOMPLETE_DIR, WRITING, outbox_bundles, set_aside_incomplete
 
 
 def _folder(outbox, name, *, manifest=False, lock=True):
@@ -36,6 +36,6 @@ def test_only_abandoned_folders_without_manifest_are_set_aside(tmp_path):
     assert complete.exists() and writing.exists() and fresh_unlocked.exists()
     assert not stopped.exists() and not old_unlocked.exists()
     # Only a folder with a manifest is a bundle waiting for upload.
-    assert _outbox_bundles(tmp_path, "demo") == [complete]
+    assert outbox_bundles(tmp_path, "demo") == [complete]
     # Its writer gone (the lock released with its process), the next run sets it aside too.
     assert set_aside_incomplete(tmp_path, "demo") == [f"demo/inspection/2026/{writing.name}/"]
