@@ -20,7 +20,9 @@ import fcntl
 import functools
 import json
 import logging
+import os
 import subprocess
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
@@ -142,8 +144,13 @@ class BundleWriter:
     def _claim_folder(self) -> None:
         if self._lock is None:
             self.local_dir.mkdir(parents=True, exist_ok=True)
-            self._lock = open(self.local_dir / WRITING, "a")
-            fcntl.flock(self._lock, fcntl.LOCK_EX)
+            # Locked before it takes its name: another run that finds WRITING unlocked sets the folder
+            # aside as abandoned, so it must never see the file between its creation and the lock.
+            pending = self.local_dir / f"{WRITING}.{os.getpid()}.{threading.get_ident()}"
+            lock = open(pending, "a")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            os.replace(pending, self.local_dir / WRITING)
+            self._lock = lock
 
     @property
     def public_key(self) -> str | None:
