@@ -134,7 +134,8 @@ def verify_cmd(site_file: str = SiteOpt, site: Optional[str] = typer.Option(None
                checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="a signed checkpoint file (`ebops evidence "
                                                          "checkpoint`): also prove every bundle up to it is still there, unchanged")) -> None:
     """Recompute every file's SHA-256, check the manifest chain and signatures; exit 1 on any problem."""
-    from tasks.evidence.verify import Problem, verify
+    from tasks.evidence.judge import Problem
+    from tasks.evidence.verify import verify
 
     if fmt not in ("table", "json"):
         _fail(f"--format {fmt}: unknown format", "use table or json")

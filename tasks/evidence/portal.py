@@ -28,7 +28,8 @@ from tasks.core.reports import render
 from tasks.core.results import Status
 from tasks.evidence.sign import fingerprint, trusted_keys
 from tasks.evidence.store import MANIFEST, content_type, open_store, sha256_hex, split_key
-from tasks.evidence.verify import Problem, verify
+from tasks.evidence.judge import Problem
+from tasks.evidence.verify import verify
 
 PORTAL_PREFIX = "_portal"
 MAX_HOURS = 168  # S3 SigV4 presigned URLs live at most 7 days

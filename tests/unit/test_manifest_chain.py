@@ -13,7 +13,7 @@ import pytest
 
 from tasks.evidence.bundle import ChainLink, _check_name, build_manifest, newest_link
 from tasks.evidence.store import bundle_prefix, content_type, manifest_bytes, sha256_hex, split_key, stamp
-from tasks.evidence.verify import BundleState, bundle_problems, chain_problems
+from tasks.evidence.judge import BundleState, bundle_problems, chain_problems
 
 T0 = datetime(2026, 11, 26, 2, 0, 0, tzinfo=timezone.utc)
 
@@ -165,7 +165,8 @@ from tasks.evidence.sign import (
     public_key_b64,
     signature_state,
 )
-from tasks.evidence.verify import StoreListing, newest_problems, signature_problems  # noqa: E402
+from tasks.evidence.verify import StoreListing, newest_problems
+from tasks.evidence.judge import signature_problems
 
 KEY = Ed25519PrivateKey.generate()
 PUB = public_key_b64(KEY)

@@ -164,7 +164,7 @@ def test_a_folder_that_is_not_an_export_is_exit_2(tmp_path):
 
 def test_the_portal_page_has_no_script_and_a_section_per_bundle():
     from tasks.evidence.portal import BundlePage, PortalData, anchor, render_portal
-    from tasks.evidence.verify import Problem
+    from tasks.evidence.judge import Problem
 
     def page(prefix, seq, problems=()):
         return BundlePage(prefix=prefix, anchor=anchor(prefix), duty="inspection", year=prefix.split("/")[2],
