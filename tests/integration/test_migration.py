@@ -41,7 +41,7 @@ PHASE_TITLES = ["1. 迁移前检查", "2. 迁移方案", "3. 停机冻结", "4. 
 
 @pytest.fixture(scope="module")
 def msbx(prefect_harness):
-    old = os.environ.get("EBOPS_SANDBOX_DIR")
+    old_env = dict(os.environ)   # export_credentials puts this sandbox's secrets in the environment
     reuse = os.environ.get("EBOPS_TEST_MIGRATION_SANDBOX_DIR")
     root = Path(reuse) if reuse else Path(tempfile.mkdtemp(prefix="ebops-migration-"))
     os.environ["EBOPS_SANDBOX_DIR"] = str(root)
@@ -56,14 +56,13 @@ def msbx(prefect_harness):
             manager.down()
             postgres.discard(root)
             shutil.rmtree(root, ignore_errors=True)
-        if old is None:
-            os.environ.pop("EBOPS_SANDBOX_DIR", None)
-        else:
-            os.environ["EBOPS_SANDBOX_DIR"] = old
+        # the session's sandbox and its secrets back for the tests that follow
+        os.environ.clear()
+        os.environ.update(old_env)
 
 
 @pytest.fixture()
-def mig(msbx, tmp_path, monkeypatch):
+def mig(msbx, tmp_path, monkeypatch, approve_standing):
     """The target reset, the demo site wired to this sandbox, a PASSED backup verification."""
     os.environ["EBOPS_SANDBOX_DIR"] = str(msbx["root"])
     creds = manager.credentials()
@@ -84,6 +83,7 @@ def mig(msbx, tmp_path, monkeypatch):
     if not any(o.object_name.endswith("manifest.json") for o in store.list("demo/backup_verification/")):
         from flows.backup_verification import VerifyParams, backup_verification
 
+        approve_standing("demo")   # a sandbox of its own: the verification's standing approval is not there yet
         backup_verification(VerifyParams(site="demo", take_backup=True, engineer="测试"))
     return {"write": write, "store": store, "creds": creds, "root": msbx["root"], "state": msbx["state"]}
 
