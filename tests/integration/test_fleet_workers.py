@@ -129,7 +129,10 @@ def test_every_duty_of_two_sites_runs_on_its_sites_worker_and_a_lost_worker_is_r
         # 1. Every deployment of both sites is on the server with its schedule, on its site's queue
         #    (the pre-holiday and verification dates as RRULE sets of the calendar's days).
         all_ids = [d for s in fleet_env["sites"] for d in fleet_env["ids"][s].values()]
-        assert len(all_ids) == 2 * len(DUTIES)
+        prefixes = {n[: -len(s) - 1] for s in fleet_env["sites"] for n in fleet_env["ids"][s]}
+        # every served deployment is registered; the duties below are run (the evidence portal and the
+        # year-end plan have tests of their own: they add nothing to what this test proves)
+        assert set(DUTIES) <= prefixes and len(all_ids) == 2 * len(prefixes), sorted(prefixes)
         for site in fleet_env["sites"]:
             for name, dep_id in fleet_env["ids"][site].items():
                 dep = client.read_deployment(dep_id)
@@ -143,6 +146,8 @@ def test_every_duty_of_two_sites_runs_on_its_sites_worker_and_a_lost_worker_is_r
         for site in fleet_env["sites"]:
             for name, dep_id in fleet_env["ids"][site].items():
                 prefix = name[: -len(site) - 1]
+                if prefix not in DUTIES:
+                    continue
                 duty, extra = DUTIES[prefix]
                 params = {"site": site, **extra} if prefix.startswith(("inspection", "watch")) else {"params": {"site": site, **extra}}
                 fr = client.create_flow_run_from_deployment(dep_id, parameters=params, state=Scheduled())
@@ -227,7 +232,9 @@ def test_the_servers_scheduler_makes_runs_of_every_deployment(fleet_env):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
-    all_ids = {d for s in fleet_env["sites"] for d in fleet_env["ids"][s].values()}
+    # the year-end plan's next run (the first workday of next December) lies beyond the scheduler's
+    # horizon (PREFECT_API_SERVICES_SCHEDULER_MAX_SCHEDULED_TIME, 100 days): it has no run yet
+    all_ids = {d for s in fleet_env["sites"] for n, d in fleet_env["ids"][s].items() if not n.startswith("year-end")}
     log = Path(fleet_env["base"]) / "server.log"
 
     def made():
@@ -237,4 +244,4 @@ def test_the_servers_scheduler_makes_runs_of_every_deployment(fleet_env):
             runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=list(all_ids))),
                                          limit=200)
         return {str(r.deployment_id) for r in runs if r.auto_scheduled} >= all_ids
-    _poll("the server's scheduler making runs of all 10 deployments", made, 150, 5)
+    _poll(f"the server's scheduler making runs of all {len(all_ids)} deployments", made, 150, 5)
