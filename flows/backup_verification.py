@@ -26,8 +26,8 @@ from prefect.concurrency.sync import concurrency
 from pydantic import BaseModel, Field
 
 from config.settings import Site, load_site
-from flows.common import (DUTY_SLOT_WAIT_S, BadInput, DutyBusy, RunOutcome, _limit_of, current_run_id, duty_slot,
-                          finish, store_evidence)
+from flows.duty_slot import DUTY_SLOT_WAIT_S, DutyBusy, limit_of, duty_slot
+from flows.common import BadInput, RunOutcome, current_run_id, finish, store_evidence
 from tasks.approvals.gate import ApprovalRefused, require_approval
 from tasks.approvals.records import ApprovalRecord, store_plan
 from tasks.backup.verify.backends import Backend, backend_for
@@ -128,7 +128,7 @@ def restore_slot(dsn: str):
     may share a verification server, and restores at once would each take longer than their RTO.
     A Prefect global concurrency limit `ebops:restore:<host:port>` (RESTORES_PER_SERVER when made)."""
     name = f"ebops:restore:{restore_server(dsn)}"
-    _limit_of(name, RESTORES_PER_SERVER)
+    limit_of(name, RESTORES_PER_SERVER)
     try:
         with concurrency(name, occupy=1, timeout_seconds=DUTY_SLOT_WAIT_S, raise_on_lease_renewal_failure=False):
             yield

@@ -17,7 +17,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from config.settings import DutyEntry, Site, load_site
-from flows.common import BadInput, RunOutcome, current_run_id, duty_slot, finish
+from flows.common import BadInput, RunOutcome, current_run_id, finish
+from flows.duty_slot import duty_slot
 from flows.inspection import CHECKS_IN_FLIGHT, inspect_site
 from tasks.core import calendar
 from tasks.approvals.gate import ApprovalRefused, require_approval

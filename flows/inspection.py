@@ -18,7 +18,8 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from config.settings import Site, load_site
-from flows.common import RunOutcome, duty_slot, finish, state_dir, store_evidence
+from flows.common import RunOutcome, finish, state_dir, store_evidence
+from flows.duty_slot import duty_slot
 from tasks.core.alerts import send_alerts
 from tasks.evidence.checkpoint import checkpoint_bytes, make_checkpoint, summary_for_report
 from tasks.inspection.calendar import calendar_coverage
@@ -149,7 +150,7 @@ def inspect_site(cfg: Site, kind: str, engineer: str = "", *, title: str = "å·¡æ
     """One site's catalogue, its evidence, then the log positions and the alerts; never raises for
     a bad verdict (the caller decides: a flow fails its run, the fleet collects). `plain` runs
     the checks without task runs of their own (see PlainChecks). Holds the site's inspection slot
-    (flows.common.duty_slot), so a fleet run and a single-site run of one site take turns."""
+    (flows.duty_slot.duty_slot), so a fleet run and a single-site run of one site take turns."""
     # The inspection's slot at this site, whichever duty runs the catalogue (the pre-holiday check
     # too): from reading the saved log positions to saving the new ones, one run at a time.
     with duty_slot(cfg.site, "inspection"):

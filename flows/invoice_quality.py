@@ -23,7 +23,8 @@ from prefect import flow
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from config.settings import load_site
-from flows.common import RunOutcome, duty_slot, finish, state_dir, store_evidence
+from flows.common import RunOutcome, finish, state_dir, store_evidence
+from flows.duty_slot import duty_slot
 from tasks.core.alerts import send_alerts
 from tasks.quality.checks import validate_invoices
 from tasks.quality.standing import STATE_FILE, load_standing, save_standing

@@ -26,10 +26,12 @@ from pydantic import BaseModel, Field
 
 from config.migration import PHASES
 from config.settings import Site, load_site
-from flows.common import BadInput, RunOutcome, current_run_id, duty_slot, finish, store_evidence
+from flows.common import BadInput, RunOutcome, current_run_id, finish, store_evidence
+from flows.duty_slot import duty_slot
 from tasks.approvals.plan import Plan
 from tasks.connect.ssh import HostPool
-from tasks.core.reason_codes import Code, code_for_exception
+from tasks.core.error_codes import code_for_exception
+from tasks.core.reason_codes import Code
 from tasks.core.results import CheckResult, Status, utcnow, verdict
 from tasks.migration import cutover, freeze, plan_doc, preflight, transfer, verify
 from tasks.migration.approval import POINT_ZH, ApprovalMissing, ApprovalRefused, approve_point, store_point_plans

@@ -21,7 +21,8 @@ from prefect import flow
 from pydantic import BaseModel, Field, field_validator
 
 from config.settings import load_site
-from flows.common import BadInput, RunOutcome, duty_slot, finish, store_evidence
+from flows.common import BadInput, RunOutcome, finish, store_evidence
+from flows.duty_slot import duty_slot
 from tasks.core.results import utcnow
 from tasks.report.build import build
 from tasks.report.collect import BadPeriod, parse_period, read_period

@@ -11,7 +11,8 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from config.settings import load_site
-from flows.common import VerdictFailed, current_run_id, duty_slot, outbox_dir, state_dir
+from flows.common import VerdictFailed, current_run_id, outbox_dir, state_dir
+from flows.duty_slot import duty_slot
 from tasks.core.results import Status, run_failed
 from tasks.watch.cycle import CycleOutcome, run_cycle
 

@@ -24,7 +24,8 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field
 
 from config.settings import Site, load_site
-from flows.common import BadInput, RunOutcome, current_run_id, duty_slot, finish, state_dir, store_evidence
+from flows.common import BadInput, RunOutcome, current_run_id, finish, state_dir, store_evidence
+from flows.duty_slot import duty_slot
 from tasks.approvals.gate import ApprovalRefused, require_approval
 from tasks.approvals.plan import Plan, canonical_json, render_markdown
 from tasks.approvals.records import ApprovalRecord

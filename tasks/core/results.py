@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field
 
 from tasks.core import clock
 from tasks.core.masking import mask_text
-from tasks.core.reason_codes import Code, code_for_exception
+from tasks.core.error_codes import code_for_exception
+from tasks.core.reason_codes import Code
 
 
 class Status(str, Enum):
@@ -114,7 +115,7 @@ def error_result(exc: BaseException, *, started_at: datetime | None = None, raw:
                  code: str | None = None, **fields: Any) -> CheckResult:
     """An ERROR record for a check that could not be measured (host unreachable, login refused,
     timeout): the run goes on with its other checks and the report says exactly why. Its code
-    comes from the exception (reason_codes.code_for_exception) unless one is given."""
+    comes from the exception (error_codes.code_for_exception) unless one is given."""
     return CheckResult(
         status=Status.ERROR,
         reason=f"{type(exc).__name__}: {exc}",

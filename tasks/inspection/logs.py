@@ -33,7 +33,8 @@ from config.hosts import HostConfig, LogFile
 from tasks.core.atomic_file import write_atomic
 from tasks.core.check_task import check_task, retry_pending
 from tasks.connect.ssh import HostError, HostPool, HostSession
-from tasks.core.reason_codes import Code, code_for_exception
+from tasks.core.error_codes import code_for_exception
+from tasks.core.reason_codes import Code
 from tasks.core.results import CheckResult, Status, error_result, utcnow
 from tasks.inspection.log_findings import (
     HEAD_BYTES,

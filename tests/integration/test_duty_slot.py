@@ -1,5 +1,5 @@
 """One run of a duty per site at a time (issue 13's fault list): a Prefect global concurrency limit
-per site and duty, held for the body of each run (flows.common.duty_slot).
+per site and duty, held for the body of each run (flows.duty_slot.duty_slot).
 
 Under the Prefect harness (or the shared server) against the sandbox hospital. The demo site's file
 under a site id of this test's own: other test runs on a shared server inspect "demo" too, and would
@@ -22,9 +22,10 @@ from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.exceptions import ObjectNotFound
 
 import flows.common
+import flows.duty_slot
 import flows.inspection
 from config.settings import load_site
-from flows.common import DutyBusy, slot_name
+from flows.duty_slot import DutyBusy, slot_name
 from flows.fleet import FleetFailed, fleet_inspection
 from flows.inspection import inspection, positions_file
 from tasks.evidence.store import MANIFEST, open_store
@@ -146,9 +147,9 @@ def test_a_run_that_waits_too_long_ends_failed_without_evidence(prefect_harness,
     without evidence or saved log positions; the fleet goes on and ends Failed, not hung."""
     site = _site(sites_dir)
     name = slot_name(site, "inspection")
-    monkeypatch.setattr(flows.common, "DUTY_SLOT_WAIT_S", 3)
+    monkeypatch.setattr(flows.duty_slot, "DUTY_SLOT_WAIT_S", 3)
     with get_client(sync_client=True) as client:
-        flows.common._limit_of(name)
+        flows.duty_slot.limit_of(name)
         client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=1))
     try:
         state = inspection(site=site, kind="adhoc", return_state=True)

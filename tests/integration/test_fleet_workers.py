@@ -118,7 +118,7 @@ def test_every_duty_of_two_sites_runs_on_its_sites_worker_and_a_lost_worker_is_r
     from prefect.states import Scheduled
 
     from config.settings import load_site
-    from flows.common import slot_name
+    from flows.duty_slot import slot_name
     from tasks.evidence.verify import list_bundles, verify
 
     site_a, site_b = fleet_env["sites"]

@@ -15,7 +15,8 @@ from tasks.inspection.calendar import calendar_coverage
 from tasks.connect.database.base import DatabaseError
 from tasks.connect.ssh import AuthenticationRefused, CommandTimeout, HostKeyRejected, HostUnreachable
 from tasks.inspection.logs import LogMissing, LogUnreadable
-from tasks.core.reason_codes import Code, code_for_exception
+from tasks.core.error_codes import code_for_exception
+from tasks.core.reason_codes import Code
 from tasks.core.results import CheckResult, Status, error_result
 
 BASE = dict(check="disk_usage", title="服务器磁盘使用率", site="demo")
