@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from flows.cli_evidence import _fail, _friendly
+from flows.cli_evidence import _friendly, site_or_exit
 from flows.cli_output import FormatOpt, OutputFormat, emit, make_console
 
 console = make_console()
@@ -22,16 +22,6 @@ err = make_console(stderr=True)
 EXIT_CODE_SENT = 3
 
 
-def _site(name: str):
-    from config.problems import SiteConfigError
-    from config.settings import load_site
-
-    try:
-        return load_site(name)
-    except SiteConfigError as exc:
-        first = exc.problems[0]
-        _fail(f"site {name}: {first.file}: {first.field or '(file)'}: {first.message}",
-              first.hint or "run `ebops config check`")
 
 
 def _refused(exc) -> None:
@@ -56,7 +46,7 @@ def approve_cmd(site: str = typer.Argument(..., help="site name (config/sites/NA
     """Approve a stored plan: an approval record in the evidence store (never overwritten)."""
     from tasks.approvals.gate import ApprovalRefused, approve
 
-    cfg = _site(site)
+    cfg = site_or_exit(site)
     try:
         rec = approve(cfg, plan_key, approver, role=role, ticket=ticket, code=code, expires_hours=expires_hours)
     except ApprovalRefused as exc:
@@ -80,7 +70,7 @@ def approvals_cmd(site: str = typer.Argument(..., help="site name (config/sites/
     from tasks.approvals.records import list_approvals
     from tasks.evidence.store import open_store
 
-    cfg = _site(site)
+    cfg = site_or_exit(site)
     records = list_approvals(open_store(cfg.evidence), cfg.site, duty)
     _emit(fmt, records, f"approvals of {cfg.site} ({len(records)})")
 
@@ -94,7 +84,7 @@ def standing_plans_cmd(site: str = typer.Argument(..., help="site name (config/s
     from tasks.approvals.records import store_plan
     from tasks.approvals.standing import standing_plans
 
-    cfg = _site(site)
+    cfg = site_or_exit(site)
     rows = []
     for plan in standing_plans(cfg):
         try:

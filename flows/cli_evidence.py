@@ -31,16 +31,22 @@ def _fail(message: str, hint: str) -> None:
     raise typer.Exit(2)
 
 
-def _store_cfg(site_name: str):
+def site_or_exit(site_name: str):
+    """The site, or its site file's first problem as one line with its hint (exit code 2): the
+    evidence, approvals and portal commands read the site the same way."""
     from config.problems import SiteConfigError
     from config.settings import load_site
 
     try:
-        return load_site(site_name).evidence
+        return load_site(site_name)
     except SiteConfigError as exc:
         first = exc.problems[0]
         _fail(f"site {site_name}: {first.file}: {first.field or '(file)'}: {first.message}",
               first.hint or "run `ebops config check`")
+
+
+def _store_cfg(site_name: str):
+    return site_or_exit(site_name).evidence
 
 
 def _friendly(fn):

@@ -14,19 +14,9 @@ from pathlib import Path
 
 import typer
 
-from flows.cli_evidence import _fail, _friendly, _site_outbox, console, evidence_app, err
+from flows.cli_evidence import _fail, _friendly, site_or_exit, _site_outbox, console, evidence_app, err
 
 
-def _site(site_name: str):
-    from config.problems import SiteConfigError
-    from config.settings import load_site
-
-    try:
-        return load_site(site_name)
-    except SiteConfigError as exc:
-        first = exc.problems[0]
-        _fail(f"site {site_name}: {first.file}: {first.field or '(file)'}: {first.message}",
-              first.hint or "run `ebops config check`")
 
 
 def _day(value: str, option: str) -> date:
@@ -43,7 +33,7 @@ def portal(site: str = typer.Argument(..., help="site name (config/sites/NAME.ya
     """Build the evidence portal of SITE in its bucket and print the presigned link that opens it."""
     from tasks.evidence.portal import build_and_publish
 
-    cfg = _site(site)
+    cfg = site_or_exit(site)
     built = build_and_publish(cfg.evidence, cfg.site, cfg.name, cfg.timezone, hours, outbox=_site_outbox(site))
     console.print(f"portal: s3://{cfg.evidence.bucket}/{built.key} ({built.bundles} bundles, links valid until "
                   f"{built.valid_until_local} {cfg.timezone})", soft_wrap=True, highlight=False)
@@ -65,7 +55,7 @@ def export_cmd(site: str = typer.Argument(..., help="site name (config/sites/NAM
     """A period's bundles as a folder an auditor verifies offline with `python3 verify_evidence.py`."""
     from tasks.evidence.export import ExportError, export_period
 
-    cfg = _site(site)
+    cfg = site_or_exit(site)
     try:
         result = export_period(cfg.evidence, cfg.site, cfg.timezone, _day(date_from, "--from"), _day(date_to, "--to"),
                                dest, make_zip)
