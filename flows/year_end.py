@@ -27,6 +27,7 @@ from config.settings import Site, load_site
 from flows.common import BadInput, RunOutcome, current_run_id, finish, state_dir, store_evidence
 from flows.duty_slot import duty_slot
 from tasks.approvals.gate import ApprovalRefused, require_approval
+from tasks.approvals.ui import approve_in_ui
 from tasks.approvals.plan import Plan, canonical_json, render_markdown
 from tasks.approvals.records import ApprovalRecord
 from tasks.approvals.runbook import run_steps
@@ -54,6 +55,9 @@ class YearEndParams(BaseModel):
     engineer: str = Field(default="", description="维护工程师（方案申请人 / 执行人）")
     plan_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$",
                                     description="execute：要执行的方案 SHA-256；留空取该年度最新的方案")
+    wait_for_approval: bool = Field(default=False, description=(
+        "execute：尚无审批时暂停本次运行，由第二人在 Prefect 界面中填写审批表单（超时即视为拒绝）；"
+        "否则立即结束并给出 ebops approve 命令"))
 
 
 
@@ -95,10 +99,13 @@ def load_plan(site: Site, year: int, sha: str | None) -> tuple[Plan, str]:
                       + f" (hint: `ebops yearend {site.site} --mode plan` first)")
 
 
-def approve(site: Site, plan: Plan, plan_key: str, engineer: str) -> ApprovalRecord:
+def approve(site: Site, plan: Plan, plan_key: str, engineer: str, in_ui: bool = False) -> ApprovalRecord:
     """The recorded approval of exactly this stored plan by a second person (tasks/approvals/gate.py:
-    listed approver, not the requester nor this run's engineer, not expired), or NotApproved."""
+    listed approver, not the requester nor this run's engineer, not expired), or NotApproved.
+    `in_ui`: without one, pause the run for the approval form in the Prefect UI (tasks/approvals/ui.py)."""
     try:
+        if in_ui:
+            return approve_in_ui(site, plan, engineer or plan.requested_by, plan_key=plan_key)
         return require_approval(site, plan, engineer or plan.requested_by, plan_key=plan_key)
     except ApprovalRefused as exc:
         raise NotApproved(f"{exc} [{exc.code.value if hasattr(exc.code, 'value') else exc.code}] "
@@ -149,7 +156,7 @@ def deadline_result(site: Site, year: int, today: date) -> CheckResult:
 def _execute_run(site: Site, params: YearEndParams, year: int, today: date,
                  pool: HostPool) -> tuple[list[CheckResult], dict, list[dict], dict]:
     plan, prefix = load_plan(site, year, params.plan_sha256)
-    approval = approve(site, plan, prefix, params.engineer)
+    approval = approve(site, plan, prefix, params.engineer, in_ui=params.wait_for_approval)
     approvals = [approval.summary()]
     journal = journal_path(state_dir(site), plan)
     gate, backup_approvals = _gate(site, pool, params.engineer)
