@@ -54,6 +54,22 @@ def test_transient_failure_on_every_attempt_ends_in_error(prefect_harness):
     assert rec.status is Status.ERROR and rec.code == Code.CHECK_ERROR.value
 
 
+def _first_connection_dropped(session) -> list[int]:
+    """The session's first connect() hands out a connection that is already closed (the server or
+    a firewall dropped it between connect and the command); later ones reconnect. Returns the
+    list that counts the connects."""
+    stale = session.connect()
+    stale.close()
+    reconnect, attempts = session.connect, []
+
+    def connect():
+        attempts.append(1)
+        return stale if len(attempts) == 1 else reconnect()
+
+    session.connect = connect
+    return attempts
+
+
 @pytest.mark.sandbox
 def test_disk_usage_retries_over_a_dropped_ssh_connection(prefect_harness, sites_dir):
     """The first attempt meets a connection that the pool still holds but that is closed (the
@@ -64,16 +80,7 @@ def test_disk_usage_retries_over_a_dropped_ssh_connection(prefect_harness, sites
 
     host = load_site("demo").host("app1")
     with HostPool() as pool:
-        session = pool.get(host)
-        stale = session.connect()
-        stale.close()
-        reconnect, attempts = session.connect, []
-
-        def connect():
-            attempts.append(1)
-            return stale if len(attempts) == 1 else reconnect()
-
-        session.connect = connect
+        attempts = _first_connection_dropped(pool.get(host))
 
         @flow(name="check-task-disk")
         def run():
@@ -131,16 +138,7 @@ def test_log_errors_retries_over_a_dropped_ssh_connection(prefect_harness, sites
 
     host = load_site("demo").host("app1")
     with HostPool() as pool:
-        session = pool.get(host)
-        stale = session.connect()
-        stale.close()
-        reconnect, attempts = session.connect, []
-
-        def connect():
-            attempts.append(1)
-            return stale if len(attempts) == 1 else reconnect()
-
-        session.connect = connect
+        attempts = _first_connection_dropped(pool.get(host))
 
         @flow(name="check-task-logs")
         def run():
