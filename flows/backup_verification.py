@@ -28,8 +28,8 @@ from pydantic import BaseModel, Field
 from config.settings import Site, load_site
 from flows.duty_slot import DUTY_SLOT_WAIT_S, DutyBusy, limit_of, duty_slot
 from flows.common import BadInput, RunOutcome, current_run_id, finish, store_evidence
-from tasks.approvals.gate import ApprovalRefused, require_approval
-from tasks.approvals.records import ApprovalRecord, store_plan
+from tasks.approvals.records import ApprovalRecord
+from tasks.approvals.standing import standing_decision
 from tasks.backup.verify.backends import Backend, backend_for
 from tasks.backup.verify.plan import standing_plan
 from tasks.backup.verify.outputs import STEP_ZH, Located, Restored, Verified, VerifyContext
@@ -65,17 +65,7 @@ def plan_records(ctx: VerifyContext, backend: Backend, params: VerifyParams, scr
 def verification_approval(site: Site, params: VerifyParams) -> tuple[ApprovalRecord | None, tuple[Code, str] | None]:
     """The recorded approval of the verification's standing plan, or why there is none. Without
     one (and in plan mode) the plan is stored, so that its key can be approved (`ebops approve`)."""
-    plan = standing_plan(site)
-    if params.mode == "run":
-        try:
-            return require_approval(site, plan, params.engineer), None
-        except ApprovalRefused as exc:
-            refused = exc
-    key = store_plan(site, plan, current_run_id()).prefix
-    hint = f"方案 {key} 待第二人审批：ebops approve {site.site} {key} --as 姓名"
-    if params.mode == "plan":
-        return None, (Code.PLAN_ONLY, f"计划模式，未执行（{hint}）")
-    return None, (refused.code, f"未获审批，未执行（{refused}；{hint}）")
+    return standing_decision(site, standing_plan(site), params.engineer, params.mode == "run", current_run_id())
 
 
 def record_context(ctx: VerifyContext, located: Located | None, backend: Backend, scratch: str,

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
@@ -21,11 +21,9 @@ from flows.common import BadInput, RunOutcome, current_run_id, finish
 from flows.duty_slot import duty_slot
 from flows.inspection import CHECKS_IN_FLIGHT, inspect_site
 from tasks.core import calendar
-from tasks.approvals.gate import ApprovalRefused, require_approval
-from tasks.approvals.records import store_plan
+from tasks.approvals.standing import standing_decision
 from tasks.backup.fresh import backup_hosts as database_backup_hosts, fresh_backup, standing_plan
 from tasks.connect.ssh import HostPool
-from tasks.core.reason_codes import Code
 from tasks.core.results import CheckResult, Status
 
 
@@ -100,17 +98,7 @@ def backup_approval(cfg: Site, params: PrecheckParams):
     plan = standing_plan(cfg)
     if plan is None or params.fresh_backup == "skip":
         return None, None
-    if params.fresh_backup == "run":
-        try:
-            return require_approval(cfg, plan, params.engineer), None
-        except ApprovalRefused as exc:
-            refused = exc
-    key = store_plan(cfg, plan, current_run_id()).prefix
-    get_run_logger().info("fresh backup plan %s stored as %s: a second person approves it with "
-                          "`ebops approve %s %s --as NAME`", plan.sha256()[:16], key, cfg.site, key)
-    if params.fresh_backup == "plan":
-        return None, (Code.PLAN_ONLY, f"计划模式；方案 {key} 可由第二人审批：ebops approve {cfg.site} {key} --as 姓名")
-    return None, (refused.code, f"{refused}；方案 {key} 待审批：ebops approve {cfg.site} {key} --as 姓名")
+    return standing_decision(cfg, plan, params.engineer, params.fresh_backup == "run", current_run_id())
 
 
 @flow(name="holiday-precheck", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=CHECKS_IN_FLIGHT))

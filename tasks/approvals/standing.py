@@ -8,6 +8,7 @@ from __future__ import annotations
 from config.settings import Site
 from tasks.approvals.gate import ApprovalRefused, approve, require_approval
 from tasks.approvals.plan import Plan
+from tasks.core.reason_codes import Code
 from tasks.approvals.records import ApprovalRecord, store_plan
 from tasks.backup.fresh import standing_plan as fresh_backup_plan
 from tasks.backup.verify.plan import standing_plan as verification_plan
@@ -40,3 +41,21 @@ def ensure_standing_approvals(site: Site, approver: str, *, requested_by: str = 
             key = store_plan(site, plan, run_id).prefix
             out.append(approve(site, key, approver, requested_by=requested_by, via="api"))
     return out
+
+
+def standing_decision(site: Site, plan: Plan, engineer: str, execute: bool,
+                      run_id: str) -> tuple[ApprovalRecord | None, tuple[Code, str] | None]:
+    """For a duty that runs under a standing approval (the fresh backup, the verification):
+    (its valid approval, None) when `execute` and one is recorded; else (None, (code, why)), with the
+    plan stored so that a second person can approve its key, and the command that does it in `why`."""
+    refused = None
+    if execute:
+        try:
+            return require_approval(site, plan, engineer), None
+        except ApprovalRefused as exc:
+            refused = exc
+    key = store_plan(site, plan, run_id).prefix
+    hint = f"方案 {key} 待第二人审批：ebops approve {site.site} {key} --as 姓名"
+    if refused is None:
+        return None, (Code.PLAN_ONLY, f"计划模式，未执行（{hint}）")
+    return None, (refused.code, f"未获审批，未执行（{refused}；{hint}）")
