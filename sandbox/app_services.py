@@ -24,7 +24,6 @@ import json
 import os
 import signal
 import ssl
-import subprocess
 import sys
 import threading
 import time
@@ -32,7 +31,7 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from sandbox.ports import free_port, pid_alive, port_open, stop_pid, wait_until
+from sandbox.ports import free_port, pid_alive, port_open, start_server, stop_pid
 
 FUNCTIONS = ("issue", "red_flush", "query", "archive", "delivery", "reports", "admin")
 DEFAULT_TLS_DAYS = 400
@@ -149,23 +148,9 @@ def start(root: Path, creds: dict[str, str] | None = None) -> dict:
     log_path = root / "logs" / "app_services.log"
     cmd = [sys.executable, "-m", "sandbox.app_services", "--root", str(root),
            "--health-port", str(health_port), "--tls-port", str(tls_port)]
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    state = {"pid": proc.pid, "health_port": health_port, "tls_port": tls_port,
+    pid = start_server(cmd, REPO_ROOT, log_path, [health_port, tls_port], 60, "sandbox app services")
+    state = {"pid": pid, "health_port": health_port, "tls_port": tls_port,
              "faults": str(faults_file(root)), "log": str(log_path)}
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"sandbox app services exited with code {proc.returncode}; see {log_path}:\n{tail}")
-        return port_open(health_port) and port_open(tls_port)
-
-    try:
-        wait_until(up, 60, f"sandbox app services on ports {health_port}, {tls_port} (log: {log_path})")
-    except BaseException:
-        stop_pid(proc.pid)
-        raise
     sf.write_text(json.dumps(state, indent=2))
     return state
 
@@ -176,9 +161,9 @@ def stop(state: dict) -> None:
 
 
 # ---------------------------------------------------------------- the server process
-class _Handler(BaseHTTPRequestHandler):
+class JsonHandler(BaseHTTPRequestHandler):
+    """A sandbox HTTP service's handler: JSON answers, requests logged to the service's log."""
     server_version = "ebill-sandbox/1.0"
-    root: Path
 
     def _json(self, code: int, body: dict) -> None:
         data = json.dumps(body, ensure_ascii=False).encode()
@@ -190,6 +175,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt: str, *args) -> None:
         sys.stderr.write(f"{self.log_date_time_string()} {self.address_string()} {fmt % args}\n")
+
+
+class _Handler(JsonHandler):
+    root: Path
 
 
 class _HealthHandler(_Handler):

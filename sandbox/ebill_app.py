@@ -19,13 +19,12 @@ Run as `python -m sandbox.ebill_app --home <host dir>` (by the script, in its ow
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import signal
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -130,6 +129,7 @@ def _conninfo(home: Path) -> tuple[str, str]:
 def _serve(home: Path) -> None:
     import psycopg
 
+    from sandbox.app_services import JsonHandler
     from sandbox.traffic import Traffic
 
     conninfo, label = _conninfo(home)  # read once at start: a rewritten file takes effect on restart
@@ -137,7 +137,7 @@ def _serve(home: Path) -> None:
     port = int(server_conf["server.port"])
     interval = float(server_conf.get("ebill.issue-interval-s", ISSUE_INTERVAL_S))
 
-    class Health(BaseHTTPRequestHandler):
+    class Health(JsonHandler):
         def do_GET(self) -> None:  # noqa: N802
             parts = self.path.split("?", 1)[0].strip("/").split("/")
             if len(parts) != 2 or parts[0] != "health" or parts[1] not in FUNCTIONS:
@@ -151,17 +151,6 @@ def _serve(home: Path) -> None:
                                  "system_identifier": ident, "newest_bill": newest})
             except Exception as exc:  # noqa: BLE001 - the datasource is down: the function is DOWN
                 self._json(503, {"function": parts[1], "status": "DOWN", "datasource": label, "error": str(exc)[:200]})
-
-        def _json(self, code: int, body: dict) -> None:
-            data = json.dumps(body, ensure_ascii=False).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, fmt: str, *args) -> None:
-            sys.stderr.write(f"{self.log_date_time_string()} {fmt % args}\n")
 
     srv = ThreadingHTTPServer(("127.0.0.1", port), Health)
     srv.daemon_threads = True

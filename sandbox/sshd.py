@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sandbox.ports import free_port, pid_alive, port_open, stop_pid, wait_until
+from sandbox.ports import free_port, pid_alive, port_open, start_server, stop_pid
 
 HOSTS = ("db1", "app1", "files1")
 TARGET_HOSTS = ("db2", "app2")   # the migration's new servers (`ebops sandbox up --with-target`)
@@ -101,29 +101,15 @@ def start(root: Path, creds: dict[str, str] | None = None, hosts: tuple[str, ...
     cmd = [sys.executable, "-m", "sandbox.sshd", "--root", str(root)]
     for name, port in ports.items():
         cmd += ["--port", f"{name}={port}"]
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+    pid = start_server(cmd, REPO_ROOT, log_path, list(ports.values()), 90, "sandbox sshd")
     state = {
-        "pid": proc.pid,
+        "pid": pid,
         "hosts": list(hosts),
         **{f"ssh_port_{n}": p for n, p in ports.items()},
         "known_hosts": str(known_hosts),
         "client_key": str(ssh_dir / "id_ed25519"),
         "log": str(log_path),
     }
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"sandbox sshd exited with code {proc.returncode}; see {log_path}:\n{tail}")
-        return all(port_open(p) for p in ports.values())
-
-    try:
-        wait_until(up, 90, f"sandbox sshd ports {sorted(ports.values())} (log: {log_path})")
-    except BaseException:
-        stop_pid(proc.pid)
-        raise
     sf.write_text(json.dumps(state, indent=2))
     return state
 
