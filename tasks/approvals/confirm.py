@@ -4,7 +4,10 @@ DingTalk, through apprise) that the approver must type (`approval.confirm_code: 
 Whoever approves must be able to read the hospital's maintenance group, which a typed name alone
 does not prove. Only a salted, slow hash of the code is kept, in the evidence store under
 `_approval_codes/<site>/<plan_sha256>/<n>.json`; a code is good for `approval.confirm_code_minutes`
-and for the one plan it was sent for.
+and for the one plan it was sent for. Each wrong code typed is recorded beside the codes
+(`wrong-<n>.json`: who and when, never what was typed); after MAX_WRONG of them every code sent
+before is void and a new one must be sent, so guessing is bounded by attempts, not only by the
+code's length.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ CODES = "_approval_codes"
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LEN = 8
 ITERATIONS = 200_000
+MAX_WRONG = 5
 
 
 class ConfirmSendFailed(RuntimeError):
@@ -62,16 +66,45 @@ def send_code(store: Store, site: Site, plan: Plan, plan_key: str, now: datetime
     return expires
 
 
-def code_matches(store: Store, site: Site, plan: Plan, code: str, now: datetime | None = None) -> bool:
-    """Whether `code` is one sent for this plan and not expired."""
-    now = now or datetime.now(timezone.utc)
+def _records(store: Store, site: Site, plan: Plan) -> tuple[list[dict], list[datetime]]:
+    """The codes sent for this plan and the times of the wrong codes typed for it."""
+    codes, wrong = [], []
     for o in store.list(f"{CODES}/{site.site}/{plan.sha256()}/"):
         try:
             rec = json.loads(store.get(o.object_name))
-            fresh = datetime.fromisoformat(rec["expires_at"]) > now
-            good = hmac.compare_digest(_hash(code, bytes.fromhex(rec["salt"]), int(rec["iterations"])), rec["hash"])
+            if o.object_name.rsplit("/", 1)[-1].startswith("wrong-"):
+                wrong.append(datetime.fromisoformat(rec["at"]))
+            elif rec.get("plan_sha256") == plan.sha256():
+                rec["sent_at"], rec["expires_at"] = (datetime.fromisoformat(rec[k]) for k in ("sent_at", "expires_at"))
+                codes.append(rec)
         except (ValueError, KeyError, TypeError):
             continue
-        if fresh and good and rec.get("plan_sha256") == plan.sha256():
-            return True
-    return False
+    return codes, wrong
+
+
+def check_code(store: Store, site: Site, plan: Plan, code: str, approver: str,
+               now: datetime | None = None) -> str:
+    """'ok' when `code` is one sent for this plan, not expired and not void; else 'wrong' or, when
+    MAX_WRONG wrong codes were typed since the newest code was sent, 'locked'. A code that is not
+    'ok' is recorded as a wrong attempt."""
+    now = now or datetime.now(timezone.utc)
+    codes, wrong = _records(store, site, plan)
+
+    def void(rec: dict) -> bool:
+        return sum(t >= rec["sent_at"] for t in wrong) >= MAX_WRONG
+
+    for rec in codes:
+        if rec["expires_at"] > now and not void(rec) and hmac.compare_digest(
+                _hash(code, bytes.fromhex(rec["salt"]), int(rec["iterations"])), rec["hash"]):
+            return "ok"
+    _record_wrong(store, site, plan, approver, now)
+    newest = max(codes, key=lambda r: r["sent_at"], default=None)
+    return "locked" if newest is not None and sum(t >= newest["sent_at"] for t in wrong) + 1 >= MAX_WRONG else "wrong"
+
+
+def _record_wrong(store: Store, site: Site, plan: Plan, approver: str, now: datetime) -> None:
+    prefix = f"{CODES}/{site.site}/{plan.sha256()}/wrong-"
+    body = json.dumps({"at": now.isoformat(), "approver": approver}, ensure_ascii=False).encode()
+    n = len(list(store.list(prefix))) + 1
+    while not store.put_if_absent(f"{prefix}{n:04d}.json", body):
+        n += 1

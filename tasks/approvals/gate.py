@@ -5,7 +5,8 @@
 
 A refusal carries a stable code (tasks/core/reason_codes.py) and a message with a hint:
 approval_missing, approver_is_requester, approver_not_listed, approval_expired, plan_changed,
-confirm_code_wrong, confirm_code_sent (a code went to the group: type it), plan_not_found.
+confirm_code_wrong, confirm_code_locked (5 wrong codes: a new one must be sent), confirm_code_sent (a code
+went to the group: type it), plan_not_found.
 The UI path (pause the run for a typed form) is tasks/approvals/ui.py.
 """
 from __future__ import annotations
@@ -77,7 +78,12 @@ def approve(site: Site, plan_key: str, approver: str, *, role: str | None = None
             until = confirm.send_code(store, site, plan, plan_key, now)
             raise ApprovalRefused(Code.CONFIRM_CODE_SENT, f"a confirmation code was sent to the group of site "
                                   f"{site.site} (valid until {until:%H:%M} UTC) (hint: repeat with --code CODE)")
-        if not confirm.code_matches(store, site, plan, code, now):
+        result = confirm.check_code(store, site, plan, code, approver.strip(), now)
+        if result == "locked":
+            raise ApprovalRefused(Code.CONFIRM_CODE_LOCKED, f"{confirm.MAX_WRONG} wrong confirmation codes were typed "
+                                  "for this plan: every code sent so far is void (hint: repeat without --code: a new "
+                                  "code is sent to the site's group)")
+        if result != "ok":
             raise ApprovalRefused(Code.CONFIRM_CODE_WRONG, "the confirmation code is wrong or expired (hint: "
                                   "type the newest code sent to the site's group; without --code a new one is sent)")
         confirmed = True

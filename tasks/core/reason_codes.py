@@ -128,6 +128,7 @@ so "the host is unreachable" reads the same in every check.
 | plan_not_found | the PLAN_KEY names no stored plan (or one whose bytes differ from its manifest) |
 | confirm_code_sent | a confirmation code was sent to the site's group: the approver must type it |
 | confirm_code_wrong | the confirmation code typed is wrong or expired |
+| confirm_code_locked | too many wrong confirmation codes were typed for the plan: the codes sent are void, a new one must be sent |
 | approval_denied | the approver denied the plan, or nobody answered the run's approval form in time |
 | step_failed | a runbook step failed: the runbook stopped there (a later run resumes at it) |
 | **service report** | |
@@ -265,6 +266,7 @@ class Code(str, Enum):
     PLAN_NOT_FOUND = "plan_not_found"
     CONFIRM_CODE_SENT = "confirm_code_sent"
     CONFIRM_CODE_WRONG = "confirm_code_wrong"
+    CONFIRM_CODE_LOCKED = "confirm_code_locked"
     APPROVAL_DENIED = "approval_denied"
     STEP_FAILED = "step_failed"
     # service report

@@ -160,6 +160,35 @@ def test_confirmation_code_sent_to_the_group_must_be_typed(sites_dir, receiver, 
     assert rec.confirmed_by_code and require_approval(site, plan, "李工") == rec
 
 
+def test_wrong_confirmation_codes_void_the_code_after_five_attempts(sites_dir, receiver, monkeypatch):
+    from tasks.approvals.confirm import MAX_WRONG
+
+    url, bodies = receiver
+    monkeypatch.setenv("EBOPS_TEST_ROBOT_URL", url)
+
+    def edit(d):
+        _approvers(d)
+        d["notify"] = [{"name": "信息科工作群", "url": {"env": "EBOPS_TEST_ROBOT_URL"}}]
+        d["approval"] = {"confirm_code": True, "confirm_code_minutes": 10}
+
+    site = load_site(sites_dir(f"appr-lock-{uuid.uuid4().hex[:6]}", edit))
+    plan = year_end_plan(site)
+    key = store_plan(site, plan).prefix
+    refused(Code.CONFIRM_CODE_SENT, approve, site, key, "王主任")
+    code = re.search(r"确认码：([A-Z0-9]{8})", json.loads(bodies.get(timeout=30))["message"]).group(1)
+    for _ in range(MAX_WRONG - 1):
+        refused(Code.CONFIRM_CODE_WRONG, approve, site, key, "王主任", code="WRONG234")
+    refused(Code.CONFIRM_CODE_LOCKED, approve, site, key, "王主任", code="WRONG234")
+    refused(Code.CONFIRM_CODE_LOCKED, approve, site, key, "王主任", code=code)   # the right code is void now
+    store = open_store(site.evidence)
+    wrong = [json.loads(store.get(o.object_name)) for o in store.list(f"_approval_codes/{site.site}/")
+             if o.object_name.rsplit("/", 1)[-1].startswith("wrong-")]
+    assert len(wrong) == MAX_WRONG + 1 and all(w["approver"] == "王主任" and "WRONG" not in json.dumps(w) for w in wrong)
+    refused(Code.CONFIRM_CODE_SENT, approve, site, key, "王主任")             # a new code is sent ...
+    fresh = re.search(r"确认码：([A-Z0-9]{8})", json.loads(bodies.get(timeout=30))["message"]).group(1)
+    assert approve(site, key, "王主任", code=fresh).confirmed_by_code          # ... and it is good
+
+
 # ---------------------------------------------------------------- runbook
 def test_runbook_stops_at_a_failing_step_and_the_next_run_resumes_after_the_done_ones(site):
     plan = year_end_plan(site)
