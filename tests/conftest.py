@@ -6,6 +6,7 @@ file points at a real hospital.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -14,6 +15,8 @@ from pathlib import Path
 # Before Prefect is imported anywhere: a private PREFECT_HOME and no analytics.
 _PREFECT_HOME = tempfile.mkdtemp(prefix="ebops-prefect-")
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
+# Removed when the session's process exits (each session made a new one that stayed in /tmp).
+atexit.register(shutil.rmtree, _PREFECT_HOME, ignore_errors=True)
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
