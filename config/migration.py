@@ -72,6 +72,9 @@ class MigrationConfig(Strict):
     rollback_steps: list[RunbookCommand] = Field(min_length=1)
     people: list[Person] = Field(default_factory=list, description="who does what during the window (the plan lists them)")
     free_space_ratio: float = Field(default=1.5, ge=1.0, le=10, description="target free space >= this x the data size")
+    free_space_reserve_gib: float = Field(default=0, ge=0, le=1_000_000, description="and this much more left free on "
+                                          "the target's data file system after the restore (the hospital's headroom "
+                                          "for logs, archives and growth)")
     max_clock_skew_s: float = Field(default=5, gt=0, le=3600)
     backup_verification_max_age_days: float = Field(default=100, gt=0, le=400, description="a PASSED 备份恢复验证 "
                                                     "of the source within this many days (from the evidence store)")

@@ -50,7 +50,9 @@ def build_plan(m: Migration, facts: dict[str, Any], requested_by: str) -> Plan:
     steps = [
         _check("preflight:all", "preflight", f"{src.db_host},{tgt.db_host}",
                "版本、数据量与目标剩余空间、端口、时钟、目标库为空、表空间、应用健康、近期备份恢复验证",
-               f"只读检查；剩余空间 ≥ {cfg.free_space_ratio:g} 倍数据量，时钟差 ≤ {cfg.max_clock_skew_s:g} 秒"),
+               f"只读检查；剩余空间 ≥ {cfg.free_space_ratio:g} 倍数据量"
+               + (f" + 预留 {cfg.free_space_reserve_gib:g} GiB" if cfg.free_space_reserve_gib else "")
+               + f"，时钟差 ≤ {cfg.max_clock_skew_s:g} 秒"),
         _check("approval:plan_review", "plan", "审批", "迁移方案评审（第一次审批）", "方案 SHA-256 经非申请人审批"),
         _check("approval:downtime", "freeze", "审批", "停机窗口审批（第二次审批）", "批准开始停机"),
         _cmd("freeze:app_stop", "freeze", src.app_host, src.app_stop, "停止电子票据应用（停机开始）"),

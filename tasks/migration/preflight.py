@@ -27,9 +27,30 @@ def _major(num: str | None, dialect: str) -> int:
     return int(str(num)) // 10000 if dialect == "postgresql" else int(str(num).split(".")[0])
 
 
-def enough_space(data_bytes: int, free_bytes: int, ratio: float) -> bool:
-    """The restore needs the data once, plus indexes rebuilt and the dump beside it: ratio x."""
-    return free_bytes >= data_bytes * ratio
+def space_needed(data_bytes: int, ratio: float, reserve_gib: float = 0) -> float:
+    """The restore needs the data once, plus indexes rebuilt and the dump beside it (ratio x), and
+    the hospital's headroom must still be free afterwards (reserve)."""
+    return data_bytes * ratio + reserve_gib * 1024 ** 3
+
+
+def enough_space(data_bytes: int, free_bytes: int, ratio: float, reserve_gib: float = 0) -> bool:
+    return free_bytes >= space_needed(data_bytes, ratio, reserve_gib)
+
+
+def _size(n: float) -> str:
+    return f"{n / 1024 ** 3:.1f} GiB" if n >= 1024 ** 3 else f"{n / 1048576:.1f} MiB"
+
+
+def space_reason(data_bytes: int, free_bytes: int, mount: str, data_dir: str, ratio: float, reserve_gib: float) -> str:
+    """The free-space record's reason: what was measured where, what is needed and, when short, what to do."""
+    need = space_needed(data_bytes, ratio, reserve_gib)
+    rule = f"数据量 {_size(data_bytes)} 的 {ratio:g} 倍（{_size(data_bytes * ratio)}）" + \
+        (f"加预留 {reserve_gib:g} GiB，共 {_size(need)}" if reserve_gib else "")
+    where = f"目标库数据目录 {data_dir} 所在文件系统 {mount} 可用 {_size(free_bytes)}"
+    if free_bytes >= need:
+        return f"{where}，需要 {rule}：足够"
+    return (f"{where}，不足：需要 {rule}，还差 {_size(need - free_bytes)}；迁移拒绝开始（应用未停止）。"
+            f"请扩容目标服务器的数据盘或清理 {mount} 后重新运行迁移前检查")
 
 
 def versions_and_size(m: Migration, ph: PhaseRun) -> None:
@@ -70,14 +91,16 @@ def versions_and_size(m: Migration, ph: PhaseRun) -> None:
     except Exception as exc:  # noqa: BLE001
         ph.check("目标服务器剩余空间", Status.ERROR, f"{type(exc).__name__}: {exc}", host=cfg.target.db_host)
         return
-    free = usage.avail_kb * 1024
-    ok = enough_space(size, free, cfg.free_space_ratio)
-    ph.facts.update(target_free_bytes=free)
+    free, ratio, reserve = usage.avail_kb * 1024, cfg.free_space_ratio, cfg.free_space_reserve_gib
+    ok = enough_space(size, free, ratio, reserve)
+    ph.facts.update(target_free_bytes=free, target_mount=usage.mounted_on)
+    ph.note(cfg.target.db_host, f"env LC_ALL=C df -P -k {cfg.target.data_dir}",
+            f"{usage.filesystem} avail {usage.avail_kb} KiB on {usage.mounted_on}")
     ph.check("目标服务器剩余空间", Status.OK if ok else Status.FAIL,
-             f"数据量 {size / 1048576:.1f} MiB，目标 {cfg.target.data_dir} 可用 {free / 1048576:.1f} MiB"
-             + ("" if ok else f"，不足数据量的 {cfg.free_space_ratio:g} 倍"),
-             value=round(free / max(size, 1), 2), unit="倍", threshold=f"≥ {cfg.free_space_ratio:g} 倍",
-             host=cfg.target.db_host, code="" if ok else Code.MIGRATION_SPACE_LOW)
+             space_reason(size, free, usage.mounted_on, cfg.target.data_dir, ratio, reserve),
+             value=round(free / max(size, 1), 2), unit="倍数据量",
+             threshold=f"≥ {ratio:g} 倍" + (f" + {reserve:g} GiB" if reserve else ""),
+             host=cfg.target.db_host, target=usage.mounted_on, code="" if ok else Code.MIGRATION_SPACE_LOW)
 
 
 def ports(m: Migration, ph: PhaseRun) -> None:

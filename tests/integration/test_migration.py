@@ -9,6 +9,7 @@ module starts (and stops) its own. Between tests the target is reset (sandbox/ta
 """
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import signal
@@ -224,3 +225,31 @@ def test_refused_when_the_approver_is_the_requester(mig):
     assert out.verdict is Status.FAIL and refused and "cannot approve it" in refused[0].reason
     assert not titles(out, "3. 停机冻结")
     assert health("app_port_app1", mig)["status"] == "UP"
+
+
+def test_refused_before_the_freeze_when_the_target_has_too_little_space(mig):
+    """Everything approved, then the hospital's headroom rule grows past what db2's disk has free:
+    the preflight measures db2 with df over SSH and refuses; nothing is stopped."""
+    plan_and_approve()
+    db2_data = Path(mig["root"]) / "hosts" / "db2" / "u01"
+    free_gib = shutil.disk_usage(db2_data).free / 1024 ** 3
+    reserve = math.ceil(free_gib) + 50           # more headroom than the disk has: a real shortfall of db2's disk
+    mig["write"](lambda m: m.update(free_space_reserve_gib=reserve))
+    app1_pid = (Path(mig["root"]) / "hosts" / "app1" / "opt" / "ebill" / "run" / "ebill-app.pid").read_text()
+    out = run(mode="execute", engineer="张工")
+    assert out.verdict is Status.FAIL
+    low = [r for r in out.results if r.code == Code.MIGRATION_SPACE_LOW]
+    assert len(low) == 1 and low[0].host == "db2" and low[0].status is Status.FAIL
+    reason = low[0].reason
+    mount = low[0].target
+    assert mount and mount in reason and str(db2_data.resolve()).startswith(mount)   # the mount df named
+    measured_gib = float(reason.split("可用 ")[1].split(" GiB")[0])
+    assert abs(measured_gib - free_gib) < 5                                # df over SSH saw this disk
+    assert "1.5 倍" in reason and f"预留 {reserve} GiB" in reason and "扩容" in reason and "应用未停止" in reason
+    assert not titles(out, "2. 迁移方案") and not titles(out, "3. 停机冻结")   # refused before the freeze
+    assert health("app_port_app1", mig)["status"] == "UP"
+    assert (Path(mig["root"]) / "hosts" / "app1" / "opt" / "ebill" / "run" / "ebill-app.pid").read_text() == app1_pid
+    record = mig["store"].get(out.bundle.prefix + "report.md").decode()
+    assert "迁移前检查" in record and "扩容" in record                     # the refusal is in the stored evidence
+    runs = [o.object_name for o in mig["store"].list("demo/migration/_runs/") if "/01-preflight.failed-" in o.object_name]
+    assert runs                                                               # and in the run's journal

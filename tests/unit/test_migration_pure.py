@@ -160,3 +160,15 @@ def test_free_space_must_be_the_ratio_times_the_data():
     assert enough_space(100 * mib, 150 * mib, 1.5)
     assert not enough_space(100 * mib, 149 * mib, 1.5)
     assert not enough_space(11 * mib, 16 * mib, 1.5)   # the demo's 11 MiB on a target with 16 MiB free
+
+
+def test_free_space_reserve_and_the_refusal_names_mount_measured_and_needed():
+    from tasks.migration.preflight import enough_space, space_reason
+
+    mib, gib = 1048576, 1024 ** 3
+    assert enough_space(100 * mib, 150 * mib + 2 * gib, 1.5, 2) and not enough_space(100 * mib, 2 * gib, 1.5, 2)
+    short = space_reason(11 * mib, 79 * gib, "/", "/srv/db2/u01", 1.5, 100)
+    for needed in ("/srv/db2/u01", "文件系统 / 可用 79.0 GiB", "11.0 MiB 的 1.5 倍（16.5 MiB）", "预留 100 GiB",
+                   "还差 21.0 GiB", "扩容"):
+        assert needed in short, needed
+    assert space_reason(11 * mib, 79 * gib, "/", "/d", 1.5, 0).endswith("足够")
