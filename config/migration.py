@@ -38,6 +38,16 @@ class Person(Strict):
     phone: str = ""
 
 
+class SmokeTestBill(Strict):
+    """The target application's calls that issue a test bill and red-flush it (冲红), for the smoke
+    test after the cut-over. Each is a POST of JSON: issue gets {"purpose", "run_id"} and answers
+    the bill's {"bill_code", "bill_no"}; red-flush gets those two and answers the red bill's. A
+    vendor whose API differs is reached through a small adapter at these URLs."""
+    issue_url: str = Field(description="POST: issue one test bill (marked 迁移冒烟测试)")
+    red_flush_url: str = Field(description="POST {bill_code, bill_no}: red-flush that test bill")
+    timeout_s: float = Field(default=30, gt=0, le=600)
+
+
 class MigrationSide(Strict):
     db_host: str = Field(description="the database server (a host name): the database tools run there")
     app_host: str = Field(description="the application server (a host name)")
@@ -57,6 +67,9 @@ class MigrationSide(Strict):
     inspection_dsn: str | None = Field(default=None, description="target: the inspection's DSN for the site's "
                                        "read-only account on the new database (the smoke test's catalogue)")
     oracle_sid: str | None = None
+    smoke_test_bill: SmokeTestBill | None = Field(default=None, description="target only: the smoke test issues a "
+                                                  "test bill and red-flushes it (writes to the new database; behind "
+                                                  "the cut-over approval); none: the smoke test only reads")
 
 
 class MigrationConfig(Strict):
@@ -102,6 +115,9 @@ class MigrationConfig(Strict):
             raise ValueError(f"schema: {self.schema_name} is not a plain identifier")
         if self.dialect == "oracle" and not (self.source.oracle_sid and self.target.oracle_sid):
             raise ValueError("oracle: source.oracle_sid and target.oracle_sid are needed for RMAN and Data Pump")
+        if self.source.smoke_test_bill is not None:
+            raise ValueError("source.smoke_test_bill: the test bill is issued on the target after the cut-over "
+                             "(hint: move it under migration.target)")
         if self.source.db_host == self.target.db_host and self.source.database.dsn == self.target.database.dsn:
             raise ValueError("source and target name the same database: a migration needs two")
         return self

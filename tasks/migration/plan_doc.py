@@ -66,10 +66,15 @@ def build_plan(m: Migration, facts: dict[str, Any], requested_by: str) -> Plan:
         _check("verify:all", "verify", "source db <-> target db",
                "每张表：对象清单、行数、库内内容指纹；抽取票据逐字段比对；目标库数据质量规则（DQ01–DQ22）",
                "应用已停止：两边完全一致"),
-        _check("approval:cutover", "cutover", "审批", "切换审批（第三次审批）", "批准把应用切换到新服务器"),
+        _check("approval:cutover", "cutover", "审批", "切换审批（第三次审批）", "批准把应用切换到新服务器"
+               + ("，及冒烟测试中在目标库开具并冲红一张测试票据" if tgt.smoke_test_bill else "")),
         *[_cmd(f"cutover:{i + 1}", "cutover", c.host, c.argv, c.expect) for i, c in enumerate(cfg.cutover_steps)],
         _check("smoke:health", "smoke", tgt.app_host, "新服务器上电子票据各功能健康检查；应用连接的数据库为目标库",
                "全部返回 2xx（停机结束）"),
+        *([_check("smoke:test_bill", "smoke", tgt.app_host,
+                  f"POST {tgt.smoke_test_bill.issue_url}；POST {tgt.smoke_test_bill.red_flush_url}",
+                  "开具一张测试票据（迁移冒烟测试）并冲红；两张票据从目标库读回（写入目标库）")]
+          if tgt.smoke_test_bill else []),
         _check("smoke:inspection", "smoke", ",".join(cfg.after_hosts), "对新服务器运行完整巡检目录", "巡检无异常"),
         _check("approval:rollback", "rollback", "审批", "回退审批（仅在停机后任一阶段失败时）", "批准回退到原服务器"),
         *[_cmd(f"rollback:{i + 1}", "rollback", c.host, c.argv, c.expect) for i, c in enumerate(cfg.rollback_steps)],

@@ -133,12 +133,29 @@ def test_whole_migration_passes_with_downtime_measured(mig):
     with psycopg.connect(db2_admin(mig)) as conn:
         assert served["system_identifier"] == conn.execute(
             "SELECT system_identifier::text FROM pg_control_system()").fetchone()[0]
+    # the smoke test's test bill, issued on app2 and red-flushed, is in db2 (and only there)
+    smoke = next(r for r in out.results if r.title.endswith("测试票据开具与冲红"))
+    assert smoke.status is Status.OK and smoke.value == 2, smoke.reason
+    code, no = smoke.target.split("-")
+    pair = ("SELECT b.status, r.bill_code, r.bill_no, r.total_amt, b.total_amt, b.payer_name, r.payer_name "
+            "FROM ebill_canon.ebill_invoice b JOIN ebill_canon.ebill_invoice r ON r.bill_kind = 'R' "
+            "AND r.orig_bill_code = b.bill_code AND r.orig_bill_no = b.bill_no "
+            "WHERE b.bill_kind = 'B' AND b.bill_code = %s AND b.bill_no = %s")
+    with psycopg.connect(db2_admin(mig)) as conn:
+        rows = conn.execute(pair, (code, no)).fetchall()
+    assert len(rows) == 1, rows                                   # one red bill reverses it (DQ11, DQ12)
+    status, red_code, red_no, red_amt, blue_amt, payer, red_payer = rows[0]
+    assert status == "FLUSHED" and red_amt == -blue_amt and payer == red_payer == "迁移冒烟测试"
+    with psycopg.connect(postgres.admin_conninfo(mig["state"]["postgres"], mig["creds"], "ebill")) as conn:
+        assert not conn.execute(pair, (code, no)).fetchall()       # the source database is never written to
     key = out.bundle.prefix + "report.md"
     record = mig["store"].get(key).decode()
     assert "迁移记录" in record and plan.sha256() in record
     for t in PHASE_TITLES:
         assert t in record
     assert record.count("migration:") >= 3     # the three approvals are listed
+    assert "冒烟测试票据" in record and f"{code}-{no}" in record and f"{red_code}-{red_no}" in record
+    assert "迁移冒烟测试" not in record        # the payer is masked in the record
 
 
 def test_killed_during_transfer_and_resumed(mig, tmp_path):

@@ -172,3 +172,36 @@ def test_free_space_reserve_and_the_refusal_names_mount_measured_and_needed():
                    "还差 21.0 GiB", "扩容"):
         assert needed in short, needed
     assert space_reason(11 * mib, 79 * gib, "/", "/d", 1.5, 0).endswith("足够")
+
+
+def test_the_smoke_test_bill_is_the_targets_optional_setting(site_dir):
+    m = load_site("demo").migration
+    assert m.target.smoke_test_bill.issue_url.endswith("/test-bill/issue") and m.source.smoke_test_bill is None
+    plan = plan_doc.build_plan(migration(load_site("demo")), dict(FACTS), "张工")
+    step = next(s for s in plan.steps if s.id == "smoke:test_bill")
+    assert "/test-bill/red-flush" in step.text and "写入目标库" in step.expect
+    assert "测试票据" in next(s for s in plan.steps if s.id == "approval:cutover").expect   # behind approval #3
+    assert "冲红" in IDEMPOTENT["smoke"] and "第三次审批" in IDEMPOTENT["smoke"]
+    site_dir(lambda d: d["migration"]["target"].pop("smoke_test_bill"))      # off: the smoke test only reads
+    assert not any(s.id == "smoke:test_bill" for s in plan_doc.build_plan(migration(load_site("demo")), dict(FACTS), "张工").steps)
+    site_dir(lambda d: d["migration"]["source"].update(smoke_test_bill=d["migration"]["target"]["smoke_test_bill"]))
+    with pytest.raises(SiteConfigError) as exc:
+        load_site("demo")
+    assert "source.smoke_test_bill" in str(exc.value) and "migration.target" in str(exc.value)
+
+
+def test_the_test_bill_pair_is_judged_as_the_reference_schema_represents_a_red_flush():
+    from tasks.migration.smoke_bill import judge
+
+    blue, red = {"bill_code": "44010126", "bill_no": "0000000001"}, {"bill_code": "44010126", "bill_no": "0000000002"}
+    row = lambda no, flag, state, amt, orig=(None, None): {"bill_code": "44010126", "bill_no": no, "red_flag": flag,  # noqa: E731
+                                                          "bill_state": state, "total_amt": amt, "orig_code": orig[0],
+                                                          "orig_no": orig[1]}
+    good = {"44010126-0000000001": row("0000000001", "0", "2", "0.01"),
+            "44010126-0000000002": row("0000000002", "1", "1", "-0.01", ("44010126", "0000000001"))}
+    assert judge(blue, red, good) == []
+    assert "目标库中没有红票" in judge(blue, red, {k: v for k, v in good.items() if k.endswith("1")})[0]
+    not_flushed = {**good, "44010126-0000000001": row("0000000001", "0", "1", "0.01")}
+    assert "应为 0 / 2 已冲红" in judge(blue, red, not_flushed)[0]
+    wrong_amt = {**good, "44010126-0000000002": row("0000000002", "1", "1", "-0.02", ("44010126", "0000000001"))}
+    assert "相反数" in judge(blue, red, wrong_amt)[0]
