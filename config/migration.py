@@ -18,6 +18,7 @@ from pydantic import ConfigDict, Field, model_validator
 from config.model import Strict
 from config.backup_verification import VerifyDatabase
 
+EZCONNECT = re.compile(r"^[A-Za-z0-9_.-]+(:\d+)?/[A-Za-z0-9_.$#-]+$")   # host:port/service (RMAN's connect)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$#]{0,62}$")
 PHASES = ("preflight", "plan", "freeze", "backup", "transfer", "verify", "cutover", "smoke")
 APPROVAL_POINTS = ("plan_review", "downtime", "cutover", "rollback")
@@ -102,7 +103,10 @@ class MigrationConfig(Strict):
     approval_valid_hours: float = Field(default=72, gt=0, le=24 * 30, description="an approval expires after this")
     command_timeout_s: int = Field(default=7200, ge=60, le=86400)
     health_timeout_s: float = Field(default=60, gt=0, le=3600, description="how long the application may take to answer")
-    oracle_method: Literal["datapump", "rman_duplicate"] = "datapump"
+    oracle_method: Literal["datapump", "rman_duplicate"] = Field(default="datapump", description="oracle: Data Pump "
+                                                                 "(expdp, copy, impdp of the schema) or RMAN DUPLICATE "
+                                                                 "FROM ACTIVE DATABASE (the whole database into an "
+                                                                 "instance the DBA started NOMOUNT)")
     oracle_directory: str = "DATA_PUMP_DIR"
     dump_command: list[str] | None = Field(default=None, description="override of the source dump argv ({dump} is the file)")
     restore_command: list[str] | None = Field(default=None, description="override of the target restore argv")
@@ -115,6 +119,15 @@ class MigrationConfig(Strict):
             raise ValueError(f"schema: {self.schema_name} is not a plain identifier")
         if self.dialect == "oracle" and not (self.source.oracle_sid and self.target.oracle_sid):
             raise ValueError("oracle: source.oracle_sid and target.oracle_sid are needed for RMAN and Data Pump")
+        if self.oracle_method == "rman_duplicate":
+            if self.dialect != "oracle":
+                raise ValueError("oracle_method: rman_duplicate is for dialect oracle (hint: leave it out for "
+                                 f"{self.dialect}, or set dialect: oracle)")
+            for side in ("source", "target"):
+                dsn = getattr(self, side).database.dsn
+                if not EZCONNECT.match(dsn):
+                    raise ValueError(f"{side}.database.dsn {dsn!r}: oracle_method rman_duplicate connects RMAN to it "
+                                     "through the wallet and needs host:port/service (hint: db1.hospital:1521/ebill)")
         if self.source.smoke_test_bill is not None:
             raise ValueError("source.smoke_test_bill: the test bill is issued on the target after the cut-over "
                              "(hint: move it under migration.target)")

@@ -5,7 +5,8 @@
   3. freeze (approval #2: downtime; stop the application; no new bills)
   4. backup (final, SHA-256)  5. transfer (copy over SSH, restore, throughput)
   6. verify (every table: inventory, counts, fingerprints; 20 bills; DQ rules on the target)
-  7. cutover (approval #3)   8. smoke (health from the target database; the inspection catalogue)
+  7. cutover (approval #3)   8. smoke (health from the target database; a test bill issued and
+     red-flushed if the site configures it; the inspection catalogue)
   9. rollback: on any failure after freeze, behind an approval (rollback)
 
 Each phase is journalled in the evidence store as it ends (tasks/migration/journal.py): `resume`

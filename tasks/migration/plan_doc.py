@@ -14,7 +14,7 @@ from typing import Any
 
 from config.settings import Site
 from tasks.approvals.plan import Plan, PlanStep, render_markdown
-from tasks.migration import transfer
+from tasks.migration import oracle, transfer
 from tasks.migration.context import Migration
 from tasks.migration.journal import PHASE_ZH
 
@@ -43,6 +43,24 @@ def _check(step_id: str, phase: str, target: str, text: str, expect: str) -> Pla
     return PlanStep(id=step_id, kind="check", target=target, text=text, expect=expect, phase=phase)
 
 
+def _transfer_steps(m: Migration) -> list[PlanStep]:
+    """Backup and transfer: a dump copied and restored, or (Oracle, rman_duplicate) RMAN alone."""
+    cfg, src, tgt = m.cfg, m.cfg.source, m.cfg.target
+    if oracle.duplicates(cfg):
+        statements = oracle.rman_statements(oracle.rman_duplicate_script(src.database.dsn, tgt.database.dsn,
+                                                                         tgt.oracle_sid or ""))
+        return [_check("backup:final", "backup", src.db_host, "不生成导出文件（oracle_method: rman_duplicate）",
+                       "传输阶段由 RMAN 直接复制已停机冻结的源库"),
+                _cmd("transfer:rman_duplicate", "transfer", tgt.db_host, transfer.restore_argv(m),
+                     "RMAN DUPLICATE FROM ACTIVE DATABASE 复制整个数据库到以 NOMOUNT 启动的目标实例并打开；RMAN 语句："
+                     + "；".join(statements))]
+    return [_cmd("backup:final", "backup", src.db_host, transfer.dump_argv(m), "源库最终备份（停机状态，SHA-256）"),
+            _cmd("transfer:copy", "transfer", f"{src.db_host}->{tgt.db_host}",
+                 ["cat", "--", transfer.dump_path(m, "source")] + ["|"] + ["cat", ">", transfer.dump_path(m, "target")],
+                 "经 ebill-ops 工作站以 SSH 中转复制备份文件，两端 SHA-256 比对"),
+            _cmd("transfer:restore", "transfer", tgt.db_host, transfer.restore_argv(m), "在目标库恢复全部数据")]
+
+
 def build_plan(m: Migration, facts: dict[str, Any], requested_by: str) -> Plan:
     cfg, site = m.cfg, m.site
     m.facts.setdefault("plan_id", facts.get("plan_id"))
@@ -58,11 +76,7 @@ def build_plan(m: Migration, facts: dict[str, Any], requested_by: str) -> Plan:
         _cmd("freeze:app_stop", "freeze", src.app_host, src.app_stop, "停止电子票据应用（停机开始）"),
         _check("freeze:no_new_bills", "freeze", "source db", f"最新票据时间在 {cfg.freeze_window_s:g} 秒内不变",
                "确认应用停止后不再有新票据"),
-        _cmd("backup:final", "backup", src.db_host, transfer.dump_argv(m), "源库最终备份（停机状态，SHA-256）"),
-        _cmd("transfer:copy", "transfer", f"{src.db_host}->{tgt.db_host}",
-             ["cat", "--", transfer.dump_path(m, "source")] + ["|"] + ["cat", ">", transfer.dump_path(m, "target")],
-             "经 ebill-ops 工作站以 SSH 中转复制备份文件，两端 SHA-256 比对"),
-        _cmd("transfer:restore", "transfer", tgt.db_host, transfer.restore_argv(m), "在目标库恢复全部数据"),
+        *_transfer_steps(m),
         _check("verify:all", "verify", "source db <-> target db",
                "每张表：对象清单、行数、库内内容指纹；抽取票据逐字段比对；目标库数据质量规则（DQ01–DQ22）",
                "应用已停止：两边完全一致"),

@@ -16,7 +16,7 @@ import httpx
 
 from tasks.core.reason_codes import Code
 from tasks.core.results import Status, utcnow
-from tasks.migration import db
+from tasks.migration import db, oracle
 from tasks.migration.context import Migration
 from tasks.migration.journal import PhaseRun
 
@@ -53,17 +53,31 @@ def space_reason(data_bytes: int, free_bytes: int, mount: str, data_dir: str, ra
             f"请扩容目标服务器的数据盘或清理 {mount} 后重新运行迁移前检查")
 
 
+def auxiliary_instance(m: Migration, ph: PhaseRun) -> dict[str, str]:
+    """RMAN DUPLICATE's target: an instance started NOMOUNT, read over SSH as SYSDBA (no database
+    to log in to yet): {"status", "version", "num"}."""
+    cfg = m.cfg
+    res = ph.run(m.session(cfg.target.db_host), cfg.target.db_host, oracle.auxiliary_instance_argv(cfg), timeout=120)
+    got = oracle.parse_instance(res.stdout)
+    return {**got, "num": got["version"]}
+
+
 def versions_and_size(m: Migration, ph: PhaseRun) -> None:
     cfg, d = m.cfg, m.cfg.dialect
+    rman = oracle.duplicates(cfg)
     try:
         with db.side_session(cfg, cfg.source) as fetch:
             src_v = db.one(fetch, d, "version", cfg.schema_name)
             size = int(db.one(fetch, d, "size", cfg.schema_name).get("bytes") or 0)
             src_spaces = {r["name"] for r in fetch(db.statement(d, "tablespaces", cfg.schema_name))}
-        with db.side_session(cfg, cfg.target) as fetch:
-            tgt_v = db.one(fetch, d, "version", cfg.schema_name)
-            objects = int(db.one(fetch, d, "user_tables", cfg.schema_name).get("n") or 0)
-            tgt_spaces = {r["name"] for r in fetch(db.statement(d, "all_tablespaces", cfg.schema_name))}
+        if rman:
+            tgt_v = auxiliary_instance(m, ph)
+            objects, tgt_spaces = 0 if tgt_v["status"] == "STARTED" else 1, src_spaces   # DUPLICATE creates them
+        else:
+            with db.side_session(cfg, cfg.target) as fetch:
+                tgt_v = db.one(fetch, d, "version", cfg.schema_name)
+                objects = int(db.one(fetch, d, "user_tables", cfg.schema_name).get("n") or 0)
+                tgt_spaces = {r["name"] for r in fetch(db.statement(d, "all_tablespaces", cfg.schema_name))}
     except Exception as exc:  # noqa: BLE001 - the record says which side could not be read
         ph.check("数据库版本与数据量", Status.ERROR, f"无法读取数据库：{type(exc).__name__}: {exc}",
                  code=Code.DATABASE_UNREACHABLE)
@@ -74,14 +88,24 @@ def versions_and_size(m: Migration, ph: PhaseRun) -> None:
     ph.check("数据库版本", Status.OK if ok else Status.FAIL,
              f"源库 {src_v.get('version')}；目标库 {tgt_v.get('version')}" + ("" if ok else "：目标库版本低于源库，不能恢复"),
              value=f"{s_major} -> {t_major}", code="" if ok else Code.MIGRATION_VERSION_MISMATCH)
-    ph.check("目标库为空", Status.OK if objects == 0 else Status.FAIL,
-             "目标库没有任何表、视图或序列" if objects == 0 else
-             f"目标库已有 {objects} 个对象：迁移只恢复到空库，拒绝覆盖（请确认目标库后由 DBA 清空或重建）",
-             value=objects, unit="个对象", threshold="0", target=cfg.target.database.dsn,
-             code="" if objects == 0 else Code.MIGRATION_TARGET_NOT_EMPTY)
+    if rman:
+        st = tgt_v["status"]
+        ph.check("目标库为空", Status.OK if objects == 0 else Status.FAIL,
+                 f"目标实例 {cfg.target.oracle_sid} 以 NOMOUNT 启动（STARTED），尚无数据库：RMAN DUPLICATE 将创建整个数据库"
+                 if objects == 0 else f"目标实例 {cfg.target.oracle_sid} 状态为 {st}：RMAN DUPLICATE 只复制到以 NOMOUNT "
+                 f"启动、尚无数据库的实例，拒绝覆盖（请 DBA 确认后以同名 pfile 执行 startup nomount）",
+                 value=st, threshold="STARTED（NOMOUNT）", target=cfg.target.database.dsn,
+                 code="" if objects == 0 else Code.MIGRATION_TARGET_NOT_EMPTY)
+    else:
+        ph.check("目标库为空", Status.OK if objects == 0 else Status.FAIL,
+                 "目标库没有任何表、视图或序列" if objects == 0 else
+                 f"目标库已有 {objects} 个对象：迁移只恢复到空库，拒绝覆盖（请确认目标库后由 DBA 清空或重建）",
+                 value=objects, unit="个对象", threshold="0", target=cfg.target.database.dsn,
+                 code="" if objects == 0 else Code.MIGRATION_TARGET_NOT_EMPTY)
     missing = sorted(src_spaces - tgt_spaces)
     ph.check("表空间", Status.OK if not missing else Status.FAIL,
-             f"源库对象所在表空间 {len(src_spaces)} 个，目标库均已创建" if not missing else
+             (f"RMAN DUPLICATE 按源库创建全部表空间（源库对象所在 {len(src_spaces)} 个）" if rman else
+              f"源库对象所在表空间 {len(src_spaces)} 个，目标库均已创建") if not missing else
              f"目标库缺少表空间：{'、'.join(missing)}（由 DBA 按原库建好后再迁移）",
              value=len(missing), unit="个缺失", code="" if not missing else Code.MIGRATION_TABLESPACE_MISSING)
     try:
