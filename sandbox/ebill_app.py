@@ -178,7 +178,11 @@ def _serve(home: Path) -> None:
     traffic = Traffic(conninfo, interval_s=interval, log_calls=True)  # a system at work logs its interface calls
     traffic._thread.start()
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    (app_dir(home) / "run" / "ebill-app.pid").write_text(f"{os.getpid()}\n")  # ready: port bound
+    # ready: port bound. Written whole under another name and renamed: the service script waits for
+    # the file and reads it at once, and an empty file read between create and write is "did not start"
+    pid_tmp = app_dir(home) / "run" / "ebill-app.pid.tmp"
+    pid_tmp.write_text(f"{os.getpid()}\n")
+    os.replace(pid_tmp, app_dir(home) / "run" / "ebill-app.pid")
     print(f"ebill-app on 127.0.0.1:{port}, datasource {label}", flush=True)
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
