@@ -48,8 +48,8 @@ def space_reason(data_bytes: int, free_bytes: int, mount: str, data_dir: str, ra
         (f"加预留 {reserve_gib:g} GiB，共 {_size(need)}" if reserve_gib else "")
     where = f"目标库数据目录 {data_dir} 所在文件系统 {mount} 可用 {_size(free_bytes)}"
     if free_bytes >= need:
-        return f"{where}，需要 {rule}：足够"
-    return (f"{where}，不足：需要 {rule}，还差 {_size(need - free_bytes)}；迁移拒绝开始（应用未停止）。"
+        return f"{where}，需要{rule}：足够"
+    return (f"{where}，不足：需要{rule}，还差 {_size(need - free_bytes)}；迁移拒绝开始（应用未停止）。"
             f"请扩容目标服务器的数据盘或清理 {mount} 后重新运行迁移前检查")
 
 
@@ -122,7 +122,7 @@ def versions_and_size(m: Migration, ph: PhaseRun) -> None:
             f"{usage.filesystem} avail {usage.avail_kb} KiB on {usage.mounted_on}")
     ph.check("目标服务器剩余空间", Status.OK if ok else Status.FAIL,
              space_reason(size, free, usage.mounted_on, cfg.target.data_dir, ratio, reserve),
-             value=round(free / max(size, 1), 2), unit="倍数据量",
+             value=round(free / max(size, 1), 2), unit="倍",
              threshold=f"≥ {ratio:g} 倍" + (f" + {reserve:g} GiB" if reserve else ""),
              host=cfg.target.db_host, target=usage.mounted_on, code="" if ok else Code.MIGRATION_SPACE_LOW)
 
