@@ -18,6 +18,7 @@ from pydantic import ConfigDict, Field, model_validator
 from config.model import Strict
 from config.backup_verification import VerifyDatabase
 
+EZCONNECT = re.compile(r"^[A-Za-z0-9_.-]+(:\d+)?/[A-Za-z0-9_.$#-]+$")   # host:port/service (RMAN's connect)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$#]{0,62}$")
 PHASES = ("preflight", "plan", "freeze", "backup", "transfer", "verify", "cutover", "smoke")
 APPROVAL_POINTS = ("plan_review", "downtime", "cutover", "rollback")
@@ -36,6 +37,16 @@ class Person(Strict):
     name: str
     role: str = Field(description="e.g. 维护工程师, 信息科负责人, 厂商 DBA")
     phone: str = ""
+
+
+class SmokeTestBill(Strict):
+    """The target application's calls that issue a test bill and red-flush it (冲红), for the smoke
+    test after the cut-over. Each is a POST of JSON: issue gets {"purpose", "run_id"} and answers
+    the bill's {"bill_code", "bill_no"}; red-flush gets those two and answers the red bill's. A
+    vendor whose API differs is reached through a small adapter at these URLs."""
+    issue_url: str = Field(description="POST: issue one test bill (marked 迁移冒烟测试)")
+    red_flush_url: str = Field(description="POST {bill_code, bill_no}: red-flush that test bill")
+    timeout_s: float = Field(default=30, gt=0, le=600)
 
 
 class MigrationSide(Strict):
@@ -57,6 +68,9 @@ class MigrationSide(Strict):
     inspection_dsn: str | None = Field(default=None, description="target: the inspection's DSN for the site's "
                                        "read-only account on the new database (the smoke test's catalogue)")
     oracle_sid: str | None = None
+    smoke_test_bill: SmokeTestBill | None = Field(default=None, description="target only: the smoke test issues a "
+                                                  "test bill and red-flushes it (writes to the new database; behind "
+                                                  "the cut-over approval); none: the smoke test only reads")
 
 
 class MigrationConfig(Strict):
@@ -72,6 +86,9 @@ class MigrationConfig(Strict):
     rollback_steps: list[RunbookCommand] = Field(min_length=1)
     people: list[Person] = Field(default_factory=list, description="who does what during the window (the plan lists them)")
     free_space_ratio: float = Field(default=1.5, ge=1.0, le=10, description="target free space >= this x the data size")
+    free_space_reserve_gib: float = Field(default=0, ge=0, le=1_000_000, description="and this much more left free on "
+                                          "the target's data file system after the restore (the hospital's headroom "
+                                          "for logs, archives and growth)")
     max_clock_skew_s: float = Field(default=5, gt=0, le=3600)
     backup_verification_max_age_days: float = Field(default=100, gt=0, le=400, description="a PASSED 备份恢复验证 "
                                                     "of the source within this many days (from the evidence store)")
@@ -86,7 +103,10 @@ class MigrationConfig(Strict):
     approval_valid_hours: float = Field(default=72, gt=0, le=24 * 30, description="an approval expires after this")
     command_timeout_s: int = Field(default=7200, ge=60, le=86400)
     health_timeout_s: float = Field(default=60, gt=0, le=3600, description="how long the application may take to answer")
-    oracle_method: Literal["datapump", "rman_duplicate"] = "datapump"
+    oracle_method: Literal["datapump", "rman_duplicate"] = Field(default="datapump", description="oracle: Data Pump "
+                                                                 "(expdp, copy, impdp of the schema) or RMAN DUPLICATE "
+                                                                 "FROM ACTIVE DATABASE (the whole database into an "
+                                                                 "instance the DBA started NOMOUNT)")
     oracle_directory: str = "DATA_PUMP_DIR"
     dump_command: list[str] | None = Field(default=None, description="override of the source dump argv ({dump} is the file)")
     restore_command: list[str] | None = Field(default=None, description="override of the target restore argv")
@@ -99,6 +119,18 @@ class MigrationConfig(Strict):
             raise ValueError(f"schema: {self.schema_name} is not a plain identifier")
         if self.dialect == "oracle" and not (self.source.oracle_sid and self.target.oracle_sid):
             raise ValueError("oracle: source.oracle_sid and target.oracle_sid are needed for RMAN and Data Pump")
+        if self.oracle_method == "rman_duplicate":
+            if self.dialect != "oracle":
+                raise ValueError("oracle_method: rman_duplicate is for dialect oracle (hint: leave it out for "
+                                 f"{self.dialect}, or set dialect: oracle)")
+            for side in ("source", "target"):
+                dsn = getattr(self, side).database.dsn
+                if not EZCONNECT.match(dsn):
+                    raise ValueError(f"{side}.database.dsn {dsn!r}: oracle_method rman_duplicate connects RMAN to it "
+                                     "through the wallet and needs host:port/service (hint: db1.hospital:1521/ebill)")
+        if self.source.smoke_test_bill is not None:
+            raise ValueError("source.smoke_test_bill: the test bill is issued on the target after the cut-over "
+                             "(hint: move it under migration.target)")
         if self.source.db_host == self.target.db_host and self.source.database.dsn == self.target.database.dsn:
             raise ValueError("source and target name the same database: a migration needs two")
         return self

@@ -5,7 +5,8 @@
   3. freeze (approval #2: downtime; stop the application; no new bills)
   4. backup (final, SHA-256)  5. transfer (copy over SSH, restore, throughput)
   6. verify (every table: inventory, counts, fingerprints; 20 bills; DQ rules on the target)
-  7. cutover (approval #3)   8. smoke (health from the target database; the inspection catalogue)
+  7. cutover (approval #3)   8. smoke (health from the target database; a test bill issued and
+     red-flushed if the site configures it; the inspection catalogue)
   9. rollback: on any failure after freeze, behind an approval (rollback)
 
 Each phase is journalled in the evidence store as it ends (tasks/migration/journal.py): `resume`
@@ -33,7 +34,7 @@ from tasks.connect.ssh import HostPool
 from tasks.core.error_codes import code_for_exception
 from tasks.core.reason_codes import Code
 from tasks.core.results import CheckResult, Status, utcnow, verdict
-from tasks.migration import cutover, freeze, plan_doc, preflight, transfer, verify
+from tasks.migration import cutover, freeze, plan_doc, preflight, smoke_bill, transfer, verify
 from tasks.migration.approval import POINT_ZH, ApprovalMissing, ApprovalRefused, approve_point, store_point_plans
 from tasks.migration.context import Migration
 from tasks.migration.journal import ALL_PHASES, PHASE_ZH, STATUS_ZH, Journal, PhaseRecord, PhaseRefused, PhaseRun
@@ -201,6 +202,8 @@ class Runner:
 
     def _smoke(self, ph: PhaseRun, attempt: int) -> None:
         cutover.smoke_health(self.m, ph)
+        if not ph.failed():   # the application answers from the target: now its write path, if configured
+            smoke_bill.issue_and_flush(self.m, ph)
         from flows.inspection import inspect_site
 
         after = self.m.after_site()
@@ -236,7 +239,7 @@ def migration_context(run: Runner, records: dict[str, PhaseRecord]) -> dict:
     return {"phases": rows, "plan_sha256": run.plan.sha256() if run.plan else None, "run_id": run.m.run_id,
             "mode": run.mode, "downtime_s": f.get("downtime_s"), "estimate_s": (f.get("estimate_s") or {}).get("total"),
             "copy_mib_s": f.get("copy_mib_s"), "sample_mib_s": f.get("sample_mib_s"), "dump_bytes": f.get("dump_bytes"),
-            "points_zh": POINT_ZH, "approvals_given": run.approvals}
+            "points_zh": POINT_ZH, "approvals_given": run.approvals, "test_bills": f.get("smoke_test_bill")}
 
 
 @flow(name="migration", log_prints=True)

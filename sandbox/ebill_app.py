@@ -13,12 +13,15 @@ While it runs, the application issues a bill every `issue_interval_s` seconds in
 (sandbox.traffic's vendor order: stock number, bill, items), so "no new bills arrive" is something
 the freeze can observe, and `GET /health/<function>` answers 200 only if its datasource answers,
 with the database it is connected to (`datasource`, `system_identifier`) and the newest bill.
+`POST /test-bill/issue` and `POST /test-bill/red-flush` ({"bill_code", "bill_no"}) issue and
+red-flush a test bill marked 迁移冒烟测试 (sandbox/smoke_bill.py): the migration's smoke test.
 
 Run as `python -m sandbox.ebill_app --home <host dir>` (by the script, in its own session).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import signal
@@ -152,12 +155,34 @@ def _serve(home: Path) -> None:
             except Exception as exc:  # noqa: BLE001 - the datasource is down: the function is DOWN
                 self._json(503, {"function": parts[1], "status": "DOWN", "datasource": label, "error": str(exc)[:200]})
 
+        def do_POST(self) -> None:  # noqa: N802
+            """The test bill of a migration's smoke test (sandbox/smoke_bill.py): issue, then red-flush."""
+            from sandbox import smoke_bill
+
+            path = self.path.split("?", 1)[0].rstrip("/")
+            try:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                if path == "/test-bill/issue":
+                    return self._json(200, {"result_code": "S0000", **smoke_bill.issue(conninfo)})
+                if path == "/test-bill/red-flush":
+                    return self._json(200, {"result_code": "S0000", **smoke_bill.red_flush(
+                        conninfo, str(body.get("bill_code", "")), str(body.get("bill_no", "")))})
+                return self._json(404, {"error": "not found"})
+            except LookupError as exc:
+                self._json(409, {"result_code": "E1002", "error": str(exc)})
+            except Exception as exc:  # noqa: BLE001 - the datasource is down: the call fails
+                self._json(503, {"result_code": "E9999", "error": str(exc)[:300]})
+
     srv = ThreadingHTTPServer(("127.0.0.1", port), Health)
     srv.daemon_threads = True
     traffic = Traffic(conninfo, interval_s=interval, log_calls=True)  # a system at work logs its interface calls
     traffic._thread.start()
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    (app_dir(home) / "run" / "ebill-app.pid").write_text(f"{os.getpid()}\n")  # ready: port bound
+    # ready: port bound. Written whole under another name and renamed: the service script waits for
+    # the file and reads it at once, and an empty file read between create and write is "did not start"
+    pid_tmp = app_dir(home) / "run" / "ebill-app.pid.tmp"
+    pid_tmp.write_text(f"{os.getpid()}\n")
+    os.replace(pid_tmp, app_dir(home) / "run" / "ebill-app.pid")
     print(f"ebill-app on 127.0.0.1:{port}, datasource {label}", flush=True)
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -46,6 +46,7 @@ so "the host is unreachable" reads the same in every check.
 | migration_step_failed | a configured cut-over or rollback step failed |
 | migration_wrong_datasource | the application answers from a database other than the expected one |
 | migration_downtime_over | the measured downtime exceeded the plan's estimate |
+| migration_test_bill_failed | the smoke test's test bill could not be issued, red-flushed or read back from the target |
 | approval_refused | an approval does not hold: self-approval, another plan's, or expired |
 | phase_refused | a phase cut off mid-way that may not run again, or one that already ended |
 | **inspection findings** | |
@@ -238,6 +239,7 @@ class Code(str, Enum):
     MIGRATION_STEP_FAILED = "migration_step_failed"
     MIGRATION_WRONG_DATASOURCE = "migration_wrong_datasource"
     MIGRATION_DOWNTIME_OVER = "migration_downtime_over"
+    MIGRATION_TEST_BILL_FAILED = "migration_test_bill_failed"
     APPROVAL_REFUSED = "approval_refused"
     PHASE_REFUSED = "phase_refused"
     # data quality

@@ -11,6 +11,11 @@ from config.migration import MigrationConfig, MigrationSide
 from tasks.backup.verify import fingerprint as fp
 from tasks.backup.verify import measure
 
+# the smoke test's bill and its red bill, read back from the target (the vendor's bill table)
+_TEST_BILLS = ("SELECT bill_batch_code AS bill_code, bill_number AS bill_no, red_flag, rel_bill_batch_code AS orig_code, "
+               "rel_bill_number AS orig_no, bill_state, total_amt, ivc_datetime AS issued, payer AS payer_name "
+               "FROM {schema}.t_ebill_main WHERE (bill_batch_code = :code AND bill_number = :no) "
+               "OR (bill_batch_code = :red_code AND bill_number = :red_no)")
 SQL = {
     "postgresql": {
         "version": "SELECT version() AS version, current_setting('server_version_num') AS num",
@@ -23,6 +28,7 @@ SQL = {
         "all_tablespaces": "SELECT spcname AS name FROM pg_tablespace",
         "newest_bill": "SELECT MAX(ivc_datetime) AS newest, COUNT(*) AS bills FROM {schema}.t_ebill_main",
         "identity": "SELECT (SELECT system_identifier FROM pg_control_system())::text AS ident",
+        "test_bills": _TEST_BILLS,
     },
     "oracle": {
         "version": "SELECT banner AS version, (SELECT version FROM v$instance) AS num FROM v$version WHERE ROWNUM = 1",
@@ -32,15 +38,17 @@ SQL = {
         "all_tablespaces": "SELECT tablespace_name AS name FROM dba_tablespaces",
         "newest_bill": "SELECT MAX(ivc_datetime) AS newest, COUNT(*) AS bills FROM {schema}.t_ebill_main",
         "identity": "SELECT TO_CHAR(dbid) AS ident FROM v$database",
+        "test_bills": _TEST_BILLS,
     },
 }
 
 
-def statement(dialect: str, name: str, schema: str) -> fp.Statement:
-    """One of the statements above; `schema` is bound (catalog queries) or quoted (the bill table)."""
+def statement(dialect: str, name: str, schema: str, params: dict | None = None) -> fp.Statement:
+    """One of the statements above; `schema` is bound (catalog queries) or quoted (the bill table);
+    `params` binds the statement's other :names."""
     text = SQL[dialect][name]
     if "{schema}" in text:
-        return fp.Statement(text.format(schema=fp.quote(dialect, schema)))
+        return fp.Statement(text.format(schema=fp.quote(dialect, schema)), params or {})
     params = {"schema": measure.catalog_name(dialect, schema)} if ":schema" in text else {}
     return fp.Statement(text, params)
 

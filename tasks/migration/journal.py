@@ -35,9 +35,11 @@ IDEMPOTENT = {
     "plan": "只重新生成并比对方案（SHA-256 必须不变）",
     "freeze": "停止已停止的应用无变化；只观察最新票据时间",
     "backup": "再做一份新的备份文件，不覆盖旧文件",
-    "transfer": "重新复制并以 --clean --if-exists 恢复，覆盖上次中断留下的部分对象（目标库在本次迁移前已确认为空）",
+    "transfer": "重新复制并以 --clean --if-exists 恢复，覆盖上次中断留下的部分对象（目标库在本次迁移前已确认为空）；"
+                "Oracle RMAN DUPLICATE 由 RMAN 续做，跳过已复制的数据文件",
     "verify": "只读比对",
-    "smoke": "只读调用与巡检",
+    "smoke": "健康检查与巡检只读；站点配置了测试票据（smoke_test_bill）时开具一张测试票据并冲红，写入目标库，"
+             "在切换审批（第三次审批）范围内；重跑再开具并冲红一张，票据仍成对、互不影响",
     "rollback": "停止新应用、确认原数据源、启动原应用，重复执行结果相同",
 }
 STATUS_ZH = {"done": "完成", "failed": "失败", "refused": "拒绝执行", "awaiting_approval": "等待审批", "paused": "按要求暂停"}

@@ -1,7 +1,7 @@
 """Oracle migration commands: Data Pump (expdp on the source, the dump copied, impdp on the target
 into the same schema) or RMAN DUPLICATE ... FROM ACTIVE DATABASE (the target instance started
-NOMOUNT by the DBA). Each can be replaced in the site file (migration.dump_command /
-restore_command). The SQL the migration runs against Oracle (tasks/migration/db.py, freeze's newest
+NOMOUNT by the DBA), chosen by `migration.oracle_method` (datapump | rman_duplicate). Each can be
+replaced in the site file (migration.dump_command / restore_command). The SQL the migration runs against Oracle (tasks/migration/db.py, freeze's newest
 bill) is parsed with sqlglot's oracle dialect in tests/unit/test_migration_pure.py; RMAN's own
 language is not SQL and is checked by shape there. Not run against a live Oracle in this repository
 (no Oracle in the sandbox): the transcripts are recorded as any command's output.
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 
-from config.migration import MigrationConfig
-from tasks.backup.verify.oracle_steps import DATAPUMP_LOGINS, EXPDP_SCRIPT, IMPDP_SCRIPT, _home_sid, _name
+from config.migration import EZCONNECT, MigrationConfig
+from tasks.backup.verify.oracle_steps import (DATAPUMP_LOGINS, EXPDP_SCRIPT, IMPDP_SCRIPT, _ENV, _home_sid, _name,
+                                              parse_rman_output)
 
-_SERVICE = re.compile(r"^[A-Za-z0-9_.-]+(:\d+)?/[A-Za-z0-9_.$#-]+$")
 
 
 def _dumpfile(path: str) -> str:
@@ -46,7 +46,7 @@ def rman_duplicate_script(target_service: str, auxiliary_service: str, db_name: 
     server's instance (started NOMOUNT with the same DB_NAME's pfile by the DBA). Passwords are
     not in the script: RMAN reads them from the wallet (connect with /@alias)."""
     for what, v in (("target_service", target_service), ("auxiliary_service", auxiliary_service)):
-        if not _SERVICE.match(v):
+        if not EZCONNECT.match(v):
             raise ValueError(f"{what} {v!r} is not host:port/service (hint: db1.hospital:1521/ebill)")
     name = _name("db_name", db_name)
     return (f"CONNECT TARGET /@{target_service}\n"
@@ -58,10 +58,51 @@ def rman_duplicate_script(target_service: str, auxiliary_service: str, db_name: 
             "}\nEXIT\n")
 
 
-def rman_argv(oracle_home: str, oracle_sid: str) -> list[str]:
-    """rman reading its script from stdin (the worker sends rman_duplicate_script)."""
-    home, sid = _home_sid(oracle_home, oracle_sid)
-    return ["env", f"ORACLE_HOME={home}", f"ORACLE_SID={sid}", f"{home}/bin/rman", "NOCATALOG"]
+# rman reads its commands from stdin; a command has none over SSH, so the script arrives as $3
+# (the backup verification's way, tasks/backup/verify/oracle_steps.py). No `target /`: the script
+# connects to both databases itself. rman's exit status is the command's.
+RMAN_DUPLICATE_SCRIPT = _ENV + 'printf \'%s\\n\' "$3" | "$ORACLE_HOME/bin/rman" nocatalog\n'
+
+
+def rman_duplicate_argv(cfg: MigrationConfig) -> list[str]:
+    """RMAN DUPLICATE on the target's database host, the auxiliary instance its ORACLE_SID:
+    source.database.dsn is RMAN's TARGET, target.database.dsn its AUXILIARY, the duplicate's
+    DB_NAME the target's oracle_sid."""
+    script = rman_duplicate_script(cfg.source.database.dsn, cfg.target.database.dsn, cfg.target.oracle_sid or "")
+    return ["sh", "-c", RMAN_DUPLICATE_SCRIPT, "sh", *_home_sid(cfg.target.tools_dir, cfg.target.oracle_sid or ""), script]
+
+
+def rman_statements(script: str) -> list[str]:
+    """The script's statements one by one (the plan shows them; the tests check each)."""
+    body = script.replace("RUN {", "").replace("}", "")
+    return [s.strip() for line in body.splitlines() for s in line.split(";") if s.strip()]
+
+
+# The preflight's look at the auxiliary instance of an RMAN DUPLICATE: started NOMOUNT it has no
+# database to log in to (the verification account cannot), so sqlplus as SYSDBA by OS
+# authentication on the target's host reads v$instance, which NOMOUNT already has.
+AUXILIARY_INSTANCE_SQL = "SELECT status || '|' || version AS instance FROM v$instance"
+SQLPLUS_SCRIPT = _ENV + 'printf \'%s\\n\' "$3" | "$ORACLE_HOME/bin/sqlplus" -S -L "/ as sysdba"\n'
+
+
+def duplicates(cfg: MigrationConfig) -> bool:
+    """The whole database goes by RMAN DUPLICATE (no dump file, the target an instance in NOMOUNT)."""
+    return cfg.dialect == "oracle" and cfg.oracle_method == "rman_duplicate"
+
+
+def auxiliary_instance_argv(cfg: MigrationConfig) -> list[str]:
+    query = f"SET HEADING OFF FEEDBACK OFF PAGESIZE 0 LINESIZE 200\n{AUXILIARY_INSTANCE_SQL};\nEXIT"
+    return ["sh", "-c", SQLPLUS_SCRIPT, "sh", *_home_sid(cfg.target.tools_dir, cfg.target.oracle_sid or ""), query]
+
+
+def parse_instance(stdout: str) -> dict[str, str]:
+    """{"status", "version"} from the query's one line (STARTED|19.0.0.0.0); ValueError otherwise."""
+    errors = [ln.strip() for ln in stdout.splitlines() if re.search(r"\b(?:ORA|SP2)-\d{4,5}\b", ln)]
+    rows = [ln.strip() for ln in stdout.splitlines() if "|" in ln and not ln.strip().startswith(("ORA-", "SP2-"))]
+    if errors or len(rows) != 1:
+        raise ValueError(f"v$instance not read: {'; '.join(errors[:3]) or stdout.strip()[-200:] or 'no output'}")
+    status, version = rows[0].split("|", 1)
+    return {"status": status.strip(), "version": version.strip()}
 
 
 # Checked on the target after RMAN DUPLICATE / impdp, before the verification: every statement
@@ -70,3 +111,13 @@ AFTER_RESTORE_SQL = [
     "SELECT COUNT(*) AS invalid FROM dba_objects WHERE owner = :schema AND status = 'INVALID'",
     "SELECT open_mode FROM v$database",
 ]
+
+
+def judge_duplicate(exit_code: int, transcript: str) -> tuple[bool, str]:
+    """RMAN DUPLICATE succeeded: exit 0, "Recovery Manager complete." and no RMAN-/ORA- error
+    (parsed as the backup verification parses RMAN); the Chinese reason names what was not."""
+    out = parse_rman_output(transcript)
+    if exit_code == 0 and out.ok:
+        return True, "RMAN DUPLICATE 完成（Recovery Manager complete.）" + (f"：{out.summary[-1]}" if out.summary else "")
+    why = "；".join(out.errors[:5]) or ("RMAN 未运行到结束（没有 Recovery Manager complete.）" if not out.complete else "")
+    return False, f"RMAN DUPLICATE 失败（退出码 {exit_code}）：{why or '见 RMAN 输出'}"

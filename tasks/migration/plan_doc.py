@@ -14,7 +14,7 @@ from typing import Any
 
 from config.settings import Site
 from tasks.approvals.plan import Plan, PlanStep, render_markdown
-from tasks.migration import transfer
+from tasks.migration import oracle, transfer
 from tasks.migration.context import Migration
 from tasks.migration.journal import PHASE_ZH
 
@@ -43,6 +43,24 @@ def _check(step_id: str, phase: str, target: str, text: str, expect: str) -> Pla
     return PlanStep(id=step_id, kind="check", target=target, text=text, expect=expect, phase=phase)
 
 
+def _transfer_steps(m: Migration) -> list[PlanStep]:
+    """Backup and transfer: a dump copied and restored, or (Oracle, rman_duplicate) RMAN alone."""
+    cfg, src, tgt = m.cfg, m.cfg.source, m.cfg.target
+    if oracle.duplicates(cfg):
+        statements = oracle.rman_statements(oracle.rman_duplicate_script(src.database.dsn, tgt.database.dsn,
+                                                                         tgt.oracle_sid or ""))
+        return [_check("backup:final", "backup", src.db_host, "不生成导出文件（oracle_method: rman_duplicate）",
+                       "传输阶段由 RMAN 直接复制已停机冻结的源库"),
+                _cmd("transfer:rman_duplicate", "transfer", tgt.db_host, transfer.restore_argv(m),
+                     "RMAN DUPLICATE FROM ACTIVE DATABASE 复制整个数据库到以 NOMOUNT 启动的目标实例并打开；RMAN 语句："
+                     + "；".join(statements))]
+    return [_cmd("backup:final", "backup", src.db_host, transfer.dump_argv(m), "源库最终备份（停机状态，SHA-256）"),
+            _cmd("transfer:copy", "transfer", f"{src.db_host}->{tgt.db_host}",
+                 ["cat", "--", transfer.dump_path(m, "source")] + ["|"] + ["cat", ">", transfer.dump_path(m, "target")],
+                 "经 ebill-ops 工作站以 SSH 中转复制备份文件，两端 SHA-256 比对"),
+            _cmd("transfer:restore", "transfer", tgt.db_host, transfer.restore_argv(m), "在目标库恢复全部数据")]
+
+
 def build_plan(m: Migration, facts: dict[str, Any], requested_by: str) -> Plan:
     cfg, site = m.cfg, m.site
     m.facts.setdefault("plan_id", facts.get("plan_id"))
@@ -50,24 +68,27 @@ def build_plan(m: Migration, facts: dict[str, Any], requested_by: str) -> Plan:
     steps = [
         _check("preflight:all", "preflight", f"{src.db_host},{tgt.db_host}",
                "版本、数据量与目标剩余空间、端口、时钟、目标库为空、表空间、应用健康、近期备份恢复验证",
-               f"只读检查；剩余空间 ≥ {cfg.free_space_ratio:g} 倍数据量，时钟差 ≤ {cfg.max_clock_skew_s:g} 秒"),
+               f"只读检查；剩余空间 ≥ {cfg.free_space_ratio:g} 倍数据量"
+               + (f" + 预留 {cfg.free_space_reserve_gib:g} GiB" if cfg.free_space_reserve_gib else "")
+               + f"，时钟差 ≤ {cfg.max_clock_skew_s:g} 秒"),
         _check("approval:plan_review", "plan", "审批", "迁移方案评审（第一次审批）", "方案 SHA-256 经非申请人审批"),
         _check("approval:downtime", "freeze", "审批", "停机窗口审批（第二次审批）", "批准开始停机"),
         _cmd("freeze:app_stop", "freeze", src.app_host, src.app_stop, "停止电子票据应用（停机开始）"),
         _check("freeze:no_new_bills", "freeze", "source db", f"最新票据时间在 {cfg.freeze_window_s:g} 秒内不变",
                "确认应用停止后不再有新票据"),
-        _cmd("backup:final", "backup", src.db_host, transfer.dump_argv(m), "源库最终备份（停机状态，SHA-256）"),
-        _cmd("transfer:copy", "transfer", f"{src.db_host}->{tgt.db_host}",
-             ["cat", "--", transfer.dump_path(m, "source")] + ["|"] + ["cat", ">", transfer.dump_path(m, "target")],
-             "经 ebill-ops 工作站以 SSH 中转复制备份文件，两端 SHA-256 比对"),
-        _cmd("transfer:restore", "transfer", tgt.db_host, transfer.restore_argv(m), "在目标库恢复全部数据"),
+        *_transfer_steps(m),
         _check("verify:all", "verify", "source db <-> target db",
                "每张表：对象清单、行数、库内内容指纹；抽取票据逐字段比对；目标库数据质量规则（DQ01–DQ22）",
                "应用已停止：两边完全一致"),
-        _check("approval:cutover", "cutover", "审批", "切换审批（第三次审批）", "批准把应用切换到新服务器"),
+        _check("approval:cutover", "cutover", "审批", "切换审批（第三次审批）", "批准把应用切换到新服务器"
+               + ("，及冒烟测试中在目标库开具并冲红一张测试票据" if tgt.smoke_test_bill else "")),
         *[_cmd(f"cutover:{i + 1}", "cutover", c.host, c.argv, c.expect) for i, c in enumerate(cfg.cutover_steps)],
         _check("smoke:health", "smoke", tgt.app_host, "新服务器上电子票据各功能健康检查；应用连接的数据库为目标库",
                "全部返回 2xx（停机结束）"),
+        *([_check("smoke:test_bill", "smoke", tgt.app_host,
+                  f"POST {tgt.smoke_test_bill.issue_url}；POST {tgt.smoke_test_bill.red_flush_url}",
+                  "开具一张测试票据（迁移冒烟测试）并冲红；两张票据从目标库读回（写入目标库）")]
+          if tgt.smoke_test_bill else []),
         _check("smoke:inspection", "smoke", ",".join(cfg.after_hosts), "对新服务器运行完整巡检目录", "巡检无异常"),
         _check("approval:rollback", "rollback", "审批", "回退审批（仅在停机后任一阶段失败时）", "批准回退到原服务器"),
         *[_cmd(f"rollback:{i + 1}", "rollback", c.host, c.argv, c.expect) for i, c in enumerate(cfg.rollback_steps)],

@@ -16,7 +16,7 @@ import httpx
 
 from tasks.core.reason_codes import Code
 from tasks.core.results import Status, utcnow
-from tasks.migration import db
+from tasks.migration import db, oracle
 from tasks.migration.context import Migration
 from tasks.migration.journal import PhaseRun
 
@@ -27,22 +27,57 @@ def _major(num: str | None, dialect: str) -> int:
     return int(str(num)) // 10000 if dialect == "postgresql" else int(str(num).split(".")[0])
 
 
-def enough_space(data_bytes: int, free_bytes: int, ratio: float) -> bool:
-    """The restore needs the data once, plus indexes rebuilt and the dump beside it: ratio x."""
-    return free_bytes >= data_bytes * ratio
+def space_needed(data_bytes: int, ratio: float, reserve_gib: float = 0) -> float:
+    """The restore needs the data once, plus indexes rebuilt and the dump beside it (ratio x), and
+    the hospital's headroom must still be free afterwards (reserve)."""
+    return data_bytes * ratio + reserve_gib * 1024 ** 3
+
+
+def enough_space(data_bytes: int, free_bytes: int, ratio: float, reserve_gib: float = 0) -> bool:
+    return free_bytes >= space_needed(data_bytes, ratio, reserve_gib)
+
+
+def _size(n: float) -> str:
+    return f"{n / 1024 ** 3:.1f} GiB" if n >= 1024 ** 3 else f"{n / 1048576:.1f} MiB"
+
+
+def space_reason(data_bytes: int, free_bytes: int, mount: str, data_dir: str, ratio: float, reserve_gib: float) -> str:
+    """The free-space record's reason: what was measured where, what is needed and, when short, what to do."""
+    need = space_needed(data_bytes, ratio, reserve_gib)
+    rule = f"数据量 {_size(data_bytes)} 的 {ratio:g} 倍（{_size(data_bytes * ratio)}）" + \
+        (f"加预留 {reserve_gib:g} GiB，共 {_size(need)}" if reserve_gib else "")
+    where = f"目标库数据目录 {data_dir} 所在文件系统 {mount} 可用 {_size(free_bytes)}"
+    if free_bytes >= need:
+        return f"{where}，需要{rule}：足够"
+    return (f"{where}，不足：需要{rule}，还差 {_size(need - free_bytes)}；迁移拒绝开始（应用未停止）。"
+            f"请扩容目标服务器的数据盘或清理 {mount} 后重新运行迁移前检查")
+
+
+def auxiliary_instance(m: Migration, ph: PhaseRun) -> dict[str, str]:
+    """RMAN DUPLICATE's target: an instance started NOMOUNT, read over SSH as SYSDBA (no database
+    to log in to yet): {"status", "version", "num"}."""
+    cfg = m.cfg
+    res = ph.run(m.session(cfg.target.db_host), cfg.target.db_host, oracle.auxiliary_instance_argv(cfg), timeout=120)
+    got = oracle.parse_instance(res.stdout)
+    return {**got, "num": got["version"]}
 
 
 def versions_and_size(m: Migration, ph: PhaseRun) -> None:
     cfg, d = m.cfg, m.cfg.dialect
+    rman = oracle.duplicates(cfg)
     try:
         with db.side_session(cfg, cfg.source) as fetch:
             src_v = db.one(fetch, d, "version", cfg.schema_name)
             size = int(db.one(fetch, d, "size", cfg.schema_name).get("bytes") or 0)
             src_spaces = {r["name"] for r in fetch(db.statement(d, "tablespaces", cfg.schema_name))}
-        with db.side_session(cfg, cfg.target) as fetch:
-            tgt_v = db.one(fetch, d, "version", cfg.schema_name)
-            objects = int(db.one(fetch, d, "user_tables", cfg.schema_name).get("n") or 0)
-            tgt_spaces = {r["name"] for r in fetch(db.statement(d, "all_tablespaces", cfg.schema_name))}
+        if rman:
+            tgt_v = auxiliary_instance(m, ph)
+            objects, tgt_spaces = 0 if tgt_v["status"] == "STARTED" else 1, src_spaces   # DUPLICATE creates them
+        else:
+            with db.side_session(cfg, cfg.target) as fetch:
+                tgt_v = db.one(fetch, d, "version", cfg.schema_name)
+                objects = int(db.one(fetch, d, "user_tables", cfg.schema_name).get("n") or 0)
+                tgt_spaces = {r["name"] for r in fetch(db.statement(d, "all_tablespaces", cfg.schema_name))}
     except Exception as exc:  # noqa: BLE001 - the record says which side could not be read
         ph.check("数据库版本与数据量", Status.ERROR, f"无法读取数据库：{type(exc).__name__}: {exc}",
                  code=Code.DATABASE_UNREACHABLE)
@@ -53,14 +88,24 @@ def versions_and_size(m: Migration, ph: PhaseRun) -> None:
     ph.check("数据库版本", Status.OK if ok else Status.FAIL,
              f"源库 {src_v.get('version')}；目标库 {tgt_v.get('version')}" + ("" if ok else "：目标库版本低于源库，不能恢复"),
              value=f"{s_major} -> {t_major}", code="" if ok else Code.MIGRATION_VERSION_MISMATCH)
-    ph.check("目标库为空", Status.OK if objects == 0 else Status.FAIL,
-             "目标库没有任何表、视图或序列" if objects == 0 else
-             f"目标库已有 {objects} 个对象：迁移只恢复到空库，拒绝覆盖（请确认目标库后由 DBA 清空或重建）",
-             value=objects, unit="个对象", threshold="0", target=cfg.target.database.dsn,
-             code="" if objects == 0 else Code.MIGRATION_TARGET_NOT_EMPTY)
+    if rman:
+        st = tgt_v["status"]
+        ph.check("目标库为空", Status.OK if objects == 0 else Status.FAIL,
+                 f"目标实例 {cfg.target.oracle_sid} 以 NOMOUNT 启动（STARTED），尚无数据库：RMAN DUPLICATE 将创建整个数据库"
+                 if objects == 0 else f"目标实例 {cfg.target.oracle_sid} 状态为 {st}：RMAN DUPLICATE 只复制到以 NOMOUNT "
+                 f"启动、尚无数据库的实例，拒绝覆盖（请 DBA 确认后以同名 pfile 执行 startup nomount）",
+                 value=st, threshold="STARTED（NOMOUNT）", target=cfg.target.database.dsn,
+                 code="" if objects == 0 else Code.MIGRATION_TARGET_NOT_EMPTY)
+    else:
+        ph.check("目标库为空", Status.OK if objects == 0 else Status.FAIL,
+                 "目标库没有任何表、视图或序列" if objects == 0 else
+                 f"目标库已有 {objects} 个对象：迁移只恢复到空库，拒绝覆盖（请确认目标库后由 DBA 清空或重建）",
+                 value=objects, unit="个对象", threshold="0", target=cfg.target.database.dsn,
+                 code="" if objects == 0 else Code.MIGRATION_TARGET_NOT_EMPTY)
     missing = sorted(src_spaces - tgt_spaces)
     ph.check("表空间", Status.OK if not missing else Status.FAIL,
-             f"源库对象所在表空间 {len(src_spaces)} 个，目标库均已创建" if not missing else
+             (f"RMAN DUPLICATE 按源库创建全部表空间（源库对象所在 {len(src_spaces)} 个）" if rman else
+              f"源库对象所在表空间 {len(src_spaces)} 个，目标库均已创建") if not missing else
              f"目标库缺少表空间：{'、'.join(missing)}（由 DBA 按原库建好后再迁移）",
              value=len(missing), unit="个缺失", code="" if not missing else Code.MIGRATION_TABLESPACE_MISSING)
     try:
@@ -70,14 +115,16 @@ def versions_and_size(m: Migration, ph: PhaseRun) -> None:
     except Exception as exc:  # noqa: BLE001
         ph.check("目标服务器剩余空间", Status.ERROR, f"{type(exc).__name__}: {exc}", host=cfg.target.db_host)
         return
-    free = usage.avail_kb * 1024
-    ok = enough_space(size, free, cfg.free_space_ratio)
-    ph.facts.update(target_free_bytes=free)
+    free, ratio, reserve = usage.avail_kb * 1024, cfg.free_space_ratio, cfg.free_space_reserve_gib
+    ok = enough_space(size, free, ratio, reserve)
+    ph.facts.update(target_free_bytes=free, target_mount=usage.mounted_on)
+    ph.note(cfg.target.db_host, f"env LC_ALL=C df -P -k {cfg.target.data_dir}",
+            f"{usage.filesystem} avail {usage.avail_kb} KiB on {usage.mounted_on}")
     ph.check("目标服务器剩余空间", Status.OK if ok else Status.FAIL,
-             f"数据量 {size / 1048576:.1f} MiB，目标 {cfg.target.data_dir} 可用 {free / 1048576:.1f} MiB"
-             + ("" if ok else f"，不足数据量的 {cfg.free_space_ratio:g} 倍"),
-             value=round(free / max(size, 1), 2), unit="倍", threshold=f"≥ {cfg.free_space_ratio:g} 倍",
-             host=cfg.target.db_host, code="" if ok else Code.MIGRATION_SPACE_LOW)
+             space_reason(size, free, usage.mounted_on, cfg.target.data_dir, ratio, reserve),
+             value=round(free / max(size, 1), 2), unit="倍",
+             threshold=f"≥ {ratio:g} 倍" + (f" + {reserve:g} GiB" if reserve else ""),
+             host=cfg.target.db_host, target=usage.mounted_on, code="" if ok else Code.MIGRATION_SPACE_LOW)
 
 
 def ports(m: Migration, ph: PhaseRun) -> None:

@@ -5,7 +5,9 @@ PostgreSQL family: pg_dump -Fc on the source's database host -> streamed through
 one SSH channel into the other (no key of one server on the other; the worker hashes every byte as
 it passes) -> pg_restore --jobs on the target's database host. The tools log in through each host's
 ~/.pgpass, as the hospital's backup job does: no password on a command line. Oracle: the commands
-of tasks/migration/oracle.py (Data Pump or RMAN DUPLICATE), recorded with their transcripts.
+of tasks/migration/oracle.py by `migration.oracle_method`: Data Pump (this dump, copy and restore
+with expdp/impdp) or RMAN DUPLICATE (no dump: the transfer phase runs RMAN on the target's host),
+recorded with their transcripts.
 """
 from __future__ import annotations
 
@@ -16,9 +18,10 @@ import time
 from dataclasses import dataclass
 
 from tasks.connect.ssh import HostSession
+from tasks.core.masking import mask_text
 from tasks.core.reason_codes import Code
 from tasks.core.results import Status
-from tasks.migration import db
+from tasks.migration import db, oracle
 from tasks.migration.context import Migration
 from tasks.migration.journal import PhaseRun
 
@@ -95,8 +98,6 @@ def dump_argv(m: Migration) -> list[str]:
     if cfg.dump_command:
         return [a.replace("{dump}", out) for a in cfg.dump_command]
     if cfg.dialect == "oracle":
-        from tasks.migration import oracle
-
         return oracle.expdp_argv(cfg, out)
     host, port = _pg_target(cfg.source.database.dsn)
     return ["sh", "-c", 'umask 077 && exec "$@"', "sh", f"{cfg.source.tools_dir.rstrip('/')}/pg_dump", "-Fc",
@@ -109,9 +110,9 @@ def restore_argv(m: Migration, again: bool = False) -> list[str]:
     cfg, dump = m.cfg, dump_path(m, "target")
     if cfg.restore_command:
         return [a.replace("{dump}", dump) for a in cfg.restore_command]
+    if oracle.duplicates(cfg):
+        return oracle.rman_duplicate_argv(cfg)
     if cfg.dialect == "oracle":
-        from tasks.migration import oracle
-
         return oracle.impdp_argv(cfg, dump)
     host, port = _pg_target(cfg.target.database.dsn)
     return ([f"{cfg.target.tools_dir.rstrip('/')}/pg_restore", "--exit-on-error", "--jobs", str(cfg.restore_jobs)]
@@ -134,6 +135,10 @@ def sha256_of(ph: PhaseRun, session: HostSession, host: str, path: str) -> tuple
 # ---------------------------------------------------------------- phase 4: final backup
 def final_backup(m: Migration, ph: PhaseRun) -> None:
     cfg = m.cfg
+    if oracle.duplicates(cfg):
+        ph.check("最终备份", Status.OK, "RMAN DUPLICATE FROM ACTIVE DATABASE 在传输阶段直接从已停机冻结的源库复制数据文件，"
+                 "不生成导出文件（源库不做修改，回退仍用原库）", host=cfg.source.db_host)
+        return
     s = m.session(cfg.source.db_host)
     began = time.monotonic()
     res = ph.run(s, cfg.source.db_host, dump_argv(m), timeout=cfg.command_timeout_s)
@@ -149,8 +154,28 @@ def final_backup(m: Migration, ph: PhaseRun) -> None:
 
 
 # ---------------------------------------------------------------- phase 5: copy and restore
+def duplicate(m: Migration, ph: PhaseRun, again: bool) -> None:
+    """Oracle, oracle_method rman_duplicate: RMAN on the target's host copies the frozen source
+    over Oracle Net into the NOMOUNT instance and opens it; the transcript (masked) is a file of the
+    bundle as well as the command's record. A rerun: RMAN resumes a DUPLICATE cut off mid-way,
+    skipping the datafiles it already restored (its default since 11.2)."""
+    cfg = m.cfg
+    began = time.monotonic()
+    res = ph.run(m.session(cfg.target.db_host), cfg.target.db_host, restore_argv(m, again), timeout=cfg.command_timeout_s)
+    seconds = time.monotonic() - began
+    transcript = res.stdout + res.stderr
+    m.files["migration_rman_duplicate.log"] = mask_text(transcript)
+    ok, reason = oracle.judge_duplicate(res.exit_code, transcript)
+    ph.facts.update(restore_seconds=round(seconds, 2), transfer_method="rman_duplicate")
+    ph.check("RMAN DUPLICATE 到目标库", Status.OK if ok else Status.FAIL,
+             f"{reason}，用时 {seconds:.1f} 秒" + ("（续做上次中断的复制）" if again else "") + "；完整输出见 migration_rman_duplicate.log",
+             host=cfg.target.db_host, value=round(seconds, 1), unit="秒", code="" if ok else Code.MIGRATION_TRANSFER_FAILED)
+
+
 def copy_and_restore(m: Migration, ph: PhaseRun, again: bool) -> None:
     cfg = m.cfg
+    if oracle.duplicates(cfg):
+        return duplicate(m, ph, again)
     src, dst = m.session(cfg.source.db_host), m.session(cfg.target.db_host)
     src_path, dst_path = dump_path(m, "source"), dump_path(m, "target")
     send = shlex.join(["cat", "--", src_path])

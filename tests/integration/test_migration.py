@@ -9,6 +9,7 @@ module starts (and stops) its own. Between tests the target is reset (sandbox/ta
 """
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import signal
@@ -132,12 +133,29 @@ def test_whole_migration_passes_with_downtime_measured(mig):
     with psycopg.connect(db2_admin(mig)) as conn:
         assert served["system_identifier"] == conn.execute(
             "SELECT system_identifier::text FROM pg_control_system()").fetchone()[0]
+    # the smoke test's test bill, issued on app2 and red-flushed, is in db2 (and only there)
+    smoke = next(r for r in out.results if r.title.endswith("测试票据开具与冲红"))
+    assert smoke.status is Status.OK and smoke.value == 2, smoke.reason
+    code, no = smoke.target.split("-")
+    pair = ("SELECT b.status, r.bill_code, r.bill_no, r.total_amt, b.total_amt, b.payer_name, r.payer_name "
+            "FROM ebill_canon.ebill_invoice b JOIN ebill_canon.ebill_invoice r ON r.bill_kind = 'R' "
+            "AND r.orig_bill_code = b.bill_code AND r.orig_bill_no = b.bill_no "
+            "WHERE b.bill_kind = 'B' AND b.bill_code = %s AND b.bill_no = %s")
+    with psycopg.connect(db2_admin(mig)) as conn:
+        rows = conn.execute(pair, (code, no)).fetchall()
+    assert len(rows) == 1, rows                                   # one red bill reverses it (DQ11, DQ12)
+    status, red_code, red_no, red_amt, blue_amt, payer, red_payer = rows[0]
+    assert status == "FLUSHED" and red_amt == -blue_amt and payer == red_payer == "迁移冒烟测试"
+    with psycopg.connect(postgres.admin_conninfo(mig["state"]["postgres"], mig["creds"], "ebill")) as conn:
+        assert not conn.execute(pair, (code, no)).fetchall()       # the source database is never written to
     key = out.bundle.prefix + "report.md"
     record = mig["store"].get(key).decode()
     assert "迁移记录" in record and plan.sha256() in record
     for t in PHASE_TITLES:
         assert t in record
     assert record.count("migration:") >= 3     # the three approvals are listed
+    assert "冒烟测试票据" in record and f"{code}-{no}" in record and f"{red_code}-{red_no}" in record
+    assert "迁移冒烟测试" not in record        # the payer is masked in the record
 
 
 def test_killed_during_transfer_and_resumed(mig, tmp_path):
@@ -224,3 +242,31 @@ def test_refused_when_the_approver_is_the_requester(mig):
     assert out.verdict is Status.FAIL and refused and "cannot approve it" in refused[0].reason
     assert not titles(out, "3. 停机冻结")
     assert health("app_port_app1", mig)["status"] == "UP"
+
+
+def test_refused_before_the_freeze_when_the_target_has_too_little_space(mig):
+    """Everything approved, then the hospital's headroom rule grows past what db2's disk has free:
+    the preflight measures db2 with df over SSH and refuses; nothing is stopped."""
+    plan_and_approve()
+    db2_data = Path(mig["root"]) / "hosts" / "db2" / "u01"
+    free_gib = shutil.disk_usage(db2_data).free / 1024 ** 3
+    reserve = math.ceil(free_gib) + 50           # more headroom than the disk has: a real shortfall of db2's disk
+    mig["write"](lambda m: m.update(free_space_reserve_gib=reserve))
+    app1_pid = (Path(mig["root"]) / "hosts" / "app1" / "opt" / "ebill" / "run" / "ebill-app.pid").read_text()
+    out = run(mode="execute", engineer="张工")
+    assert out.verdict is Status.FAIL
+    low = [r for r in out.results if r.code == Code.MIGRATION_SPACE_LOW]
+    assert len(low) == 1 and low[0].host == "db2" and low[0].status is Status.FAIL
+    reason = low[0].reason
+    mount = low[0].target
+    assert mount and mount in reason and str(db2_data.resolve()).startswith(mount)   # the mount df named
+    measured_gib = float(reason.split("可用 ")[1].split(" GiB")[0])
+    assert abs(measured_gib - free_gib) < 5                                # df over SSH saw this disk
+    assert "1.5 倍" in reason and f"预留 {reserve} GiB" in reason and "扩容" in reason and "应用未停止" in reason
+    assert not titles(out, "2. 迁移方案") and not titles(out, "3. 停机冻结")   # refused before the freeze
+    assert health("app_port_app1", mig)["status"] == "UP"
+    assert (Path(mig["root"]) / "hosts" / "app1" / "opt" / "ebill" / "run" / "ebill-app.pid").read_text() == app1_pid
+    record = mig["store"].get(out.bundle.prefix + "report.md").decode()
+    assert "迁移前检查" in record and "扩容" in record                     # the refusal is in the stored evidence
+    runs = [o.object_name for o in mig["store"].list("demo/migration/_runs/") if "/01-preflight.failed-" in o.object_name]
+    assert runs                                                               # and in the run's journal

@@ -39,7 +39,7 @@ OWN = {
     "backup_verification": ("验证类型", "验证时间", "验证结论", "验证步骤"),
     "invoice_quality": ("检查类型", "检查期间", "检查结论", "检查范围", "规则检查明细", "长期存在的问题"),
     "year_end": ("年结类型", "年结结论", "方案 SHA-256", "压缩前后对照", "同一方案的此前运行", "被中断"),
-    "migration": ("迁移阶段", "方案 SHA-256", "停机时间", "审批", "3. 停机冻结", "李主任"),
+    "migration": ("迁移阶段", "方案 SHA-256", "停机时间", "审批", "3. 停机冻结", "李主任", "冒烟测试票据", "0000002589"),
     "watch_day": ("报表类型", "运行日期", "当日结论", "电子票据功能可用率", "中断时段", "封存时间"),
     "service_report": ("报告期间", "维护工作完成情况", "维护维修台账", "改进建议", "考核评价"),
 }
@@ -144,6 +144,8 @@ def _contexts() -> dict[str, dict]:
                                                 "exit_code": 0, "output": "stopped", "seconds": 0.3}]}],
                       "plan_sha256": "ab" * 32, "run_id": "r1", "mode": "execute", "downtime_s": 52.8, "estimate_s": 68.0,
                       "copy_mib_s": 4.3, "sample_mib_s": 11.4, "dump_bytes": 330000, "points_zh": {},
+                      "test_bills": {"blue": {"bill_code": "44010126", "bill_no": "0000002588", "issued": "2026-11-27 06:01:02"},
+                                     "red": {"bill_code": "44010126", "bill_no": "0000002589", "issued": "2026-11-27 06:01:03"}},
                       "approvals_given": [{"action": "migration:downtime", "approved_by": "李主任",
                                            "approved_at": "2026-11-27T05:00:00", "expires_at": "2026-11-30T05:00:00"}]},
         "watch_day": _watch_day_context(),
