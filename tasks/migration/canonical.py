@@ -42,10 +42,10 @@ import unicodedata
 import uuid
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 NULL_TOKEN = "-"
-_SPECIAL = ("NaN", "Infinity", "-Infinity")
+_INFINITE = (math.inf, -math.inf)
 # PostgreSQL format_type: character(n), bpchar; Oracle DATA_TYPE: CHAR, NCHAR (not VARCHAR2, character varying)
 _BLANK_PADDED = re.compile(r"^(character|bpchar)(\(\d+\))?$|^N?CHAR$")
 
@@ -65,54 +65,70 @@ def _number(d: Decimal) -> str:
     return format(d.normalize(), "f")
 
 
+def _float(v: float, _p: bool) -> str:
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Infinity" if v > 0 else "-Infinity"
+    return _number(Decimal(repr(v)))
+
+
+def _text(v: str, padded: bool) -> str | None:
+    text = v.rstrip(" ") if padded else v
+    return unicodedata.normalize("NFC", text) if text else None
+
+
+def _datetime(v: datetime, _p: bool) -> str:
+    if v.tzinfo is not None and v.utcoffset() is not None:
+        return v.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return v.replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+def _time(v: time, _p: bool) -> str:
+    zone = v.strftime("%z")
+    return v.replace(tzinfo=None).isoformat(timespec="microseconds") + (f"{zone[:3]}:{zone[3:]}" if zone else "")
+
+
+def _bytes(v: bytes | bytearray | memoryview, _p: bool) -> str | None:
+    raw = bytes(v)
+    return raw.hex() if raw else None
+
+
+# By exact type first (a dict lookup: the row check canonicalises millions of values), then by
+# isinstance in this order for a driver's subclasses (bool before int, datetime before date).
+_KINDS: list[tuple[type | tuple[type, ...], Callable[[Any, bool], str | None]]] = [
+    (str, _text),
+    (bool, lambda v, _p: "1" if v else "0"),
+    (int, lambda v, _p: str(v)),
+    (Decimal, lambda v, _p: _number(v)),
+    (float, _float),
+    (datetime, _datetime),
+    (date, lambda v, _p: v.isoformat() + "T00:00:00.000000"),
+    (time, _time),
+    (timedelta, lambda v, _p: f"{v // timedelta(microseconds=1)}us"),
+    ((bytes, bytearray, memoryview), _bytes),
+    (uuid.UUID, lambda v, _p: str(v)),
+    ((dict, list), lambda v, _p: json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)),
+]
+_BY_TYPE = {t: f for ts, f in _KINDS for t in (ts if isinstance(ts, tuple) else (ts,))}
+
+
 def canonical(value: Any, padded: bool = False) -> str | None:
     """The canonical text of one driver value; None is the NULL marker."""
     if value is None:
         return None
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, Decimal):
-        return _number(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
-        return _number(Decimal(repr(value)))
-    if isinstance(value, str):
-        text = value.rstrip(" ") if padded else value
-        return unicodedata.normalize("NFC", text) if text else None
-    if isinstance(value, datetime):
-        if value.tzinfo is not None and value.utcoffset() is not None:
-            return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        return value.replace(tzinfo=None).strftime("%Y-%m-%dT%H:%M:%S.%f")
-    if isinstance(value, date):
-        return value.strftime("%Y-%m-%dT00:00:00.000000")
-    if isinstance(value, time):
-        zone = value.strftime("%z")
-        return value.replace(tzinfo=None).strftime("%H:%M:%S.%f") + (f"{zone[:3]}:{zone[3:]}" if zone else "")
-    if isinstance(value, timedelta):
-        return f"{value // timedelta(microseconds=1)}us"
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        raw = bytes(value)
-        return raw.hex() if raw else None
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    raise TypeError(f"no canonical text for a {type(value).__module__}.{type(value).__name__} value "
-                    f"(hint: the session must fetch exact types: LOBs as str/bytes, NUMBER as Decimal)")
+    to_text = _BY_TYPE.get(type(value))
+    if to_text is None:
+        to_text = next((f for ts, f in _KINDS if isinstance(value, ts)), None)
+        if to_text is None:
+            raise TypeError(f"no canonical text for a {type(value).__module__}.{type(value).__name__} value "
+                            f"(hint: the session must fetch exact types: LOBs as str/bytes, NUMBER as Decimal)")
+    return to_text(value, padded)
 
 
 def row_text(values: Sequence[Any], padded: Sequence[bool]) -> str:
     """The row's canonical text: one token per column, in the given order."""
-    out = []
-    for v, p in zip(values, padded):
-        t = canonical(v, p)
-        out.append(NULL_TOKEN if t is None else f"{len(t)}:{t}")
-    return "".join(out)
+    return "".join(NULL_TOKEN if (t := canonical(v, p)) is None else f"{len(t)}:{t}" for v, p in zip(values, padded))
 
 
 def row_digest(values: Sequence[Any], padded: Sequence[bool]) -> bytes:
@@ -126,13 +142,11 @@ def key_order(values: Iterable[Any], padded: Sequence[bool]) -> tuple:
     text. Both streams must arrive in this order; the row check refuses one that does not."""
     out: list[tuple] = []
     for v, p in zip(values, padded):
-        t = canonical(v, p)
-        if t is None:
-            out.append((0,))
-        elif isinstance(v, (int, Decimal, float)) and not isinstance(v, bool) and t not in _SPECIAL:
-            out.append((1, Decimal(t)))
+        if type(v) in (int, Decimal, float) and v == v and v not in _INFINITE:  # by value: 1 == 1.0 == Decimal('1.00')
+            out.append((1, v))
         else:
-            out.append((2, t))
+            t = canonical(v, p)
+            out.append((0,) if t is None else (2, t))
     return tuple(out)
 
 

@@ -97,8 +97,9 @@ def rows_statement(dialect: str, schema: str, shape: cat.TableShape, columns: li
 
 
 def _digests(side: Side, shape: cat.TableShape, columns: list[str], batch: int,
-             counter: list[int]) -> Iterator[tuple[tuple, str, bytes]]:
-    """(key order, key label, row digest) per row, checked to arrive in strictly increasing key order."""
+             counter: list[int]) -> Iterator[tuple[tuple, bytes, list, list[bool]]]:
+    """(key order, row digest, key values, their padding) per row, checked to arrive in strictly
+    increasing key order (the key's label is only made for the keys that are kept)."""
     padded = [blank_padded(shape.column(c).data_type) for c in columns]
     at = [columns.index(k) for k in shape.pk]
     kpad = [padded[i] for i in at]
@@ -111,13 +112,13 @@ def _digests(side: Side, shape: cat.TableShape, columns: list[str], batch: int,
                                 f"equal key (hint: Oracle NLS_SORT must be BINARY; a primary key must be unique)")
         prev = order
         counter[0] += 1
-        yield order, key_label(kv, kpad), row_digest(row, padded)
+        yield order, row_digest(row, padded), kv, kpad
 
 
-def _kept(out: TableRows, kind: str, label: str, keep: int) -> None:
+def _kept(out: TableRows, kind: str, row: tuple, keep: int) -> None:
     setattr(out, kind, getattr(out, kind) + 1)
     if len(out.keys[kind]) < keep:
-        out.keys[kind].append(mask_text(label))
+        out.keys[kind].append(mask_text(key_label(row[2], row[3])))
 
 
 def compare_table(src: Side, tgt: Side, s_shape: cat.TableShape, t_shape: cat.TableShape, *,
@@ -141,14 +142,14 @@ def compare_table(src: Side, tgt: Side, s_shape: cat.TableShape, t_shape: cat.Ta
         a, b = next(a_it, None), next(b_it, None)
         while a is not None or b is not None:
             if b is None or (a is not None and a[0] < b[0]):
-                _kept(out, "missing", a[1], keep)
+                _kept(out, "missing", a, keep)
                 a = next(a_it, None)
             elif a is None or b[0] < a[0]:
-                _kept(out, "extra", b[1], keep)
+                _kept(out, "extra", b, keep)
                 b = next(b_it, None)
             else:
-                if a[2] != b[2]:
-                    _kept(out, "differing", a[1], keep)
+                if a[1] != b[1]:
+                    _kept(out, "differing", a, keep)
                 a, b = next(a_it, None), next(b_it, None)
     finally:  # a table cut off mid-way closes both cursors before the next table opens its own
         a_it.close()
