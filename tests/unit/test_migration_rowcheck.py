@@ -168,3 +168,43 @@ def test_key_labels_and_the_ordered_reads_parse_in_both_dialects():
     ora = rows_statement("oracle", "EBILL", ORA_BILLS, [c.name for c in ORA_BILLS.columns])
     parsed = sqlglot.parse_one(ora.sql, read="oracle")
     assert parsed.find(sqlglot.exp.Order) is not None and "COLLATE" not in ora.sql
+
+
+# ------------------------------------------------------------------ the records of the verify phase
+
+def test_the_verify_phase_records_name_the_keys_and_the_figures():
+    from tasks.core.reason_codes import Code
+    from tasks.core.results import Status, utcnow
+    from tasks.migration import rowcheck_phase
+    from tasks.migration.journal import PhaseRun
+    from tasks.migration.rowcheck import TableRows
+
+    cfg = SimpleNamespace(verify_rows=True, verify_rows_batch=5000, schema_name="ebill",
+                          target=SimpleNamespace(db_host="db2"))
+    m = SimpleNamespace(cfg=cfg, files={})
+    bad = TableRows("t_ebill_detail", source_rows=3, target_rows=2, missing=1, keys={"missing": ["7/1/2026-01-02T03:04:05.000000"],
+                                                                                     "extra": [], "differing": []})
+    good = TableRows("t_ebill_main", source_rows=2, target_rows=2)
+    ph = PhaseRun("verify", "demo")
+    rowcheck_phase.record(m, ph, [bad, good, TableRows("t_tmp", not_compared="无主键")], utcnow())
+    first, summary = ph.results
+    assert (first.status, first.code, first.target, first.value) == (Status.FAIL, Code.ROWS_DIFFER, "t_ebill_detail", 1)
+    assert "目标库缺失 1 行（主键 7/1/2026-01-02T03:04:05.000000）" in first.reason
+    assert summary.status is Status.FAIL and "2 张表共 5 行" in summary.reason and "t_tmp（无主键）" in summary.reason
+    assert ph.facts["rows_compared"] == 5 and ph.facts["rows_differing"] == 1 and "rowcheck_rows_per_s" in ph.facts
+    assert "migration_rowcheck.json" in m.files
+    ph = PhaseRun("verify", "demo")
+    rowcheck_phase.record(m, ph, [good], utcnow())
+    assert [r.status for r in ph.results] == [Status.OK] and "逐行一致" in ph.results[0].reason
+    cfg.verify_rows = False
+    ph = PhaseRun("verify", "demo")
+    rowcheck_phase.run(m, ph, {})
+    assert ph.results[0].status is Status.OK and "verify_rows: false" in ph.results[0].reason
+
+
+def test_the_site_settings_of_the_row_check():
+    from config.migration import MigrationConfig
+
+    fields = MigrationConfig.model_fields
+    assert fields["verify_rows"].default is True and fields["verify_rows_keep_keys"].default == 100
+    assert fields["verify_rows_max_table_rows"].default is None and fields["verify_rows_batch"].default == 5000
