@@ -25,7 +25,7 @@ from typing import Iterator
 
 from tasks.backup.verify import catalog as cat
 from tasks.backup.verify.fingerprint_names import quote
-from tasks.backup.verify.measure import Fetch
+from tasks.backup.verify.measure import Fetch, catalog_name
 from tasks.backup.verify.reading import Statement
 from tasks.core.masking import mask_text
 from tasks.migration.canonical import blank_padded, key_label, key_order, row_digest
@@ -73,7 +73,7 @@ class RowOrderError(RuntimeError):
 
 def read_shapes(side: Side) -> dict[str, cat.TableShape]:
     """The schema's tables (columns, primary key), keyed by lower-case name."""
-    rows = side.fetch(cat.columns_statement(side.dialect, side.schema))
+    rows = side.fetch(cat.columns_statement(side.dialect, catalog_name(side.dialect, side.schema)))
     return {name.lower(): shape for name, shape in cat.shapes_from_rows(rows).items()}
 
 
@@ -104,7 +104,7 @@ def _digests(side: Side, shape: cat.TableShape, columns: list[str], batch: int,
     at = [columns.index(k) for k in shape.pk]
     kpad = [padded[i] for i in at]
     prev: tuple | None = None
-    for row in side.stream(rows_statement(side.dialect, side.schema, shape, columns), batch):
+    for row in side.stream(rows_statement(side.dialect, catalog_name(side.dialect, side.schema), shape, columns), batch):
         kv = [row[i] for i in at]
         order = key_order(kv, kpad)
         if prev is not None and not prev < order:
@@ -165,6 +165,8 @@ def compare_schema(src: Side, tgt: Side, *, keep: int = 100, batch: int = 5000, 
     with more rows than this in the source (`counts`, by table name) are left out, said per table."""
     s_shapes, t_shapes = read_shapes(src), read_shapes(tgt)
     by_lower = {k.lower(): v for k, v in (counts or {}).items()}
+    if not s_shapes:  # never "0 tables, all equal"
+        return [TableRows(table=src.schema, error="源库模式中没有表（模式名或账号权限不对？）")]
     out = []
     for name in sorted(s_shapes):
         shape = s_shapes[name]

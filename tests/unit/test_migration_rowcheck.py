@@ -155,6 +155,12 @@ def test_tables_without_a_key_over_the_limit_or_on_one_side_are_said():
     assert out["t_tmp"].error == "目标库没有此表"
     out = {t.table: t for t in compare_schema(both, both)}
     assert "无主键" in out["t_tmp"].not_compared and not out["t_ebill_main"].error
+    empty = Side("oracle", "ebill", lambda st: [], src.stream)
+    assert "没有表" in compare_schema(empty, src)[0].error    # a wrong schema name is not "all equal"
+    seen = []
+    spelled = Side("oracle", "ebill", lambda st: seen.append(st.params) or [], src.stream)
+    compare_schema(spelled, src)
+    assert seen == [{"schema": "EBILL"}]                        # Oracle's catalog spells it upper-case
     assert nokey.pk == ()
 
 
