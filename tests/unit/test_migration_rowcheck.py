@@ -4,8 +4,9 @@ sides.
 
 The Oracle values here are stand-ins: no Oracle server runs on our machines, so they are built as
 python-oracledb returns them through the row check's output type handler (oracle.exact_values: every
-NUMBER as Decimal, CLOB as str, BLOB as bytes, DATE as a datetime, '' already NULL). The live
-contract (tests/integration/test_verify_contract.py style) runs only with ORACLE_DSN set.
+NUMBER as Decimal, CLOB as str, BLOB as bytes, DATE as a datetime, '' already NULL). No live Oracle
+test of the row check exists yet: like tests/integration/test_verify_contract.py's Oracle cases, it
+could only run with ORACLE_DSN set, against a server we do not have.
 """
 from __future__ import annotations
 
