@@ -100,6 +100,14 @@ class MigrationConfig(Strict):
     sample_bills: int = Field(default=20, ge=0, le=1000)
     chunk_rows: int = Field(default=10_000, ge=100, le=10_000_000)
     quality_suites: bool = Field(default=True, description="run the data-quality suites on the target at verify")
+    verify_rows: bool = Field(default=True, description="verify: compare every row of every table by primary key "
+                              "(逐行比对, canonical text SHA-256); false for a site whose tables are too big for the window")
+    verify_rows_max_table_rows: int | None = Field(default=None, ge=1, description="verify: tables with more source "
+                                                   "rows than this are left out of the row check (the fingerprints "
+                                                   "still cover them); none: every table")
+    verify_rows_batch: int = Field(default=5000, ge=100, le=100_000, description="rows per round trip of the row check")
+    verify_rows_keep_keys: int = Field(default=100, ge=1, le=10_000, description="keys kept per kind (missing, extra, "
+                                       "differing) and table")
     approval_valid_hours: float = Field(default=72, gt=0, le=24 * 30, description="an approval expires after this")
     command_timeout_s: int = Field(default=7200, ge=60, le=86400)
     health_timeout_s: float = Field(default=60, gt=0, le=3600, description="how long the application may take to answer")

@@ -93,6 +93,8 @@ so "the host is unreachable" reads the same in every check.
 | restore_failed | the restore tool exited with an error |
 | objects_differ | the restored copy's objects differ from production's |
 | row_count_mismatch | a table's row count differs from production's as of the backup |
+| rows_differ | 逐行比对: keys missing on the target, extra there, or rows whose canonical content differs |
+| rows_incomparable | 逐行比对: a table could not be compared row by row (columns or key differ, a side unreadable or out of key order) |
 | checksum_mismatch | a table's content fingerprint differs from production's |
 | table_missing | a table exists on one side only |
 | source_inventory_empty | production's object list is empty: nothing to compare against (schema name or grants?) |
@@ -214,6 +216,8 @@ class Code(str, Enum):
     RESTORE_FAILED = "restore_failed"
     OBJECTS_DIFFER = "objects_differ"
     ROW_COUNT_MISMATCH = "row_count_mismatch"
+    ROWS_DIFFER = "rows_differ"
+    ROWS_INCOMPARABLE = "rows_incomparable"
     CHECKSUM_MISMATCH = "checksum_mismatch"
     TABLE_MISSING = "table_missing"
     SOURCE_INVENTORY_EMPTY = "source_inventory_empty"

@@ -5,7 +5,7 @@ Oracle statement here is parsed with sqlglot's oracle dialect in tests/unit/test
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from config.migration import MigrationConfig, MigrationSide
 from tasks.backup.verify import fingerprint as fp
@@ -16,6 +16,10 @@ _TEST_BILLS = ("SELECT bill_batch_code AS bill_code, bill_number AS bill_no, red
                "rel_bill_number AS orig_no, bill_state, total_amt, ivc_datetime AS issued, payer AS payer_name "
                "FROM {schema}.t_ebill_main WHERE (bill_batch_code = :code AND bill_number = :no) "
                "OR (bill_batch_code = :red_code AND bill_number = :red_no)")
+
+# A query's rows in batches, never all in memory: (statement, batch) -> rows
+Stream = Callable[[fp.Statement, int], Iterator[tuple]]
+
 SQL = {
     "postgresql": {
         "version": "SELECT version() AS version, current_setting('server_version_num') AS num",
@@ -54,28 +58,39 @@ def statement(dialect: str, name: str, schema: str, params: dict | None = None) 
 
 
 @contextmanager
-def side_session(cfg: MigrationConfig, side: MigrationSide, *, snapshot: bool = True) -> Iterator[measure.Fetch]:
-    """A read-only session on one side; `snapshot`: one repeatable-read transaction (PostgreSQL),
-    so everything measured in it describes one instant."""
+def side_reading(cfg: MigrationConfig, side: MigrationSide, *,
+                 snapshot: bool = True) -> Iterator[tuple[measure.Fetch, Stream]]:
+    """A read-only session on one side: (fetch, stream), the second for reading whole tables in
+    batches (the row check); `snapshot`: one repeatable-read transaction (PostgreSQL), so
+    everything read in it describes one instant."""
     if cfg.dialect == "postgresql":
         from tasks.backup.verify import pg_steps
         from tasks.backup.verify.pg_flow_steps import fetcher
+        from tasks.connect.database.postgresql import pg_stream
 
         with pg_steps.connect(side.database, autocommit=False) as conn:
             if snapshot:
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             try:
-                yield fetcher(conn)
+                yield fetcher(conn), lambda st, batch: pg_stream(conn, st.sql, st.params, batch)
             finally:
                 conn.rollback()
     else:
         from tasks.backup.verify import oracle_tasks
+        from tasks.connect.database.oracle import oracle_stream
 
         conn = oracle_tasks.connect(side.database)
         try:
-            yield oracle_tasks.fetcher(conn)
+            yield oracle_tasks.fetcher(conn), lambda st, batch: oracle_stream(conn, st.sql, st.params, batch)
         finally:
             conn.close()
+
+
+@contextmanager
+def side_session(cfg: MigrationConfig, side: MigrationSide, *, snapshot: bool = True) -> Iterator[measure.Fetch]:
+    """side_reading's fetch alone (the preflight, the freeze, the measuring)."""
+    with side_reading(cfg, side, snapshot=snapshot) as (fetch, _stream):
+        yield fetch
 
 
 def one(fetch: measure.Fetch, dialect: str, name: str, schema: str) -> dict:

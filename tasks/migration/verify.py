@@ -1,6 +1,7 @@
 """Phase 6, verify: the frozen source against the restored target, every table — object inventory,
 row counts, in-database content fingerprints (tasks/backup/verify: the same measuring as the
-backup verification), 20 bills field by field, and the data-quality suites (DQ01-DQ22) on the
+backup verification), 20 bills field by field, every row by primary key (逐行比对,
+tasks/migration/rowcheck.py; site setting verify_rows), and the data-quality suites (DQ01-DQ22) on the
 target. The application is stopped, so nothing is cut off and no column is left out: full equality.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ from tasks.backup.verify import measure
 from tasks.backup.verify.fingerprint_compare import compare_fingerprints, compare_inventories, compare_row_counts
 from tasks.core.reason_codes import Code
 from tasks.core.results import Status, utcnow
-from tasks.migration import db
+from tasks.migration import db, rowcheck_phase
 from tasks.migration.context import Migration
 from tasks.migration.journal import PhaseRun
 
@@ -62,6 +63,7 @@ def compare(m: Migration, ph: PhaseRun) -> None:
                     newest_bill=str(src.newest_bill))
     m.files["migration_source_fingerprints.json"] = json.dumps(src.to_json(), ensure_ascii=False, default=str)
     m.files["migration_target_fingerprints.json"] = json.dumps(tgt.to_json(), ensure_ascii=False, default=str)
+    rowcheck_phase.run(m, ph, src.counts)
 
 
 def run_quality(m: Migration, side: MigrationSide) -> tuple[list, float, tuple]:

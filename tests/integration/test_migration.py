@@ -32,6 +32,7 @@ from tasks.core.reason_codes import Code
 from tasks.core.results import Status
 from tasks.evidence.store import open_store
 from tasks.migration.approval import ApprovalRefused, record_approval
+from tasks.migration.canonical import key_label
 from tasks.migration.plan_doc import load_plan
 
 pytestmark = pytest.mark.sandbox
@@ -198,11 +199,18 @@ def test_missing_row_caught_at_verify_then_rollback_restores_the_source(mig):
     run_id = next(o.object_name.split("/")[3] for o in mig["store"].list("demo/migration/_runs/")
                   if "/05-transfer.paused-" in o.object_name and o.object_name.split("/")[3] not in earlier)
     with psycopg.connect(db2_admin(mig), autocommit=True) as conn:
-        conn.execute("DELETE FROM ebill.t_ebill_detail WHERE ctid = (SELECT MIN(ctid) FROM ebill.t_ebill_detail)")
+        # one row, by its primary key (MIN(ctid) of the partitioned table took one row of every partition)
+        gone = conn.execute("DELETE FROM ebill.t_ebill_detail WHERE (main_id, sort_no, ivc_datetime) = "
+                            "(SELECT main_id, sort_no, ivc_datetime FROM ebill.t_ebill_detail ORDER BY 1, 2, 3 LIMIT 1) "
+                            "RETURNING main_id, sort_no, ivc_datetime").fetchall()
+    assert len(gone) == 1
     out = run(mode="execute", resume=run_id, engineer="张工")
     assert out.verdict is Status.FAIL
     counts = [r for r in out.results if r.code == Code.ROW_COUNT_MISMATCH]
     assert counts and counts[0].target == "t_ebill_detail"
+    rows = [r for r in out.results if r.code == Code.ROWS_DIFFER and r.target == "t_ebill_detail"]
+    key = key_label(gone[0], [False] * 3)                  # the row check names the missing row by its primary key
+    assert rows and rows[0].value == 1 and f"目标库缺失 1 行（主键 {key}）" in rows[0].reason, [r.reason for r in rows]
     assert not titles(out, "7. 切换")                     # never cut over onto a wrong copy
     back = titles(out, "9. 回退")
     assert back and all(r.status is Status.OK for r in back), [(r.title, r.reason) for r in back]

@@ -89,6 +89,8 @@ def test_downtime_estimate_from_the_sample_throughput():
     assert est["quality"] == 0 and est["total"] == 6 + 2 + 2 + 10 + 10 + plan_doc.FIXED_OVERHEAD_S
     with_dq = plan_doc.estimate_downtime({"sample_mib_s": 10, "quality_s": 40}, 6)
     assert with_dq["total"] == 6 + 40 + plan_doc.FIXED_OVERHEAD_S
+    rows = plan_doc.estimate_downtime({"sample_mib_s": 10, "data_bytes": 30 * 1048576}, 6, rows_mib_s=3)
+    assert rows["rows"] == 10.0 and rows["total"] == 6 + 4 * 3 + 10 + plan_doc.FIXED_OVERHEAD_S   # dump, copy, restore, verify
 
 
 def test_pg_commands_are_argv_with_quoted_paths(site_dir):

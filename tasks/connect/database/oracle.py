@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import decimal
 import re
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 from tasks.connect.database.base import (
     FINANCE_BACKLOG_SQL,  # noqa: F401 - the SQL this dialect runs, read by tests/unit/test_ebill_checks_sql.py
@@ -91,6 +91,24 @@ def _decimal_numbers(cursor: Any, metadata: Any) -> Any:
     return None
 
 
+def exact_values(cursor: Any, metadata: Any) -> Any:
+    """The migration's row check (tasks/migration/canonical.py) needs every value exact and in
+    hand: every NUMBER as Decimal (an unconstrained NUMBER would otherwise come back as a float),
+    CLOB/NCLOB as str and BLOB as bytes (LONG / LONG RAW fetches, not LOB locators)."""
+    import oracledb
+
+    t = metadata.type_code
+    if t is oracledb.DB_TYPE_NUMBER:
+        return cursor.var(decimal.Decimal, arraysize=cursor.arraysize)
+    if t is oracledb.DB_TYPE_CLOB:
+        return cursor.var(oracledb.DB_TYPE_LONG, arraysize=cursor.arraysize)
+    if t is oracledb.DB_TYPE_NCLOB:
+        return cursor.var(oracledb.DB_TYPE_LONG_NVARCHAR, arraysize=cursor.arraysize)
+    if t is oracledb.DB_TYPE_BLOB:
+        return cursor.var(oracledb.DB_TYPE_LONG_RAW, arraysize=cursor.arraysize)
+    return None
+
+
 def oracle_session(dsn: str, user: str, password: str, *, connect_timeout_s: int, call_timeout_ms: int,
                    schema: str | None = None) -> Any:
     """The one way ebill-ops opens an Oracle session (checks, GX, the verification): thin mode,
@@ -117,6 +135,17 @@ def oracle_fetch(conn: Any, sql: str, params: dict | None) -> tuple[list[str], l
         if cur.description is None:
             return [], []
         return [d[0].lower() for d in cur.description], cur.fetchall()
+
+
+def oracle_stream(conn: Any, sql: str, params: dict | None, batch: int) -> Iterator[tuple]:
+    """Rows of one query, `batch` per round trip, never all in memory (the row check reads whole
+    tables), with exact values (exact_values)."""
+    with conn.cursor() as cur:
+        cur.arraysize = cur.prefetchrows = batch
+        cur.outputtypehandler = exact_values
+        cur.execute(sql, params or {})
+        while rows := cur.fetchmany(batch):
+            yield from rows
 
 
 class ReadOnlyTransactions:

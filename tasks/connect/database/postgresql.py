@@ -1,7 +1,7 @@
 """PostgreSQL-family e-bill databases (PostgreSQL, openGauss, KingbaseES) through psycopg 3."""
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import psycopg
 
@@ -99,6 +99,16 @@ def pg_fetch(conn: Any, sql: str, params: dict | None) -> tuple[list[str], list[
         if cur.description is None:
             return [], []
         return [d.name.lower() for d in cur.description], cur.fetchall()
+
+
+def pg_stream(conn: Any, sql: str, params: dict | None, batch: int) -> Iterator[tuple]:
+    """Rows of one query through a server-side cursor, `batch` per round trip, never all in memory
+    (the row check reads whole tables). Needs an open transaction (not autocommit)."""
+    with conn.cursor(name="ebops_rows") as cur:
+        cur.itersize = batch
+        cur.execute(to_pyformat(sql), params or {})
+        while rows := cur.fetchmany(batch):
+            yield from rows
 
 
 class PostgresEbillDatabase(EbillDatabase):
