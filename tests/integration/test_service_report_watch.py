@@ -8,6 +8,7 @@ process of this module's own (the shared sandbox's are never stopped) answers 50
 is restarted before cycle 5. The first run of 19 Nov seals the 18th into its 日运行表 bundle. Then
 the worker's local files are deleted and the monthly service report's deployment runs with its
 own parameters (period previous-month) at its scheduled time, 5 Dec 08:00: the report of 2026-11.
+Also the sandbox's watch backfill (sandbox/backfill.backfill_watch) on a day at an hourly interval.
 """
 from __future__ import annotations
 
@@ -154,3 +155,21 @@ def test_the_outage_is_a_row_of_the_ledger_with_the_alert_and_the_next_ok_cycle(
     assert row["处理时长（小时）"] == 0.25 and "http_status_not_2xx" in row["故障原因"]
     assert row["发现证据"] == row["恢复证据"] == h["sealed"]
     assert _figures(h)["faults"] >= 1 and _figures(h)["faults_restored"] >= 1
+
+
+def test_the_backfill_runs_a_days_watch_cycles_and_the_next_days_first_seals_it(sites_dir, prefect_harness):
+    """sandbox/backfill.backfill_watch at an hourly interval (a site of its own; the shared
+    sandbox's functions are only read): 24 cycles of the day and the next day's 00:00 one, which seals it."""
+    from sandbox.backfill import backfill_watch
+
+    name = sites_dir(f"rptb-{uuid.uuid4().hex[:8]}", lambda d: d.setdefault("watch", {}).update(interval_minutes=60))
+    day = datetime(2026, 11, 10).date()
+    done = backfill_watch(name, day, day, echo=lambda _line: None)
+    assert (done.cycles, done.sealed_days) == (25, ["2026-11-10"])
+    cfg = load_site(name)
+    prefix = day_prefix(cfg, "2026-11-10")
+    av = json.loads(open_store(cfg.evidence).get(prefix + "availability.json"))
+    assert (av["probes"], av["planned_probes"], av["coverage_pct"]) == (24, 24, 100.0)
+    assert av["first_probe"][:16] == "2026-11-10 00:00" and av["last_probe"][:16] == "2026-11-10 23:00"
+    manifest = json.loads(open_store(cfg.evidence).get(prefix + "manifest.json"))
+    assert manifest["extra"]["backdated"]["by_seconds"] > 0
