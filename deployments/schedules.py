@@ -49,6 +49,14 @@ def daily_portal() -> Schedule:
     return Cron(timetable.DAILY_PORTAL, timezone=TZ)
 
 
+def half_year_report() -> Schedule:
+    return Cron(timetable.HALF_YEAR_REPORT, timezone=TZ)
+
+
+def monthly_report() -> Schedule:
+    return Cron(timetable.MONTHLY_REPORT, timezone=TZ)
+
+
 def dates_schedule(runs: list[datetime]) -> Schedule | None:
     """An RRULE set of the given local times (TZ); None when there is none."""
     if not runs:

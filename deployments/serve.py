@@ -30,6 +30,7 @@ from flows.year_end import year_end
 from flows.migration import migration
 from flows.watch import watch
 from flows.portal import evidence_portal
+from flows.service_report import service_report
 
 log = logging.getLogger("ebops.deployments")
 
@@ -90,6 +91,16 @@ def deployments(site: str, today=None):
             name=f"evidence-portal-{site}", parameters={"site": site},
             schedules=[schedules.daily_portal()], tags=[site, "evidence-portal"],
             description="每日 06:30 重新生成证据门户（静态 HTML，含各证据包的校验状态和有效期 7 天的链接）"),
+        # 服务报告 from the evidence store alone: the half-year just ended (the 考核 of QH 3.4), and each month's
+        service_report.to_deployment(
+            name=f"service-report-half-{site}", parameters={"params": {"site": site, "period": "previous-half"}},
+            schedules=[schedules.half_year_report()], tags=[site, "service-report"],
+            description="半年度服务报告：每年 1 月 5 日、7 月 5 日 08:00 生成上一个半年的报告（维护维修台账、可用率、"
+                        "证据链检查点）；也可手动指定期间"),
+        service_report.to_deployment(
+            name=f"service-report-monthly-{site}", parameters={"params": {"site": site, "period": "previous-month"}},
+            schedules=[schedules.monthly_report()], tags=[site, "service-report"],
+            description="月度服务报告：每月 5 日 08:00 生成上个月的报告"),
     ] + ([
         # by hand only: mode plan makes the 迁移方案; execute needs its three recorded approvals
         migration.to_deployment(

@@ -25,7 +25,8 @@ def register(app: typer.Typer, run_form: Callable[..., int]) -> None:
 
 
 def report(site: str = typer.Argument(..., help="site name (config/sites/NAME.yaml)"),
-           period: str = typer.Option(..., "--period", help="2026H2 (half-year), 2026Q4 (quarter) or 2026-11 (month)"),
+           period: str = typer.Option(..., "--period", help="2026H2 (half-year), 2026Q4 (quarter) or 2026-11 (month); "
+                                "previous-half|previous-quarter|previous-month: the last complete one"),
            as_of: Optional[str] = typer.Option(None, "--as-of", help="count up to this time (YYYY-MM-DD[THH:MM], the "
                                                "hospital's time); default the period's end or now"),
            since: Optional[str] = typer.Option(None, "--since", help="service start (YYYY-MM-DD): duties before it are not due"),

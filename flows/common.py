@@ -160,10 +160,7 @@ def store_evidence(site: Site, duty: str, period: str, form: str, title: str, ki
     for name, data in (extra_files or {}).items():
         writer.add_file(name, data)
     # A backfilled run (tasks/core/clock.py) says so in its manifest: its times are not the real ones.
-    shift = clock.backdated_by()
-    extra = {"backdated": {"by_seconds": round(shift.total_seconds()), "real_finished_at": (finished_at + shift).isoformat(),
-                           "note": "sandbox history backfill: servers read at the real time, records dated back"}} \
-        if shift else None
+    extra = clock.backdated_note(finished_at)
     bundle = writer.finish(verdict=v.value, finished_at=finished_at, approvals=approvals or [], extra=extra)
     EVIDENCE_IN_PROCESS[writer.prefix] = bundle.location
     logger = get_run_logger()

@@ -24,8 +24,9 @@ from config.settings import load_site
 from flows.common import BadInput, RunOutcome, finish, store_evidence
 from flows.duty_slot import duty_slot
 from tasks.core.results import utcnow
+from tasks.evidence.sign import trusted_keys
 from tasks.report.build import build
-from tasks.report.collect import BadPeriod, parse_period, read_period
+from tasks.report.collect import PREVIOUS, BadPeriod, parse_period, read_period, resolve_period
 from tasks.report.due import DUTY_ZH
 
 KIND_ZH = {"half": "半年度服务报告", "quarter": "季度服务报告", "month": "月度服务报告"}
@@ -34,7 +35,8 @@ KIND_ZH = {"half": "半年度服务报告", "quarter": "季度服务报告", "mo
 class ReportParams(BaseModel):
     """The form the Prefect UI shows for a service report."""
     site: str = Field(default="demo", description="站点（config/sites/<site>.yaml）")
-    period: str = Field(default="2026H2", description="报告期间：2026H2（半年）、2026Q4（季度）、2026-11（月）")
+    period: str = Field(default="previous-half", description="报告期间：2026H2（半年）、2026Q4（季度）、2026-11（月）；"
+                        "或 previous-half / previous-quarter / previous-month（运行当天之前最近一个完整期间，定时运行用）")
     as_of: datetime | None = Field(default=None, description="统计截止时间；留空为期间结束或现在（取较早者）")
     since: date | None = Field(default=None, description="服务开始日期（合同开始）；此前的工作不计为应做")
     engineer: str = Field(default="", description="维护工程师（写入报告签字栏）")
@@ -43,14 +45,15 @@ class ReportParams(BaseModel):
     @classmethod
     def _period(cls, v: str) -> str:
         try:
-            return parse_period(v).label
+            # a relative period stays as given: the run resolves it on its own day (resolve_period)
+            return v.strip().lower() if v.strip().lower() in PREVIOUS else parse_period(v).label
         except BadPeriod as exc:
             raise ValueError(str(exc)) from None
 
 
 def report_window(params: ReportParams, tz: str, now: datetime) -> tuple[datetime, datetime, datetime]:
     """(period start, due-window start, as-of) in the hospital's time."""
-    p = parse_period(params.period)
+    p = resolve_period(params.period, now.astimezone(ZoneInfo(tz)).date())
     start, end = p.bounds(tz)
     as_of = params.as_of or min(now, end)
     if as_of.tzinfo is None:
@@ -68,13 +71,13 @@ def report_window(params: ReportParams, tz: str, now: datetime) -> tuple[datetim
 def service_report(params: ReportParams = ReportParams()) -> RunOutcome:
     """服务报告: the period's duties, findings, faults, availability and charts, from the evidence store."""
     cfg = load_site(params.site)
-    period = parse_period(params.period)
     with duty_slot(cfg.site, "service_report"):
-        started = utcnow()
+        started = utcnow()  # tasks/core/clock: a backfill's or a test's pinned day resolves previous-* too
+        period = resolve_period(params.period, started.astimezone(ZoneInfo(cfg.timezone)).date())
         start, window, as_of = report_window(params, cfg.timezone, started)
         bundles = read_period(cfg.evidence, cfg.site, start, as_of)
         built = build(cfg.site, cfg.name, cfg.timezone, period, bundles, window, as_of, cfg.precheck_workdays_before,
-                      alerting=bool(cfg.notify))
+                      alerting=bool(cfg.notify), keys=trusted_keys(cfg.evidence))
         bundle = store_evidence(
             cfg, "service_report", period=period.label, form="service_report",
             title=KIND_ZH[period.kind], kind_zh=KIND_ZH[period.kind], results=built.records, started_at=started,

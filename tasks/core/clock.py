@@ -42,3 +42,13 @@ def backdated(at: datetime) -> Iterator[None]:
     finally:
         with _lock:
             _offset = before
+
+
+def backdated_note(finished_at: datetime) -> dict | None:
+    """The manifest's `extra.backdated` of a bundle finished now (None outside a backfill): every
+    bundle written under a backdated clock says so, whichever writer wrote it."""
+    shift = _offset
+    if not shift:
+        return None
+    return {"backdated": {"by_seconds": round(shift.total_seconds()), "real_finished_at": (finished_at + shift).isoformat(),
+                          "note": "sandbox history backfill: servers read at the real time, records dated back"}}

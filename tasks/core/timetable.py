@@ -21,6 +21,11 @@ VERIFICATION_AT = time(2, 0)       # 备份恢复验证: at night, after the nig
 QUARTER_MONTHS = (1, 4, 7, 10)
 DAILY_QUALITY = "0 6 * * *"        # 票据数据质量: yesterday's bills, read before the finance office's day starts
 DAILY_PORTAL = "30 6 * * *"        # 证据门户: after the night's verification and the quality check have stored theirs
+# 服务报告 (QH: 每半年出具半年度服务报告): the 5th, 08:00, of the month after the period, so the
+# watch's last day is sealed and a late daily check (a day's grace) is in; January and July for the
+# half-year just ended, every month for the month just ended (parameter period=previous-*).
+HALF_YEAR_REPORT = "0 8 5 1,7 *"
+MONTHLY_REPORT = "0 8 5 * *"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from config.evidence import EvidenceStoreConfig
+from tasks.core import clock
 from tasks.evidence.sign import signature_state, signer_for, trusted_keys
 from tasks.evidence.store import MANIFEST, Store, manifest_bytes, open_store, sha256_hex, split_key
 
@@ -84,7 +85,7 @@ def make_checkpoint(cfg: EvidenceStoreConfig, site: str | None = None, now: date
                               f"(hint: set evidence.signing.private_key to the vendor's key, by reference)")
     store = open_store(cfg)
     chains = [chain_summary(s, d, es) for (s, d), es in read_chains(store, site).items()]
-    at = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
+    at = (now or clock.now()).astimezone(timezone.utc).replace(microsecond=0)  # a backfilled month's is dated back
     body = {"schema": SCHEMA, "created_at": at.isoformat().replace("+00:00", "Z"), "bucket": cfg.bucket,
             "scope": site or "*", "chains": chains, "root_sha256": overall_root(chains)}
     return signer.sign(body)

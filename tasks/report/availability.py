@@ -37,6 +37,8 @@ class Availability:
     per_day: dict[str, dict] = field(default_factory=dict)        # YYYY-MM-DD -> {up, probes, pct}
     overall_pct: float | None = None
     outages: list[dict] = field(default_factory=list)             # the watch's, with function and day
+    # each (day, function) not fully available: where the lost availability of the period lies
+    days_below_full: list[dict] = field(default_factory=list)     # {day, function, up, probes, pct}
 
     @property
     def meets_goal(self) -> bool | None:
@@ -84,9 +86,13 @@ def availability(bundles: list[Bundle], tz: str) -> Availability:
                   if r.get("check") == CHECK and r.get("status") in UP | DOWN]
         source = "inspection_samples" if counts else "none"
     out = Availability(source, outages=outages)
+    per_function_day: dict[tuple[str, str], dict] = {}
     for day, name, up, probes in counts:
         _add(out.per_function.setdefault(name, {}), up, probes)
         _add(out.per_day.setdefault(day, {}), up, probes)
+        _add(per_function_day.setdefault((day, name), {}), up, probes)
+    out.days_below_full = [{"day": day, "function": name, **v, "pct": _pct(v["up"], v["probes"])}
+                           for (day, name), v in sorted(per_function_day.items()) if v["probes"] and v["up"] < v["probes"]]
     for bucket in (*out.per_function.values(), *out.per_day.values()):
         bucket["pct"] = _pct(bucket["up"], bucket["probes"])
     out.per_day = dict(sorted(out.per_day.items()))

@@ -11,6 +11,7 @@ from tasks.core.reason_codes import Code
 from tasks.core.results import CheckResult, Status
 from tasks.report import charts
 from tasks.report.availability import GOAL_PCT, availability
+from tasks.report.checkpoints import checkpoints
 from tasks.report.collect import Bundle, Period
 from tasks.report.due import DUTY_ZH, compare, due_runs
 from tasks.report.findings import findings, per_month, proposals
@@ -38,8 +39,10 @@ def _local(ts: datetime | str, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 
 def build(site_id: str, hospital: str, tz: str, period: Period, bundles: list[Bundle], window_start: datetime,
-          as_of: datetime, workdays_before: int = 2, alerting: bool = True) -> Built:
+          as_of: datetime, workdays_before: int = 2, alerting: bool = True, keys: list[str] = ()) -> Built:
+    """`keys`: the site's trusted public keys, to check the checkpoints' signatures with."""
     z = ZoneInfo(tz)
+    kept = checkpoints(bundles, keys, tz)
     due = compare(due_runs(window_start, as_of, workdays_before), [b.as_row() for b in bundles])
     found = findings(bundles)
     props = proposals(found)
@@ -75,10 +78,12 @@ def build(site_id: str, hospital: str, tz: str, period: Period, bundles: list[Bu
         "faults": len(ledger), "faults_restored": sum(1 for r in ledger if r["restored"]),
         "proposals": len(props),
         "availability": {"source": avail.source, "overall_pct": avail.overall_pct, "goal_pct": GOAL_PCT,
-                         "per_function": avail.per_function},
+                         "per_function": avail.per_function, "days_below_full": avail.days_below_full},
         "backup_verifications": verifications,
         "year_end_records": len(records_of["year_end"]), "migration_records": len(records_of["migration"]),
         "growth": growth,
+        "checkpoints": [{k: c[k] for k in ("month", "created_at", "root_sha256", "key_fingerprint", "signature", "file",
+                                           "file_sha256")} for c in kept],
     }
     files = {"charts/availability.png": charts.availability_chart(avail),
              "charts/findings_per_month.png": charts.findings_chart(months),
@@ -104,7 +109,7 @@ def build(site_id: str, hospital: str, tz: str, period: Period, bundles: list[Bu
                       "hours": f.open_hours(as_of), "reason": f.opened.reason[:120], "prefix": f.opened.prefix}
                      for f in found],
         "proposals": [p.__dict__ for p in props], "ledger": ledger, "ledger_file": LEDGER_FILE, "kpi": kpi,
-        "availability": avail, "growth": growth,
+        "availability": avail, "growth": growth, "checkpoints": kept,
         "verifications": [{"started_local": _local(b.started_at, tz), "period": b.period, "verdict": b.verdict,
                            "prefix": b.prefix} for b in verif],
         "year_end": [{"started_local": _local(b.started_at, tz), "verdict": b.verdict, "prefix": b.prefix}

@@ -17,8 +17,9 @@ from tasks.evidence.store import MANIFEST, Store, open_store, sha256_hex, split_
 
 # Duties the report never reads back: its own earlier reports.
 NOT_COUNTED = {"service_report"}
-# JSON files beyond result.json the report reads, per duty: the watch's day of availability.
-READ_ALSO = {"watch": ("availability.json",)}
+# JSON files beyond result.json the report reads, per duty: the watch's day of availability, the
+# monthly inspection's signed checkpoint (tasks/report/checkpoints.py).
+READ_ALSO = {"watch": ("availability.json",), "inspection": ("checkpoint.json",)}
 
 
 class BadPeriod(ValueError):
@@ -67,7 +68,25 @@ def parse_period(text: str) -> Period:
     except ValueError:
         pass
     raise BadPeriod(f"--period {text}: not a period (hint: 2026H2 for a half-year, 2026Q4 for a quarter, "
-                    f"2026-11 for a month)")
+                    f"2026-11 for a month; previous-half, previous-quarter or previous-month as of the run's day)")
+
+
+# A scheduled report names its period relative to the day it runs (the deployment's parameters are
+# fixed): the last complete half-year, quarter or month before that day, in the hospital's time.
+PREVIOUS = {"previous-half": 6, "previous-quarter": 3, "previous-month": 1}
+
+
+def resolve_period(text: str, today: date) -> Period:
+    """`parse_period`, and `previous-half` / `previous-quarter` / `previous-month`: the last one that
+    ended on or before `today` (on 2027-01-05, previous-half is 2026H2; on 2026-12-02, 2026H1)."""
+    months = PREVIOUS.get(text.strip().lower())
+    if months is None:
+        return parse_period(text)
+    first = date(today.year, (today.month - 1) // months * months + 1, 1)  # the running period's first day
+    prev = _next_month(first, -months)
+    label = {6: f"{prev.year}H{1 if prev.month == 1 else 2}", 3: f"{prev.year}Q{(prev.month - 1) // 3 + 1}",
+             1: f"{prev.year}-{prev.month:02d}"}[months]
+    return parse_period(label)
 
 
 @dataclass

@@ -9,7 +9,8 @@
    journal, and upload the journal's lines that are not in the store yet as parts.
 
 The store being down never fails a cycle: the records wait in the journal, the sealing waits
-for the store. `now` is the cycle's clock (tests move it across midnight); None is the real one.
+for the store. `now` is the cycle's clock (tests move it across midnight); None is tasks/core/clock's:
+the real time, or a backfill's past one (the watch flow under clock.backdated).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from config.settings import Site
+from tasks.core import clock
 from tasks.core.results import CheckResult, Status
 from tasks.evidence.store import Store, open_store
 from tasks.watch.alerting import announce
@@ -66,7 +68,7 @@ def _announced_state(journal: Journal, store: Store | None, site: str) -> dict:
 
 def run_cycle(site: Site, state_base: Path, outbox: Path, run_id: str, now: datetime | None = None) -> CycleOutcome:
     cpu0, wall0 = cpu_seconds(), time.perf_counter()
-    at = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    at = (now or clock.now()).astimezone(timezone.utc)
     journal = Journal(state_base, site.site)
     store, store_error = _store(site)
     sealed: list[SealedDay] = []

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 from config.settings import EBILL_FUNCTIONS_ZH, Site
+from tasks.core import clock
 from tasks.core.results import CheckResult, Status, verdict
 from tasks.inspection.ebill import bill_stock, interface_calls
 from tasks.inspection.health import ebill_functions, function_target
@@ -61,10 +62,10 @@ def local_day(at: datetime, tz: str) -> str:
 def probe_site(site: Site, now: datetime | None = None) -> tuple[dict, list[CheckResult]]:
     """Run one cycle's checks; return the probe record and the records it was made from.
 
-    `now` (aware) is the cycle's clock: the interface window ends there and the record is filed
-    under its local day. The health calls happen at the real time whatever `now` says.
+    `now` (aware) is the cycle's clock (None: tasks/core/clock, so a backfill's cycles are dated back):
+    the interface window ends there and the record is filed under its local day. The health calls happen at the real time whatever `now` says.
     """
-    at = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
+    at = (now or clock.now()).astimezone(timezone.utc).replace(microsecond=0)
     cpu0, wall0 = cpu_seconds(), time.perf_counter()
     results = ebill_functions.fn(site) + interface_calls.fn(site, at) + bill_stock.fn(site, at)
     record = {

@@ -22,6 +22,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from config.settings import Site
+from tasks.core import clock
 from tasks.core.reports import format_value, local_time, render_both
 from tasks.core.results import Status, utcnow, verdict
 from tasks.evidence.bundle import BundleWriter, StoredBundle
@@ -99,8 +100,10 @@ def seal_day(site: Site, journal: Journal, store: Store, outbox: Path, day: str,
         "form": "watch_day", "started_at": start.isoformat(), "finished_at": (start + timedelta(days=1)).isoformat(),
         "sealed_at": sealed_at.isoformat(), "results": [r.model_dump(mode="json") for r in results],
     })
+    # sealed under a backfill's clock (tasks/core/clock.py): the manifest says so, as every duty's does
     bundle = writer.finish(verdict=v.value, finished_at=sealed_at, approvals=[],
-                           extra={"sealed_by_flow_run": run_id, "probes": len(records), "day": day})
+                           extra={"sealed_by_flow_run": run_id, "probes": len(records), "day": day,
+                                  **(clock.backdated_note(sealed_at) or {})})
     log.info("watch day %s of %s sealed: %s (%d probes, %s) in %s", day, site.site, bundle.prefix, len(records),
              v.value, bundle.location)
     return SealedDay(day, bundle, v.value, len(records))

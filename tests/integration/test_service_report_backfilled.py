@@ -161,3 +161,22 @@ def test_regenerated_report_has_the_same_figures(history):
     assert a["figures"] == b["figures"]
     # the second report did not count the first one
     assert a["bundles_read"] == b["bundles_read"]
+
+
+def test_the_monthly_checkpoint_is_reprinted_from_its_bundle_in_the_store(history):
+    """The signed checkpoint the monthly inspection of 1 Nov kept (checkpoint.json in its bundle) is
+    listed by the report: its month, time (the backfill's clock), root, signer and where the file is."""
+    from tasks.evidence.checkpoint import load_checkpoint
+    from tasks.evidence.sign import fingerprint
+
+    [monthly] = [r for r in history["ran"] if r.due.duty == "inspection"]
+    cp = load_checkpoint(history["store"].get(monthly.prefix + "checkpoint.json"))
+    [row] = _result(history, history["first"])["context"]["figures"]["checkpoints"]
+    assert row["month"] == "2026-11" and row["created_at"] == cp["created_at"]
+    assert row["created_at"].startswith("2026-11-01T01:0")
+    assert (row["root_sha256"], row["file"]) == (cp["root_sha256"], monthly.prefix + "checkpoint.json")
+    assert row["key_fingerprint"] == fingerprint(load_site(history["site"]).evidence.signing.public_key)
+    assert row["signature"] == "valid"
+    for name in ("report.html", "report.md"):
+        text = history["store"].get(history["first"].bundle.prefix + name).decode("utf-8")
+        assert "证据链检查点" in text and cp["root_sha256"] in text and monthly.prefix + "checkpoint.json" in text

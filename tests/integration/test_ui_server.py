@@ -23,7 +23,8 @@ from flows.local_server import free_port, pid_alive, port_open, stop_group
 REPO = Path(__file__).resolve().parents[2]
 DEMO_DEPLOYMENTS = {f"{kind}-demo" for kind in ("inspection-monthly", "inspection-quarterly", "holiday-precheck",
                                                  "backup-verification", "invoice-quality", "watch", "evidence-portal",
-                                                 "year-end", "migration")}
+                                                 "service-report-half", "service-report-monthly", "year-end",
+                                                 "migration")}
 SERVE_DEADLINE_S = 900   # the first start migrates a fresh SQLite database: minutes under load
 STOP_DEADLINE_S = 60
 

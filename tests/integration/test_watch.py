@@ -15,9 +15,7 @@ import json
 import shutil
 import uuid
 from datetime import date, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from threading import Thread
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -30,6 +28,7 @@ from tasks.watch.cycle import run_cycle
 from tasks.watch.journal import Journal, part_key
 from tasks.watch.probe import local_day
 from tasks.watch.seal import day_prefix
+from tests.integration.watch_helpers import Receiver, stop_function
 
 pytestmark = pytest.mark.sandbox
 TZ = ZoneInfo("Asia/Shanghai")
@@ -43,34 +42,11 @@ def app(tmp_path_factory):
     app_services.stop(state)
 
 
-class _Receiver:
-    def __init__(self):
-        self.bodies: list[dict] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                outer.bodies.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *a):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def about(self, word: str) -> list[str]:
-        return [b["message"] for b in self.bodies if word in b["message"]]
-
-
 @pytest.fixture()
 def receiver():
-    r = _Receiver()
+    r = Receiver()
     yield r
-    r.server.shutdown()
-    r.server.server_close()
+    r.close()
 
 
 @pytest.fixture()
@@ -90,7 +66,7 @@ def watched(sites_dir, app, receiver, monkeypatch, tmp_path):
 
 
 def _stop(app, fn: str | None) -> None:
-    app_services.write_faults(app["root"], {"health": {fn: 503}} if fn else {})
+    stop_function(app["root"], fn)
 
 
 def _json(site, prefix: str, name: str):

@@ -19,7 +19,7 @@ def test_every_served_deployment_is_in_the_yaml_with_its_schedules_and_site_queu
     doc = yaml.safe_load(prefect_yaml.render(["example-oracle"], DAY))
     served = {d.name: d for d in deployments("example-oracle", DAY)}
     listed = {e["name"]: e for e in doc["deployments"]}
-    assert set(listed) == set(served) and len(listed) == 8  # with the watch, the daily evidence portal and the year-end's December plan
+    assert set(listed) == set(served) and len(listed) == 10  # with the watch, the daily evidence portal, the year-end's December plan and the two service reports
     for name, dep in served.items():
         e = listed[name]
         assert e["entrypoint"] == dep.entrypoint

@@ -166,14 +166,15 @@ def test_calendar_inspection_item_warns_and_never_errors_on_any_day(calendar_sta
 
 
 def test_every_deployment_is_built_on_every_day_of_2026_and_2027():
-    """The full list `ebops ui` serves, from each day: six deployments, none dropped for a calendar gap."""
+    """The full list `ebops ui` serves, from each day: every deployment, none dropped for a calendar gap."""
     from deployments.serve import deployments
 
     for today in [*DAYS, date(2026, 12, 1), TODAY]:
         deps = {d.name: d for d in deployments("example-oracle", today=today)}
         assert set(deps) == {f"{kind}-example-oracle" for kind in (
             "inspection-monthly", "inspection-quarterly", "holiday-precheck", "backup-verification",
-            "invoice-quality", "watch", "evidence-portal", "year-end")}, today
+            "invoice-quality", "watch", "evidence-portal", "service-report-half", "service-report-monthly",
+            "year-end")}, today
         assert len(deps["backup-verification-example-oracle"].schedules) == 1, today
         assert len(deps["year-end-example-oracle"].schedules) == 1, today  # December's plan, every year
         runs, _ = timetable.planned_prechecks(today, 2)

@@ -93,8 +93,8 @@ def test_deployments_load_with_their_schedules():
     assert set(deps) == {"inspection-monthly-example-oracle", "inspection-quarterly-example-oracle",
                          "holiday-precheck-example-oracle", "backup-verification-example-oracle",
                          "invoice-quality-example-oracle", "watch-example-oracle",
-                         "evidence-portal-example-oracle",
-                         "year-end-example-oracle"}
+                         "evidence-portal-example-oracle", "service-report-half-example-oracle",
+                         "service-report-monthly-example-oracle", "year-end-example-oracle"}
     portal = deps["evidence-portal-example-oracle"]
     assert portal.parameters == {"site": "example-oracle"}
     assert portal.schedules[0].schedule.cron == "30 6 * * *" and portal.schedules[0].schedule.timezone == "Asia/Shanghai"
@@ -116,6 +116,8 @@ def test_deployments_load_with_their_schedules():
     watch = deps["watch-example-oracle"]  # 接口运维: every 5 minutes on the clock, day and night
     assert watch.schedules[0].schedule.cron == "*/5 * * * *" and watch.schedules[0].schedule.timezone == "Asia/Shanghai"
     assert watch.parameters == {"site": "example-oracle"}
+    half = deps["service-report-half-example-oracle"].schedules[0].schedule   # tests/unit/test_schedules_report.py
+    assert half.cron == "0 8 5 1,7 *" and half.timezone == "Asia/Shanghai"
 
 
 def test_backup_verification_runs_on_each_quarters_first_workday_at_two():
