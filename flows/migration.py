@@ -122,6 +122,7 @@ class Runner:
                      "data_bytes": self.m.facts.get("data_bytes"), "dump_bytes_estimate": self._dump_estimate(),
                      "sample_mib": self.m.cfg.sample_transfer_mib, "sample_mib_s": round(mib_s, 2),
                      "quality_s": quality_s,
+                     **({"database_bytes": self.m.facts["database_bytes"]} if self.m.facts.get("database_bytes") else {}),
                      "source_version": self.m.facts.get("source_version"), "target_version": self.m.facts.get("target_version")}
             self.m.facts["plan_id"] = facts["plan_id"]
             self.plan = plan_doc.build_plan(self.m, facts, self.m.engineer)
@@ -137,7 +138,7 @@ class Runner:
 
     def _time_quality(self, ph: PhaseRun) -> float:
         """The verify phase runs DQ01-DQ22 on the target inside the downtime: timed on the source now."""
-        if not self.m.cfg.quality_suites or self.m.cfg.dialect != "postgresql":
+        if not self.m.cfg.quality_suites:
             return 0.0
         summaries, seconds, _ = verify.run_quality(self.m, self.m.cfg.source)
         ph.check("数据质量规则测时", Status.OK, f"{len(summaries)} 条规则在源库上用时 {seconds:.1f} 秒（计入停机时间估算）",

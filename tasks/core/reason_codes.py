@@ -47,6 +47,8 @@ so "the host is unreachable" reads the same in every check.
 | migration_wrong_datasource | the application answers from a database other than the expected one |
 | migration_downtime_over | the measured downtime exceeded the plan's estimate |
 | migration_test_bill_failed | the smoke test's test bill could not be issued, red-flushed or read back from the target |
+| migration_invalid_objects | Oracle: objects of the vendor's schema invalid on the target after the restore that were valid on the source |
+| migration_not_open | Oracle: the target database is not OPEN READ WRITE after the restore |
 | approval_refused | an approval does not hold: self-approval, another plan's, or expired |
 | phase_refused | a phase cut off mid-way that may not run again, or one that already ended |
 | **inspection findings** | |
@@ -244,6 +246,8 @@ class Code(str, Enum):
     MIGRATION_WRONG_DATASOURCE = "migration_wrong_datasource"
     MIGRATION_DOWNTIME_OVER = "migration_downtime_over"
     MIGRATION_TEST_BILL_FAILED = "migration_test_bill_failed"
+    MIGRATION_INVALID_OBJECTS = "migration_invalid_objects"
+    MIGRATION_NOT_OPEN = "migration_not_open"
     APPROVAL_REFUSED = "approval_refused"
     PHASE_REFUSED = "phase_refused"
     # data quality

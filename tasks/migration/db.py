@@ -37,6 +37,8 @@ SQL = {
     "oracle": {
         "version": "SELECT banner AS version, (SELECT version FROM v$instance) AS num FROM v$version WHERE ROWNUM = 1",
         "size": "SELECT SUM(bytes) AS bytes FROM dba_segments WHERE owner = :schema",
+        # what RMAN DUPLICATE copies: every datafile of the database (the estimate of rman_duplicate)
+        "database_size": "SELECT SUM(bytes) AS bytes FROM dba_data_files",
         "user_tables": "SELECT COUNT(*) AS n FROM dba_objects WHERE owner = :schema",
         "tablespaces": "SELECT DISTINCT tablespace_name AS name FROM dba_segments WHERE owner = :schema",
         "all_tablespaces": "SELECT tablespace_name AS name FROM dba_tablespaces",

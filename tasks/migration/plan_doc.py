@@ -24,17 +24,27 @@ FIXED_OVERHEAD_S = 30    # stop, start, health waits, cut-over commands: ~12 s o
 ROWCHECK_MIB_S = 3.0
 
 
-def estimate_downtime(facts: dict[str, Any], freeze_window_s: float, rows_mib_s: float | None = None) -> dict[str, float]:
+def estimate_downtime(facts: dict[str, Any], freeze_window_s: float, rows_mib_s: float | None = None,
+                      duplicate: bool = False) -> dict[str, float]:
     """Seconds per part of the window, from the sample's throughput: the dump, the copy, the
     restore and the verification each read or write the data once (taken at the sample's rate,
     which is the slowest link the plan measured), plus the freeze window, the data-quality suites
     as timed on the source when the plan was made, the row check at `rows_mib_s` of database size
     (None: verify_rows is off; an upper bound when verify_rows_max_table_rows leaves tables out),
-    and a fixed overhead."""
+    and a fixed overhead.
+
+    `duplicate` (Oracle, oracle_method rman_duplicate): no dump, no copy of a file, no restore —
+    RMAN copies the datafiles of the whole database (`database_bytes`, the allocated size of every
+    datafile: more than the vendor's schema) once, source to target, in one part "duplicate" at the
+    sample's rate (RMAN goes db1 -> db2 over Oracle Net, one hop fewer than the sample's way through
+    the worker: the rate is a floor). The verification still reads the vendor's schema."""
     rate = max(float(facts.get("sample_mib_s") or 1.0), 0.01) * 1048576
     dump = float(facts.get("dump_bytes_estimate") or facts.get("data_bytes") or 0)
     data = float(facts.get("data_bytes") or 0)
-    parts = {"freeze": freeze_window_s, "dump": dump / rate, "copy": dump / rate, "restore": data / rate,
+    whole = float(facts.get("database_bytes") or data)
+    parts = {"freeze": freeze_window_s, "dump": 0.0 if duplicate else dump / rate,
+             "copy": 0.0 if duplicate else dump / rate, "restore": 0.0 if duplicate else data / rate,
+             **({"duplicate": whole / rate} if duplicate else {}),
              "verify": data / rate, "rows": data / (rows_mib_s * 1048576) if rows_mib_s else 0.0,
              "quality": float(facts.get("quality_s") or 0), "overhead": FIXED_OVERHEAD_S}
     parts["total"] = sum(parts.values())
@@ -106,7 +116,8 @@ def build_plan(m: Migration, facts: dict[str, Any], requested_by: str) -> Plan:
                 steps=steps, facts={**facts, "people": people, "source": f"{src.db_host}/{src.app_host}",
                                     "target": f"{tgt.db_host}/{tgt.app_host}",
                                     "estimate_s": estimate_downtime(facts, cfg.freeze_window_s,
-                                                                  ROWCHECK_MIB_S if cfg.verify_rows else None)})
+                                                                  ROWCHECK_MIB_S if cfg.verify_rows else None,
+                                                                  duplicate=oracle.duplicates(cfg))})
 
 
 def render_plan(plan: Plan) -> str:
@@ -124,8 +135,11 @@ def render_plan(plan: Plan) -> str:
               f"- 源库数据量：{float(f.get('data_bytes') or 0) / 1048576:.1f} MiB；预计备份文件："
               f"{float(f.get('dump_bytes_estimate') or 0) / 1048576:.1f} MiB",
               f"- 样本传输（{f.get('sample_mib', '?')} MiB）实测吞吐：{f.get('sample_mib_s', '?')} MiB/s",
-              f"- 预计停机时间：约 {est.get('total', '?')} 秒（冻结观察 {est.get('freeze')}、备份 {est.get('dump')}、"
-              f"复制 {est.get('copy')}、恢复 {est.get('restore')}、校验 {est.get('verify')}、逐行比对 {est.get('rows', 0)}、数据质量规则 {est.get('quality')}、"
+              f"- 预计停机时间：约 {est.get('total', '?')} 秒（冻结观察 {est.get('freeze')}、"
+              + (f"RMAN DUPLICATE 复制整个数据库 {est['duplicate']}（{float(f.get('database_bytes') or f.get('data_bytes') or 0) / 1048576:.1f} MiB，"
+                 "无导出、文件复制与导入）、" if "duplicate" in est else
+                 f"备份 {est.get('dump')}、复制 {est.get('copy')}、恢复 {est.get('restore')}、")
+              + f"校验 {est.get('verify')}、逐行比对 {est.get('rows', 0)}、数据质量规则 {est.get('quality')}、"
               f"启停与切换 {est.get('overhead')} 秒）",
               "", "## 回退路径", "",
               "停机后任一阶段失败：经回退审批后执行回退步骤——停止新服务器上的应用，确认应用数据源仍指向未改动的原数据库，"

@@ -70,6 +70,8 @@ def versions_and_size(m: Migration, ph: PhaseRun) -> None:
             src_v = db.one(fetch, d, "version", cfg.schema_name)
             size = int(db.one(fetch, d, "size", cfg.schema_name).get("bytes") or 0)
             src_spaces = {r["name"] for r in fetch(db.statement(d, "tablespaces", cfg.schema_name))}
+            if rman:  # RMAN copies the whole database: the plan's estimate (plan_doc.estimate_downtime)
+                ph.facts["database_bytes"] = int(db.one(fetch, d, "database_size", cfg.schema_name).get("bytes") or 0)
         if rman:
             tgt_v = auxiliary_instance(m, ph)
             objects, tgt_spaces = 0 if tgt_v["status"] == "STARTED" else 1, src_spaces   # DUPLICATE creates them

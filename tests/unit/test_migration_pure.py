@@ -112,7 +112,7 @@ def test_every_phase_says_whether_it_may_run_again():
 
 
 # ---------------------------------------------------------------- Oracle
-ORACLE_SQL = [s for s in db.SQL["oracle"].values()] + oracle.AFTER_RESTORE_SQL + [oracle.AUXILIARY_INSTANCE_SQL]
+ORACLE_SQL = [s for s in db.SQL["oracle"].values()] + list(oracle.AFTER_RESTORE_SQL.values()) + [oracle.AUXILIARY_INSTANCE_SQL]
 
 
 @pytest.mark.parametrize("sql", ORACLE_SQL)

@@ -7,6 +7,8 @@
 --   * read the vendor's schema as of an SCN (SELECT ANY TABLE + FLASHBACK ANY TABLE: the vendor's
 --     tables differ per site, so they cannot be listed here) and the current SCN (V$DATABASE);
 --   * read the RMAN job history (V$RMAN_BACKUP_JOB_DETAILS);
+--   * for a server migration, read both sides' catalogue (version, size, tablespaces, objects,
+--     open mode: the dictionary views granted by name below);
 --   * create and drop the scratch schema EBOPS_VERIFY_<time> that impdp imports into (CREATE USER,
 --     DROP USER; ebill-ops refuses any name without the prefix, the production schema's name, and a
 --     schema it did not create in the same run - see tasks/backup_verify/oracle_steps.py).
@@ -33,3 +35,12 @@ GRANT SELECT ON SYS.V_$DATABASE TO &&VERIFY_USER;
 GRANT SELECT ON SYS.V_$RMAN_BACKUP_JOB_DETAILS TO &&VERIFY_USER;
 GRANT CREATE USER TO &&VERIFY_USER;
 GRANT DROP USER TO &&VERIFY_USER;
+-- 服务器迁移 (tasks/migration/db.py, oracle.AFTER_RESTORE_SQL): the same account reads both sides'
+-- version, size, tablespaces, objects and open mode. SELECT ANY TABLE does not reach the data
+-- dictionary (O7_DICTIONARY_ACCESSIBILITY is FALSE), so each view is granted by name.
+GRANT SELECT ON SYS.V_$VERSION TO &&VERIFY_USER;
+GRANT SELECT ON SYS.V_$INSTANCE TO &&VERIFY_USER;
+GRANT SELECT ON SYS.DBA_SEGMENTS TO &&VERIFY_USER;
+GRANT SELECT ON SYS.DBA_OBJECTS TO &&VERIFY_USER;
+GRANT SELECT ON SYS.DBA_TABLESPACES TO &&VERIFY_USER;
+GRANT SELECT ON SYS.DBA_DATA_FILES TO &&VERIFY_USER;
