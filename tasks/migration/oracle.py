@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from config.migration import EZCONNECT, MigrationConfig
+from config.settings import Site
 from tasks.backup.verify.oracle_steps import (DATAPUMP_LOGINS, EXPDP_SCRIPT, IMPDP_SCRIPT, _ENV, _home_sid, _name,
                                               parse_rman_output)
 
@@ -20,24 +21,40 @@ def _dumpfile(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
-def expdp_argv(cfg: MigrationConfig, out: str) -> list[str]:
-    """Export the vendor's schema from the frozen source (the application is stopped: consistent
-    without FLASHBACK_SCN); the dump lands in the directory object's path (source.work_dir)."""
+def canonical_schema(site: Site) -> str | None:
+    """The owner of the canonical views on an Oracle site (01_canonical_views.sql; the site's
+    database.schema, default EBOPS), None for a PostgreSQL site (its dump carries ebill_canon)."""
+    return (site.database.schema_name or "EBOPS").upper() if site.database.dialect == "oracle" else None
+
+
+def _schemas(cfg: MigrationConfig, canon: str | None) -> str:
+    """SCHEMAS= of a Data Pump migration: the vendor's schema, and the canonical views' owner with
+    it — the views (and the vendor's grants to their owner) belong on the new server as they do in a
+    PostgreSQL dump; without their owner impdp cannot import those grants (ORA-01917), and the
+    verify phase's data-quality rules read the views on the target."""
+    names = [_name("schema", cfg.schema_name, True)]
+    if canon and _name("database.schema", canon, True) not in names:
+        names.append(_name("database.schema", canon, True))
+    return "SCHEMAS=" + ",".join(names)
+
+
+def expdp_argv(cfg: MigrationConfig, out: str, canon: str | None = None) -> list[str]:
+    """Export the vendor's schema (and `canon`, the canonical views' owner) from the frozen source
+    (the application is stopped: consistent without FLASHBACK_SCN); the dump lands in the directory
+    object's path (source.work_dir)."""
     dump = _dumpfile(out)
     args = [*_home_sid(cfg.source.tools_dir, cfg.source.oracle_sid or ""), DATAPUMP_LOGINS["sysdba"],
             f"DIRECTORY={_name('oracle_directory', cfg.oracle_directory, True)}", f"DUMPFILE={dump}",
-            f"LOGFILE={dump.rsplit('.', 1)[0]}_exp.log", f"SCHEMAS={_name('schema', cfg.schema_name, True)}",
-            "REUSE_DUMPFILES=NO"]
+            f"LOGFILE={dump.rsplit('.', 1)[0]}_exp.log", _schemas(cfg, canon), "REUSE_DUMPFILES=NO"]
     return ["sh", "-c", EXPDP_SCRIPT, "sh", *args]
 
 
-def impdp_argv(cfg: MigrationConfig, dump_path: str) -> list[str]:
-    """Import into the same schema on the empty target; an existing table is an error, never replaced."""
+def impdp_argv(cfg: MigrationConfig, dump_path: str, canon: str | None = None) -> list[str]:
+    """Import the same schemas on the empty target; an existing table is an error, never replaced."""
     dump = _dumpfile(dump_path)
     args = [*_home_sid(cfg.target.tools_dir, cfg.target.oracle_sid or ""), DATAPUMP_LOGINS["sysdba"],
             f"DIRECTORY={_name('oracle_directory', cfg.oracle_directory, True)}", f"DUMPFILE={dump}",
-            f"LOGFILE={dump.rsplit('.', 1)[0]}_imp.log", f"SCHEMAS={_name('schema', cfg.schema_name, True)}",
-            "TABLE_EXISTS_ACTION=SKIP"]
+            f"LOGFILE={dump.rsplit('.', 1)[0]}_imp.log", _schemas(cfg, canon), "TABLE_EXISTS_ACTION=SKIP"]
     return ["sh", "-c", IMPDP_SCRIPT, "sh", *args]
 
 

@@ -98,7 +98,7 @@ def dump_argv(m: Migration) -> list[str]:
     if cfg.dump_command:
         return [a.replace("{dump}", out) for a in cfg.dump_command]
     if cfg.dialect == "oracle":
-        return oracle.expdp_argv(cfg, out)
+        return oracle.expdp_argv(cfg, out, oracle.canonical_schema(m.site))
     host, port = _pg_target(cfg.source.database.dsn)
     return ["sh", "-c", 'umask 077 && exec "$@"', "sh", f"{cfg.source.tools_dir.rstrip('/')}/pg_dump", "-Fc",
             "-h", host, "-p", port, "-U", cfg.source.admin_user, "-w", "-f", out, cfg.source.database_name]
@@ -113,7 +113,7 @@ def restore_argv(m: Migration, again: bool = False) -> list[str]:
     if oracle.duplicates(cfg):
         return oracle.rman_duplicate_argv(cfg)
     if cfg.dialect == "oracle":
-        return oracle.impdp_argv(cfg, dump)
+        return oracle.impdp_argv(cfg, dump, oracle.canonical_schema(m.site))
     host, port = _pg_target(cfg.target.database.dsn)
     return ([f"{cfg.target.tools_dir.rstrip('/')}/pg_restore", "--exit-on-error", "--jobs", str(cfg.restore_jobs)]
             + (["--clean", "--if-exists"] if again else [])

@@ -17,22 +17,20 @@ from tasks.backup.verify import measure
 from tasks.backup.verify.fingerprint_compare import compare_fingerprints, compare_inventories, compare_row_counts
 from tasks.core.reason_codes import Code
 from tasks.core.results import Status, utcnow
-from tasks.migration import after_restore, db, rowcheck_phase
+from tasks.migration import after_restore, db, oracle, rowcheck_phase
 from tasks.migration.context import Migration
 from tasks.migration.journal import PhaseRun
 
 CANON = "ebill_canon"
-ORACLE_CANON = "EBOPS"  # config/sql/oracle/01_canonical_views.sql's owner of the views
 
 
 def canon_schema(m: Migration) -> str:
     """Where the canonical views are on each side: PostgreSQL's dump carries its schema ebill_canon;
     on Oracle they are the site's database.schema (default EBOPS), which RMAN DUPLICATE copies with
-    the whole database and a Data Pump migration of the vendor's schema does not (the DBA runs
-    01_canonical_views.sql on the target, as for the daily checks after the cut-over)."""
+    the whole database and a Data Pump migration exports with the vendor's schema (oracle._schemas)."""
     if m.cfg.dialect != "oracle":
         return CANON
-    return m.site.database.schema_name or ORACLE_CANON
+    return oracle.canonical_schema(m.site) or "EBOPS"
 
 
 def compare(m: Migration, ph: PhaseRun) -> None:

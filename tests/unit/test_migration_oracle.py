@@ -205,3 +205,18 @@ def test_after_restore_statements_bind_the_schema_or_nothing(name):
     sql = oracle.AFTER_RESTORE_SQL[name]
     sqlglot.parse_one(sql, read="oracle")
     assert set(re.findall(r":(\w+)", sql)) <= {"schema"}
+
+
+def test_datapump_moves_the_canonical_views_owner_with_the_vendors_schema(site_dir):
+    """As a PostgreSQL dump carries ebill_canon: the views the DQ rules read (and the vendor's
+    grants to their owner, which impdp cannot import without it) go with the data."""
+    site_dir(_oracle_site)
+    m = migration(load_site("demo"))
+    m.facts["plan_id"] = "20261202_120000"
+    from tasks.migration import transfer
+
+    assert "SCHEMAS=EBILL,EBOPS" in transfer.dump_argv(m) and "SCHEMAS=EBILL,EBOPS" in transfer.restore_argv(m)
+    assert verify.canon_schema(m) == "EBOPS"
+    site_dir(lambda d: (_oracle_site(d), d["database"].update(schema="ebill")))   # views in the vendor's own schema
+    m = migration(load_site("demo"))
+    assert "SCHEMAS=EBILL" in transfer.dump_argv(m) and not any(a.startswith("SCHEMAS=EBILL,") for a in transfer.dump_argv(m))
