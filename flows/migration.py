@@ -137,7 +137,7 @@ class Runner:
 
     def _time_quality(self, ph: PhaseRun) -> float:
         """The verify phase runs DQ01-DQ22 on the target inside the downtime: timed on the source now."""
-        if not self.m.cfg.quality_suites or self.m.cfg.dialect != "postgresql":
+        if not self.m.cfg.quality_suites or self.m.cfg.source.engine != "postgresql":
             return 0.0
         summaries, seconds, _ = verify.run_quality(self.m, self.m.cfg.source)
         ph.check("数据质量规则测时", Status.OK, f"{len(summaries)} 条规则在源库上用时 {seconds:.1f} 秒（计入停机时间估算）",

@@ -3,6 +3,7 @@ row counts, in-database content fingerprints (tasks/backup/verify: the same meas
 backup verification), 20 bills field by field, every row by primary key (逐行比对,
 tasks/migration/rowcheck.py; site setting verify_rows), and the data-quality suites (DQ01-DQ22) on the
 target. The application is stopped, so nothing is cut off and no column is left out: full equality.
+Across engines (Oracle -> PostgreSQL family) the comparison is tasks/migration/verify_cross.py's.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from tasks.backup.verify import measure
 from tasks.backup.verify.fingerprint_compare import compare_fingerprints, compare_inventories, compare_row_counts
 from tasks.core.reason_codes import Code
 from tasks.core.results import Status, utcnow
-from tasks.migration import db, rowcheck_phase
+from tasks.migration import db, rowcheck_phase, verify_cross
 from tasks.migration.context import Migration
 from tasks.migration.journal import PhaseRun
 
@@ -25,17 +26,22 @@ CANON = "ebill_canon"
 
 
 def compare(m: Migration, ph: PhaseRun) -> None:
-    cfg, d = m.cfg, m.cfg.dialect
+    if m.cfg.across_engines:
+        counts = verify_cross.compare(m, ph)
+        if counts is not None:
+            rowcheck_phase.run(m, ph, counts)
+        return
+    cfg, d = m.cfg, m.cfg.source.engine   # one engine: both sides in its dialect
     started = utcnow()
     try:
         with db.side_session(cfg, cfg.source) as fetch:
-            src = measure.measure(fetch, d, cfg.schema_name, as_of=None, chunk_rows=cfg.chunk_rows)
-            src_bills = measure.sample_bills(fetch, d, cfg.schema_name, cfg.sample_bills, None)
+            src = measure.measure(fetch, d, cfg.source.schema, as_of=None, chunk_rows=cfg.chunk_rows)
+            src_bills = measure.sample_bills(fetch, d, cfg.source.schema, cfg.sample_bills, None)
         with db.side_session(cfg, cfg.target) as fetch:
-            tgt = measure.measure(fetch, d, cfg.schema_name, as_of=None, chunk_rows=cfg.chunk_rows,
+            tgt = measure.measure(fetch, d, cfg.target.schema, as_of=None, chunk_rows=cfg.chunk_rows,
                                   key_shifts=src.key_shifts(), methods=src.methods())
             keys = [{"id": k[0], measure.BILL_TIME: k[1]} for k in src_bills]
-            tgt_bills = measure.sample_bills(fetch, d, cfg.schema_name, 0, None, keys=keys)
+            tgt_bills = measure.sample_bills(fetch, d, cfg.target.schema, 0, None, keys=keys)
     except Exception as exc:  # noqa: BLE001
         ph.check("比对", Status.ERROR, f"{type(exc).__name__}: {exc}", started_at=started)
         return
@@ -90,7 +96,7 @@ def run_quality(m: Migration, side: MigrationSide) -> tuple[list, float, tuple]:
 def quality_on_target(m: Migration, ph: PhaseRun) -> None:
     """DQ01-DQ22 on the target's canonical views (last 7 days): every rule must run there; what
     the rules find is recorded, not judged (the data is the source's, defects included)."""
-    if not m.cfg.quality_suites or m.cfg.dialect != "postgresql":
+    if not m.cfg.quality_suites or m.cfg.target.engine != "postgresql":
         ph.check("目标库数据质量规则", Status.OK, "站点配置不在迁移校验中运行数据质量规则（quality_suites: false）"
                  if not m.cfg.quality_suites else "Oracle 目标库：数据质量规则由迁移后的每日检查运行")
         return
