@@ -232,3 +232,26 @@ def test_sampled_bills_compare_through_the_canonical_text():
     assert bill_fields_differ(ora, {**pg, "total_amt": Decimal("12.51")}, set()) == ["total_amt"]
     assert bill_fields_differ(ora, None, set()) == ["整行缺失"]
     assert bill_fields_differ(ora, {k: v for k, v in pg.items() if k != "memo"}, set()) == ["memo"]
+
+
+def test_a_table_without_a_key_is_compared_as_a_multiset_across_engines_only():
+    from tasks.backup.verify.catalog import TableShape
+    from tasks.backup.verify.fingerprint_names import Column
+    from tasks.migration.rowcheck import Side, compare_schema
+    from tests.unit.test_migration_rowcheck import _side
+
+    ora_log = TableShape("T_OP_LOG", (Column("OP", "VARCHAR2"), Column("AMT", "NUMBER")), ())
+    pg_log = TableShape("t_op_log", (Column("op", "character varying(20)"), Column("amt", "numeric(14,2)")), ())
+    ora = [("开票", Decimal("1.5")), ("开票", Decimal("1.5")), ("冲红", None)]
+    pg = [("冲红", None), ("开票", Decimal("1.50")), ("作废", Decimal("2.00"))]     # one 开票 less, one 作废 more
+    t, = compare_schema(_side("oracle", ora_log, ora), _side("postgresql", pg_log, pg))
+    assert (t.source_rows, t.target_rows, t.missing, t.extra, t.differing) == (3, 3, 1, 1, 0) and not t.not_compared
+    assert t.keys["missing"][0].startswith("无主键行 sha256:")
+    t, = compare_schema(_side("oracle", ora_log, ora), _side("postgresql", pg_log, list(reversed(ora))))
+    assert t.differences == 0 and t.source_rows == 3                       # any order: no key to order by
+    same, = compare_schema(_side("postgresql", pg_log, pg), _side("postgresql", pg_log, pg))
+    assert "无主键" in same.not_compared                                  # one engine: the fingerprints cover it
+    big, = compare_schema(_side("oracle", ora_log, ora), _side("postgresql", pg_log, pg), max_rows=2,
+                          counts={"T_OP_LOG": 3})
+    assert "跨引擎时库内指纹不可比" in big.not_compared
+    assert isinstance(_side("oracle", ora_log, []), Side)
