@@ -255,3 +255,13 @@ def test_a_table_without_a_key_is_compared_as_a_multiset_across_engines_only():
                           counts={"T_OP_LOG": 3})
     assert "跨引擎时库内指纹不可比" in big.not_compared
     assert isinstance(_side("oracle", ora_log, []), Side)
+
+
+def test_the_smoke_tests_inspection_reads_the_new_engine_in_its_dialect(site_dir):  # noqa: F811
+    def oracle_site(d):
+        d["database"].update(dialect="oracle", dsn="db1.hosp:1521/ebill", schema="EBILL_CANON")
+        d["migration"]["target"]["inspection_dsn"] = "host=db2.hosp port=5432 dbname=ebill"
+    site_dir(lambda d: (_cross()(d), oracle_site(d)))
+    after = migration(load_site("demo")).after_site()
+    assert (after.database.dialect, after.database.schema_name, after.database.dsn) == \
+        ("postgresql", "ebill_canon", "host=db2.hosp port=5432 dbname=ebill")
