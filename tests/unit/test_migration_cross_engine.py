@@ -5,7 +5,7 @@ dialect, the ora2pg commands, the sampled bills compared through the canonical t
 No Oracle runs here: the Oracle side is a stand-in that answers the statements with values built as
 python-oracledb returns them (NUMBER as Decimal, DATE as datetime, '' already NULL) and records which
 statements it was asked, so the tests check that the Oracle side is read with Oracle's SQL and the
-target with PostgreSQL's. tests/integration/test_migration_cross_engine.py does the same against a
+target with PostgreSQL's. tests/integration/test_cross_engine_verify_pg.py does the same against a
 real PostgreSQL target.
 """
 from __future__ import annotations
