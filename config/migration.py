@@ -7,6 +7,11 @@ steps (point it back at the untouched source). The new servers are declared here
 site's `hosts:`, so the routine inspection does not look at servers that are not in service yet.
 Passwords only by reference; the database tools on the hosts log in through the host's ~/.pgpass
 (PostgreSQL family) or OS authentication (Oracle), as the hospital's backup job does.
+
+Each side may name its own dialect and schema (`source.dialect`, `target.schema`; default: the
+section's `dialect` and `schema`, so older site files read as before). Across engines only Oracle ->
+the PostgreSQL family (信创: openGauss and KingbaseES speak PostgreSQL's protocol and catalog, so
+they are `postgresql` here), moved by the external commands of `cross_engine:` (ora2pg).
 """
 from __future__ import annotations
 
@@ -49,7 +54,43 @@ class SmokeTestBill(Strict):
     timeout_s: float = Field(default=30, gt=0, le=600)
 
 
+# The documented ora2pg commands (README "Cross-engine (信创) migration"). A site confirms them by
+# writing `argv: ora2pg` (never taken silently: they write the target); {name} placeholders are
+# replaced per argument by tasks/migration/cross_engine.py. Export: the Oracle schema to SQL files in
+# work_dir on a host with the Oracle client, DBD::Oracle and ora2pg (its ora2pg.conf, written by the
+# DBA, holds ORACLE_DSN and the login; no password here). Load: the files into the target with psql
+# (~/.pgpass), tables and data each in one transaction, stopping at the first error.
+ORA2PG_EXPORT = ["sh", "-c", 'set -e; cd "$1"; ora2pg -c "$2" -n "$3" -N "$4" -t TABLE -o tables.sql -b "$1"; '
+                 'ora2pg -c "$2" -n "$3" -N "$4" -t COPY -o data.sql -b "$1"',
+                 "sh", "{work_dir}", "{ora2pg_conf}", "{source_schema}", "{target_schema}"]
+ORA2PG_LOAD = ["sh", "-c", 'set -e; cd "$1"; for f in tables.sql data.sql; do psql -X -w -q -v ON_ERROR_STOP=1 '
+               '--single-transaction -h "$2" -p "$3" -U "$4" -d "$5" -f "$f"; done',
+               "sh", "{work_dir}", "{target_host}", "{target_port}", "{target_admin_user}", "{target_database}"]
+PLACEHOLDERS = ("work_dir", "ora2pg_conf", "source_schema", "target_schema", "source_dsn", "target_host",
+                "target_port", "target_admin_user", "target_database")
+
+
+class CrossEngineCommand(Strict):
+    """One command of a cross-engine move, run over SSH on `host` (argv quoted per argument)."""
+    host: str = Field(description="hosts[].name or migration.hosts[].name: where it runs")
+    argv: list[str] | Literal["ora2pg"] = Field(description="the command, one argument per item, with "
+                                                "{placeholders}; `ora2pg`: the documented template, confirmed")
+    timeout_s: int | None = Field(default=None, ge=60, le=86400, description="none: migration.command_timeout_s")
+
+
+class CrossEngine(Strict):
+    """Oracle -> PostgreSQL family: the backup phase runs `export`, the transfer phase `load`."""
+    work_dir: str = Field(description="on the export host (and the load host): where the exported SQL files go")
+    ora2pg_conf: str = Field(default="", description="on the export host: ora2pg.conf (ORACLE_DSN, login by the DBA)")
+    export: CrossEngineCommand = Field(description="reads the frozen source, writes files in work_dir")
+    load: CrossEngineCommand = Field(description="writes the target: the exported files loaded into it")
+
+
 class MigrationSide(Strict):
+    dialect: Literal["postgresql", "oracle"] | None = Field(default=None, description="this side's engine (openGauss, "
+                                                            "KingbaseES: postgresql); none: migration.dialect")
+    schema_name: str | None = Field(default=None, alias="schema", description="this side's spelling of the vendor's "
+                                    "schema (Oracle: upper-case, EBILL); none: migration.schema")
     db_host: str = Field(description="the database server (a host name): the database tools run there")
     app_host: str = Field(description="the application server (a host name)")
     database: VerifyDatabase = Field(description="measured with the verification account (inventory, counts, "
@@ -71,6 +112,19 @@ class MigrationSide(Strict):
     smoke_test_bill: SmokeTestBill | None = Field(default=None, description="target only: the smoke test issues a "
                                                   "test bill and red-flushes it (writes to the new database; behind "
                                                   "the cut-over approval); none: the smoke test only reads")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @property
+    def engine(self) -> str:
+        """The side's dialect, resolved (MigrationConfig fills it in from migration.dialect)."""
+        assert self.dialect is not None
+        return self.dialect
+
+    @property
+    def schema(self) -> str:
+        assert self.schema_name is not None
+        return self.schema_name
 
 
 class MigrationConfig(Strict):
@@ -118,19 +172,36 @@ class MigrationConfig(Strict):
     oracle_directory: str = "DATA_PUMP_DIR"
     dump_command: list[str] | None = Field(default=None, description="override of the source dump argv ({dump} is the file)")
     restore_command: list[str] | None = Field(default=None, description="override of the target restore argv")
+    cross_engine: CrossEngine | None = Field(default=None, description="source oracle, target postgresql: the "
+                                             "export and load commands (ora2pg); required then, refused otherwise")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @property
+    def across_engines(self) -> bool:
+        """Source and target of different engines (Oracle -> PostgreSQL family)."""
+        return self.source.engine != self.target.engine
 
     @model_validator(mode="after")
     def _check(self) -> "MigrationConfig":
         if not _IDENT.match(self.schema_name):
             raise ValueError(f"schema: {self.schema_name} is not a plain identifier")
-        if self.dialect == "oracle" and not (self.source.oracle_sid and self.target.oracle_sid):
+        for name in ("source", "target"):
+            side = getattr(self, name)
+            side.dialect = side.dialect or self.dialect
+            side.schema_name = side.schema_name or self.schema_name
+            if not _IDENT.match(side.schema_name):
+                raise ValueError(f"{name}.schema: {side.schema_name} is not a plain identifier")
+        self._check_engines()
+        if not self.across_engines and self.source.engine == "oracle" and not (self.source.oracle_sid and self.target.oracle_sid):
             raise ValueError("oracle: source.oracle_sid and target.oracle_sid are needed for RMAN and Data Pump")
         if self.oracle_method == "rman_duplicate":
-            if self.dialect != "oracle":
+            if self.across_engines:
+                raise ValueError("oracle_method: rman_duplicate copies Oracle to Oracle; source.dialect oracle, "
+                                 "target.dialect postgresql moves by cross_engine (hint: leave oracle_method out)")
+            if self.source.engine != "oracle":
                 raise ValueError("oracle_method: rman_duplicate is for dialect oracle (hint: leave it out for "
-                                 f"{self.dialect}, or set dialect: oracle)")
+                                 f"{self.source.engine}, or set dialect: oracle)")
             for side in ("source", "target"):
                 dsn = getattr(self, side).database.dsn
                 if not EZCONNECT.match(dsn):
@@ -142,3 +213,35 @@ class MigrationConfig(Strict):
         if self.source.db_host == self.target.db_host and self.source.database.dsn == self.target.database.dsn:
             raise ValueError("source and target name the same database: a migration needs two")
         return self
+
+    def _check_engines(self) -> None:
+        src, tgt = self.source, self.target
+        if not self.across_engines:
+            if src.schema.lower() != tgt.schema.lower():
+                raise ValueError(f"target.schema: {tgt.schema} differs from source.schema {src.schema}: a same-engine "
+                                 "dump and restore keep the schema's name (hint: give both the same schema)")
+            if self.cross_engine is not None:
+                raise ValueError(f"cross_engine: both sides are {src.engine}; the dump and restore move the data "
+                                 "(hint: remove cross_engine, or set source.dialect oracle and target.dialect postgresql)")
+            return
+        if (src.engine, tgt.engine) != ("oracle", "postgresql"):
+            raise ValueError(f"target.dialect: {src.engine} -> {tgt.engine} is not supported across engines; only "
+                             "source oracle -> target postgresql (the PostgreSQL family: openGauss and KingbaseES speak "
+                             "PostgreSQL's protocol, write postgresql for them)")
+        if self.cross_engine is None:
+            raise ValueError("cross_engine: required when source.dialect is oracle and target.dialect postgresql "
+                             "(hint: cross_engine: {work_dir: ..., ora2pg_conf: ..., export: {host: ..., argv: ora2pg}, "
+                             "load: {host: ..., argv: ora2pg}} confirms the documented ora2pg commands)")
+        for field in ("dump_command", "restore_command"):
+            if getattr(self, field) is not None:
+                raise ValueError(f"{field}: not used across engines (hint: cross_engine.export / cross_engine.load)")
+        for step in ("export", "load"):
+            cmd = getattr(self.cross_engine, step)
+            if cmd.argv == "ora2pg" and step == "export" and not self.cross_engine.ora2pg_conf:
+                raise ValueError("cross_engine.ora2pg_conf: the ora2pg template reads it (hint: the path of ora2pg.conf "
+                                 "on the export host)")
+            for arg in ([] if cmd.argv == "ora2pg" else cmd.argv):
+                for name in re.findall(r"{(\w+)}", arg):
+                    if name not in PLACEHOLDERS:
+                        raise ValueError(f"cross_engine.{step}.argv: unknown placeholder {{{name}}} (hint: one of "
+                                         + ", ".join("{" + p + "}" for p in PLACEHOLDERS) + ")")

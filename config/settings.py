@@ -184,6 +184,8 @@ class Site(Strict):
             named += [(f"migration.cutover_steps[{i}].host", c.host) for i, c in enumerate(m.cutover_steps)]
             named += [(f"migration.rollback_steps[{i}].host", c.host) for i, c in enumerate(m.rollback_steps)]
             named += [(f"migration.after_hosts[{i}]", h) for i, h in enumerate(m.after_hosts)]
+            if m.cross_engine is not None:
+                named += [(f"migration.cross_engine.{k}.host", getattr(m.cross_engine, k).host) for k in ("export", "load")]
             bad = [f"{where}: {name}" for where, name in named if name not in known]
             if bad:
                 raise ValueError("unknown host (not in hosts: nor migration.hosts:): " + "; ".join(bad))

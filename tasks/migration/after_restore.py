@@ -65,9 +65,9 @@ def judge_invalid(schema: str, source: list[str], target: list[str]) -> tuple[St
 def run(m: Migration, ph: PhaseRun) -> None:
     """The two checks on an Oracle target, one record each; nothing for another dialect."""
     cfg = m.cfg
-    if cfg.dialect != "oracle":
+    if cfg.target.engine != "oracle" or cfg.source.engine != "oracle":
         return
-    started, host, schema = utcnow(), cfg.target.db_host, cfg.schema_name
+    started, host, schema = utcnow(), cfg.target.db_host, cfg.target.schema
     try:
         with db.side_session(cfg, cfg.target, snapshot=False) as fetch:
             name, mode = open_mode(fetch)

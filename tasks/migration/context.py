@@ -37,7 +37,11 @@ class Migration:
                                     .get(h.name, h.name) for h in self.site.hosts]
         update: dict[str, Any] = {"hosts": [self.site.any_host(n) for n in names]}
         if cfg.target.inspection_dsn:
-            update["database"] = self.site.database.model_copy(update={"dsn": cfg.target.inspection_dsn})
+            new_db: dict[str, Any] = {"dsn": cfg.target.inspection_dsn}
+            if cfg.across_engines:   # the inspection reads the new engine in its dialect; unquoted names fold lower
+                views = self.site.database.schema_name
+                new_db.update(dialect=cfg.target.engine, schema_name=views.lower() if views else views)
+            update["database"] = self.site.database.model_copy(update=new_db)
         if self.site.health is not None and cfg.target.health_urls:
             update["health"] = self.site.health.model_copy(update={"urls": dict(cfg.target.health_urls)})
         return self.site.model_copy(update=update)

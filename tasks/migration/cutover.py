@@ -71,9 +71,9 @@ def end_downtime(m: Migration, ph: PhaseRun, side: MigrationSide, host: str) -> 
         ph.facts["downtime_ended_at"] = ended.isoformat()
         ph.facts["downtime_s"] = round((ended - datetime.fromisoformat(start)).total_seconds(), 1)
     ok = app_health(m, ph, side.health_urls, "应用各功能健康检查", host)
-    if "system_identifier" in body and m.cfg.dialect == "postgresql":
+    if "system_identifier" in body and side.engine == "postgresql":   # read in this side's own dialect
         with db.side_session(m.cfg, side, snapshot=False) as fetch:
-            want = str(db.one(fetch, m.cfg.dialect, "identity", m.cfg.schema_name).get("ident"))
+            want = str(db.side_one(fetch, side, "identity").get("ident"))
         same = str(body.get("system_identifier")) == want
         ph.check("应用连接的数据库", Status.OK if same else Status.FAIL,
                  f"应用报告的数据源 {body.get('datasource')}（系统标识 {body.get('system_identifier')}）"

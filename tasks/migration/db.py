@@ -64,8 +64,8 @@ def side_reading(cfg: MigrationConfig, side: MigrationSide, *,
                  snapshot: bool = True) -> Iterator[tuple[measure.Fetch, Stream]]:
     """A read-only session on one side: (fetch, stream), the second for reading whole tables in
     batches (the row check); `snapshot`: one repeatable-read transaction (PostgreSQL), so
-    everything read in it describes one instant."""
-    if cfg.dialect == "postgresql":
+    everything read in it describes one instant. Each side in its own dialect (side.engine)."""
+    if side.engine == "postgresql":
         from tasks.backup.verify import pg_steps
         from tasks.backup.verify.pg_flow_steps import fetcher
         from tasks.connect.database.postgresql import pg_stream
@@ -98,6 +98,11 @@ def side_session(cfg: MigrationConfig, side: MigrationSide, *, snapshot: bool = 
 def one(fetch: measure.Fetch, dialect: str, name: str, schema: str) -> dict:
     rows = fetch(statement(dialect, name, schema))
     return rows[0] if rows else {}
+
+
+def side_one(fetch: measure.Fetch, side: MigrationSide, name: str) -> dict:
+    """One of the statements above on `side`, in its dialect and its spelling of the schema."""
+    return one(fetch, side.engine, name, side.schema)
 
 
 def host_port(dsn: str, dialect: str) -> tuple[str, int]:

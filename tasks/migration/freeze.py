@@ -15,7 +15,7 @@ from tasks.migration.journal import PhaseRun
 def newest_bill(m: Migration) -> tuple[str, int]:
     cfg = m.cfg
     with db.side_session(cfg, cfg.source, snapshot=False) as fetch:
-        row = db.one(fetch, cfg.dialect, "newest_bill", cfg.schema_name)
+        row = db.side_one(fetch, cfg.source, "newest_bill")
     return str(row.get("newest")), int(row.get("bills") or 0)
 
 
@@ -50,7 +50,7 @@ def bills_stand_still(m: Migration, ph: PhaseRun) -> None:
         return
     waited = time.monotonic() - began
     same = first == second
-    ph.note(cfg.source.db_host, db.SQL[cfg.dialect]["newest_bill"].format(schema=cfg.schema_name),
+    ph.note(cfg.source.db_host, db.SQL[cfg.source.engine]["newest_bill"].format(schema=cfg.source.schema),
             f"t0: newest {first[0]}, {first[1]} bills; t0+{waited:.1f}s: newest {second[0]}, {second[1]} bills", 0, waited)
     ph.facts.update(frozen_newest_bill=second[0], frozen_bills=second[1])
     ph.check("确认无新票据", Status.OK if same else Status.FAIL,

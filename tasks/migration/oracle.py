@@ -104,7 +104,7 @@ SQLPLUS_SCRIPT = _ENV + 'printf \'%s\\n\' "$3" | "$ORACLE_HOME/bin/sqlplus" -S -
 
 def duplicates(cfg: MigrationConfig) -> bool:
     """The whole database goes by RMAN DUPLICATE (no dump file, the target an instance in NOMOUNT)."""
-    return cfg.dialect == "oracle" and cfg.oracle_method == "rman_duplicate"
+    return cfg.source.engine == cfg.target.engine == "oracle" and cfg.oracle_method == "rman_duplicate"
 
 
 def auxiliary_instance_argv(cfg: MigrationConfig) -> list[str]:

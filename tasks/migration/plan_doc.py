@@ -14,7 +14,7 @@ from typing import Any
 
 from config.settings import Site
 from tasks.approvals.plan import Plan, PlanStep, render_markdown
-from tasks.migration import oracle, transfer
+from tasks.migration import cross_engine, oracle, transfer
 from tasks.migration.context import Migration
 from tasks.migration.journal import PHASE_ZH
 
@@ -62,6 +62,8 @@ def _check(step_id: str, phase: str, target: str, text: str, expect: str) -> Pla
 def _transfer_steps(m: Migration) -> list[PlanStep]:
     """Backup and transfer: a dump copied and restored, or (Oracle, rman_duplicate) RMAN alone."""
     cfg, src, tgt = m.cfg, m.cfg.source, m.cfg.target
+    if cfg.across_engines:
+        return cross_engine.plan_steps(m)
     if oracle.duplicates(cfg):
         statements = oracle.rman_statements(oracle.rman_duplicate_script(src.database.dsn, tgt.database.dsn,
                                                                          tgt.oracle_sid or ""))
@@ -94,7 +96,8 @@ def build_plan(m: Migration, facts: dict[str, Any], requested_by: str) -> Plan:
                "确认应用停止后不再有新票据"),
         *_transfer_steps(m),
         _check("verify:all", "verify", "source db <-> target db",
-               "每张表：对象清单、行数、库内内容指纹" + ("、按主键逐行比对（规范文本 SHA-256）" if cfg.verify_rows else "")
+               ("每张表：表名清单（不区分大小写）、行数（跨引擎：库内内容指纹不可比，不比较）" if cfg.across_engines else
+                "每张表：对象清单、行数、库内内容指纹") + ("、按主键逐行比对（规范文本 SHA-256）" if cfg.verify_rows else "")
                + "；抽取票据逐字段比对；目标库数据质量规则（DQ01–DQ22）",
                "应用已停止：两边完全一致"),
         _check("approval:cutover", "cutover", "审批", "切换审批（第三次审批）", "批准把应用切换到新服务器"

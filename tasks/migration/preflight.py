@@ -63,32 +63,36 @@ def auxiliary_instance(m: Migration, ph: PhaseRun) -> dict[str, str]:
 
 
 def versions_and_size(m: Migration, ph: PhaseRun) -> None:
-    cfg, d = m.cfg, m.cfg.dialect
+    """Each side read in its own dialect (an Oracle source, a PostgreSQL-family target across engines)."""
+    cfg, src, tgt = m.cfg, m.cfg.source, m.cfg.target
     rman = oracle.duplicates(cfg)
     try:
-        with db.side_session(cfg, cfg.source) as fetch:
-            src_v = db.one(fetch, d, "version", cfg.schema_name)
-            size = int(db.one(fetch, d, "size", cfg.schema_name).get("bytes") or 0)
-            src_spaces = {r["name"] for r in fetch(db.statement(d, "tablespaces", cfg.schema_name))}
+        with db.side_session(cfg, src) as fetch:
+            src_v = db.side_one(fetch, src, "version")
+            size = int(db.side_one(fetch, src, "size").get("bytes") or 0)
+            src_spaces = {r["name"] for r in fetch(db.statement(src.engine, "tablespaces", src.schema))}
             if rman:  # RMAN copies the whole database: the plan's estimate (plan_doc.estimate_downtime)
-                ph.facts["database_bytes"] = int(db.one(fetch, d, "database_size", cfg.schema_name).get("bytes") or 0)
+                ph.facts["database_bytes"] = int(db.side_one(fetch, src, "database_size").get("bytes") or 0)
         if rman:
             tgt_v = auxiliary_instance(m, ph)
             objects, tgt_spaces = 0 if tgt_v["status"] == "STARTED" else 1, src_spaces   # DUPLICATE creates them
         else:
-            with db.side_session(cfg, cfg.target) as fetch:
-                tgt_v = db.one(fetch, d, "version", cfg.schema_name)
-                objects = int(db.one(fetch, d, "user_tables", cfg.schema_name).get("n") or 0)
-                tgt_spaces = {r["name"] for r in fetch(db.statement(d, "all_tablespaces", cfg.schema_name))}
+            with db.side_session(cfg, tgt) as fetch:
+                tgt_v = db.side_one(fetch, tgt, "version")
+                objects = int(db.side_one(fetch, tgt, "user_tables").get("n") or 0)
+                tgt_spaces = {r["name"] for r in fetch(db.statement(tgt.engine, "all_tablespaces", tgt.schema))}
+        if cfg.across_engines:   # ora2pg creates no tablespace unless told (USE_TABLESPACE 0): not compared
+            tgt_spaces = src_spaces
     except Exception as exc:  # noqa: BLE001 - the record says which side could not be read
         ph.check("数据库版本与数据量", Status.ERROR, f"无法读取数据库：{type(exc).__name__}: {exc}",
                  code=Code.DATABASE_UNREACHABLE)
         return
     ph.facts.update(source_version=src_v.get("version"), target_version=tgt_v.get("version"), data_bytes=size)
-    s_major, t_major = _major(src_v.get("num"), d), _major(tgt_v.get("num"), d)
-    ok = t_major >= s_major
+    s_major, t_major = _major(src_v.get("num"), src.engine), _major(tgt_v.get("num"), tgt.engine)
+    ok = cfg.across_engines or t_major >= s_major   # across engines the numbers are not comparable
     ph.check("数据库版本", Status.OK if ok else Status.FAIL,
-             f"源库 {src_v.get('version')}；目标库 {tgt_v.get('version')}" + ("" if ok else "：目标库版本低于源库，不能恢复"),
+             f"源库 {src_v.get('version')}；目标库 {tgt_v.get('version')}" + ("" if ok else "：目标库版本低于源库，不能恢复")
+             + (f"（跨引擎迁移 {src.engine} -> {tgt.engine}：版本号不可比，不比较）" if cfg.across_engines else ""),
              value=f"{s_major} -> {t_major}", code="" if ok else Code.MIGRATION_VERSION_MISMATCH)
     if rman:
         st = tgt_v["status"]
@@ -107,6 +111,8 @@ def versions_and_size(m: Migration, ph: PhaseRun) -> None:
     missing = sorted(src_spaces - tgt_spaces)
     ph.check("表空间", Status.OK if not missing else Status.FAIL,
              (f"RMAN DUPLICATE 按源库创建全部表空间（源库对象所在 {len(src_spaces)} 个）" if rman else
+              "跨引擎迁移：Oracle 表空间不迁移（ora2pg 默认 USE_TABLESPACE 0，对象建在目标库默认表空间），不比较"
+              if cfg.across_engines else
               f"源库对象所在表空间 {len(src_spaces)} 个，目标库均已创建") if not missing else
              f"目标库缺少表空间：{'、'.join(missing)}（由 DBA 按原库建好后再迁移）",
              value=len(missing), unit="个缺失", code="" if not missing else Code.MIGRATION_TABLESPACE_MISSING)
@@ -131,8 +137,8 @@ def versions_and_size(m: Migration, ph: PhaseRun) -> None:
 
 def ports(m: Migration, ph: PhaseRun) -> None:
     cfg = m.cfg
-    wanted = [("源数据库", *db.host_port(cfg.source.database.dsn, cfg.dialect)),
-              ("目标数据库", *db.host_port(cfg.target.database.dsn, cfg.dialect))]
+    wanted = [("源数据库", *db.host_port(cfg.source.database.dsn, cfg.source.engine)),
+              ("目标数据库", *db.host_port(cfg.target.database.dsn, cfg.target.engine))]
     for name in dict.fromkeys([cfg.source.db_host, cfg.source.app_host, cfg.target.db_host, cfg.target.app_host]):
         h = m.site.any_host(name)
         wanted.append((f"{name} SSH", h.address, h.port))

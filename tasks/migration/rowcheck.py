@@ -14,12 +14,15 @@ text key with COLLATE "C" (UTF-8 byte order = code point order), Oracle sorts it
 BINARY, its default); each stream is checked to arrive strictly in that order, and a side that does
 not (another NLS_SORT) is an error naming the table, never a silent wrong result.
 Tables without a primary key are not compared row by row (no key to merge on): said per table; the
-in-database fingerprints still cover them. Table and column names are matched case-insensitively
+in-database fingerprints still cover them. Across engines those fingerprints cannot be compared, so
+a table without a key is compared as a multiset of row digests instead (all of them in memory:
+32 bytes a row), its differing rows named by digest. Table and column names are matched case-insensitively
 (Oracle's catalog spells them upper-case, PostgreSQL's lower-case).
 """
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -92,8 +95,8 @@ def rows_statement(dialect: str, schema: str, shape: cat.TableShape, columns: li
         if dialect == "postgresql" and _text_type(dialect, shape.column(k).data_type):
             ref += ' COLLATE "C"'
         order.append(ref)
-    return Statement(f"SELECT {cols}\nFROM {quote(dialect, schema)}.{quote(dialect, shape.name)} t\n"
-                     f"ORDER BY {', '.join(order)}")
+    return Statement(f"SELECT {cols}\nFROM {quote(dialect, schema)}.{quote(dialect, shape.name)} t"
+                     + (f"\nORDER BY {', '.join(order)}" if order else ""))
 
 
 def _digests(side: Side, shape: cat.TableShape, columns: list[str], batch: int,
@@ -159,10 +162,39 @@ def compare_table(src: Side, tgt: Side, s_shape: cat.TableShape, t_shape: cat.Ta
     return out
 
 
+def compare_unkeyed(src: Side, tgt: Side, s_shape: cat.TableShape, t_shape: cat.TableShape, *,
+                    keep: int = 100, batch: int = 5000) -> TableRows:
+    """A table without a primary key, across engines: the two sides' row digests as multisets; a
+    digest more often in the source is missing, more often in the target extra (named by digest)."""
+    out = TableRows(table=s_shape.name)
+    began = time.monotonic()
+    s_cols = [c.name for c in s_shape.columns]
+    t_names = {c.name.lower(): c.name for c in t_shape.columns}
+    if set(t_names) != {c.lower() for c in s_cols}:
+        out.error = "两边的列不同"
+        return out
+    seen = []
+    for side, shape, cols in ((src, s_shape, s_cols), (tgt, t_shape, [t_names[c.lower()] for c in s_cols])):
+        padded = [blank_padded(shape.column(c).data_type) for c in cols]
+        st = rows_statement(side.dialect, catalog_name(side.dialect, side.schema), shape, cols)
+        seen.append(Counter(row_digest(row, padded) for row in side.stream(st, batch)))
+    out.source_rows, out.target_rows = sum(seen[0].values()), sum(seen[1].values())
+    for kind, diff in (("missing", seen[0] - seen[1]), ("extra", seen[1] - seen[0])):
+        for digest, n in sorted(diff.items()):
+            setattr(out, kind, getattr(out, kind) + n)
+            if len(out.keys[kind]) < keep:
+                out.keys[kind].append(f"无主键行 sha256:{digest.hex()[:16]}" + (f" ×{n}" if n > 1 else ""))
+    out.seconds = time.monotonic() - began
+    return out
+
+
 def compare_schema(src: Side, tgt: Side, *, keep: int = 100, batch: int = 5000, max_rows: int | None = None,
                    counts: dict[str, int] | None = None) -> list[TableRows]:
     """Every table of the source's schema against the target's, in name order. `max_rows`: tables
-    with more rows than this in the source (`counts`, by table name) are left out, said per table."""
+    with more rows than this in the source (`counts`, by table name) are left out, said per table.
+    Sides of two engines: tables without a key as multisets, and no record leans on fingerprints."""
+    across = src.dialect != tgt.dialect
+    covered = "跨引擎时库内指纹不可比：此表只比较了行数" if across else "内容指纹已比较"
     s_shapes, t_shapes = read_shapes(src), read_shapes(tgt)
     by_lower = {k.lower(): v for k, v in (counts or {}).items()}
     if not s_shapes:  # never "0 tables, all equal"
@@ -172,15 +204,16 @@ def compare_schema(src: Side, tgt: Side, *, keep: int = 100, batch: int = 5000, 
         shape = s_shapes[name]
         if name not in t_shapes:
             out.append(TableRows(table=shape.name, error="目标库没有此表"))
-        elif not shape.pk:
+        elif not shape.pk and not across:
             out.append(TableRows(table=shape.name, not_compared="无主键，无法按键逐行比对（内容指纹已比较）"))
         elif max_rows is not None and by_lower.get(name, 0) > max_rows:
             out.append(TableRows(table=shape.name, source_rows=by_lower[name],
                                  not_compared=f"{by_lower[name]} 行，超过站点设置 verify_rows_max_table_rows={max_rows}"
-                                              f"（内容指纹已比较）"))
+                                              f"（{covered}）"))
         else:
             try:
-                out.append(compare_table(src, tgt, shape, t_shapes[name], keep=keep, batch=batch))
+                how = compare_table if shape.pk else compare_unkeyed
+                out.append(how(src, tgt, shape, t_shapes[name], keep=keep, batch=batch))
             except Exception as exc:  # noqa: BLE001 - one table's trouble is that table's record
                 out.append(TableRows(table=shape.name, error=mask_text(f"{type(exc).__name__}: {exc}")))
     for name in sorted(set(t_shapes) - set(s_shapes)):

@@ -57,8 +57,8 @@ def run(m: Migration, ph: PhaseRun, counts: dict[str, int]) -> None:
     try:
         with db.side_reading(cfg, cfg.source) as (s_fetch, s_stream), \
                 db.side_reading(cfg, cfg.target) as (t_fetch, t_stream):
-            tables = compare_schema(Side(cfg.dialect, cfg.schema_name, s_fetch, s_stream),
-                                    Side(cfg.dialect, cfg.schema_name, t_fetch, t_stream),
+            tables = compare_schema(Side(cfg.source.engine, cfg.source.schema, s_fetch, s_stream),
+                                    Side(cfg.target.engine, cfg.target.schema, t_fetch, t_stream),
                                     keep=cfg.verify_rows_keep_keys, batch=cfg.verify_rows_batch,
                                     max_rows=cfg.verify_rows_max_table_rows, counts=counts)
     except Exception as exc:  # noqa: BLE001 - a side that cannot be opened is this check's ERROR

@@ -53,7 +53,7 @@ def read_back(m: Migration, blue: dict, red: dict) -> dict[str, dict]:
     cfg = m.cfg
     params = {"code": blue["bill_code"], "no": blue["bill_no"], "red_code": red["bill_code"], "red_no": red["bill_no"]}
     with db.side_session(cfg, cfg.target, snapshot=False) as fetch:
-        rows = fetch(db.statement(cfg.dialect, "test_bills", cfg.schema_name, params))
+        rows = fetch(db.statement(cfg.target.engine, "test_bills", cfg.target.schema, params))
     return {f"{r['bill_code']}-{r['bill_no']}": r for r in rows}
 
 

@@ -7,7 +7,8 @@ it passes) -> pg_restore --jobs on the target's database host. The tools log in 
 ~/.pgpass, as the hospital's backup job does: no password on a command line. Oracle: the commands
 of tasks/migration/oracle.py by `migration.oracle_method`: Data Pump (this dump, copy and restore
 with expdp/impdp) or RMAN DUPLICATE (no dump: the transfer phase runs RMAN on the target's host),
-recorded with their transcripts.
+recorded with their transcripts. Across engines (Oracle -> PostgreSQL family) the phases run the
+site's export and load commands instead (tasks/migration/cross_engine.py).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from tasks.connect.ssh import HostSession
 from tasks.core.masking import mask_text
 from tasks.core.reason_codes import Code
 from tasks.core.results import Status
-from tasks.migration import db, oracle
+from tasks.migration import cross_engine, db, oracle
 from tasks.migration.context import Migration
 from tasks.migration.journal import PhaseRun
 
@@ -97,7 +98,7 @@ def dump_argv(m: Migration) -> list[str]:
     cfg, out = m.cfg, dump_path(m, "source")
     if cfg.dump_command:
         return [a.replace("{dump}", out) for a in cfg.dump_command]
-    if cfg.dialect == "oracle":
+    if cfg.source.engine == "oracle":
         return oracle.expdp_argv(cfg, out, oracle.canonical_schema(m.site))
     host, port = _pg_target(cfg.source.database.dsn)
     return ["sh", "-c", 'umask 077 && exec "$@"', "sh", f"{cfg.source.tools_dir.rstrip('/')}/pg_dump", "-Fc",
@@ -112,7 +113,7 @@ def restore_argv(m: Migration, again: bool = False) -> list[str]:
         return [a.replace("{dump}", dump) for a in cfg.restore_command]
     if oracle.duplicates(cfg):
         return oracle.rman_duplicate_argv(cfg)
-    if cfg.dialect == "oracle":
+    if cfg.target.engine == "oracle":
         return oracle.impdp_argv(cfg, dump, oracle.canonical_schema(m.site))
     host, port = _pg_target(cfg.target.database.dsn)
     return ([f"{cfg.target.tools_dir.rstrip('/')}/pg_restore", "--exit-on-error", "--jobs", str(cfg.restore_jobs)]
@@ -135,6 +136,8 @@ def sha256_of(ph: PhaseRun, session: HostSession, host: str, path: str) -> tuple
 # ---------------------------------------------------------------- phase 4: final backup
 def final_backup(m: Migration, ph: PhaseRun) -> None:
     cfg = m.cfg
+    if cfg.across_engines:
+        return cross_engine.export(m, ph)
     if oracle.duplicates(cfg):
         ph.check("最终备份", Status.OK, "RMAN DUPLICATE FROM ACTIVE DATABASE 在传输阶段直接从已停机冻结的源库复制数据文件，"
                  "不生成导出文件（源库不做修改，回退仍用原库）", host=cfg.source.db_host)
@@ -174,6 +177,8 @@ def duplicate(m: Migration, ph: PhaseRun, again: bool) -> None:
 
 def copy_and_restore(m: Migration, ph: PhaseRun, again: bool) -> None:
     cfg = m.cfg
+    if cfg.across_engines:
+        return cross_engine.load(m, ph, again)
     if oracle.duplicates(cfg):
         return duplicate(m, ph, again)
     src, dst = m.session(cfg.source.db_host), m.session(cfg.target.db_host)

@@ -3,6 +3,7 @@ row counts, in-database content fingerprints (tasks/backup/verify: the same meas
 backup verification), 20 bills field by field, every row by primary key (逐行比对,
 tasks/migration/rowcheck.py; site setting verify_rows), and the data-quality suites (DQ01-DQ22) on the
 target. The application is stopped, so nothing is cut off and no column is left out: full equality.
+Across engines (Oracle -> PostgreSQL family) the comparison is tasks/migration/verify_cross.py's.
 """
 from __future__ import annotations
 
@@ -17,34 +18,39 @@ from tasks.backup.verify import measure
 from tasks.backup.verify.fingerprint_compare import compare_fingerprints, compare_inventories, compare_row_counts
 from tasks.core.reason_codes import Code
 from tasks.core.results import Status, utcnow
-from tasks.migration import after_restore, db, oracle, rowcheck_phase
+from tasks.migration import after_restore, db, oracle, rowcheck_phase, verify_cross
 from tasks.migration.context import Migration
 from tasks.migration.journal import PhaseRun
 
 CANON = "ebill_canon"
 
 
-def canon_schema(m: Migration) -> str:
+def canon_schema(m: Migration, side: MigrationSide | None = None) -> str:
     """Where the canonical views are on each side: PostgreSQL's dump carries its schema ebill_canon;
     on Oracle they are the site's database.schema (default EBOPS), which RMAN DUPLICATE copies with
     the whole database and a Data Pump migration exports with the vendor's schema (oracle._schemas)."""
-    if m.cfg.dialect != "oracle":
+    if (side or m.cfg.target).engine != "oracle":   # across engines the two sides differ
         return CANON
     return oracle.canonical_schema(m.site) or "EBOPS"
 
 
 def compare(m: Migration, ph: PhaseRun) -> None:
-    cfg, d = m.cfg, m.cfg.dialect
+    if m.cfg.across_engines:
+        counts = verify_cross.compare(m, ph)
+        if counts is not None:
+            rowcheck_phase.run(m, ph, counts)
+        return
+    cfg, d = m.cfg, m.cfg.source.engine   # one engine: both sides in its dialect
     started = utcnow()
     try:
         with db.side_session(cfg, cfg.source) as fetch:
-            src = measure.measure(fetch, d, cfg.schema_name, as_of=None, chunk_rows=cfg.chunk_rows)
-            src_bills = measure.sample_bills(fetch, d, cfg.schema_name, cfg.sample_bills, None)
+            src = measure.measure(fetch, d, cfg.source.schema, as_of=None, chunk_rows=cfg.chunk_rows)
+            src_bills = measure.sample_bills(fetch, d, cfg.source.schema, cfg.sample_bills, None)
         with db.side_session(cfg, cfg.target) as fetch:
-            tgt = measure.measure(fetch, d, cfg.schema_name, as_of=None, chunk_rows=cfg.chunk_rows,
+            tgt = measure.measure(fetch, d, cfg.target.schema, as_of=None, chunk_rows=cfg.chunk_rows,
                                   key_shifts=src.key_shifts(), methods=src.methods())
             keys = [{"id": k[0], measure.BILL_TIME: k[1]} for k in src_bills]
-            tgt_bills = measure.sample_bills(fetch, d, cfg.schema_name, 0, None, keys=keys)
+            tgt_bills = measure.sample_bills(fetch, d, cfg.target.schema, 0, None, keys=keys)
     except Exception as exc:  # noqa: BLE001
         ph.check("比对", Status.ERROR, f"{type(exc).__name__}: {exc}", started_at=started)
         return
@@ -82,8 +88,8 @@ def run_quality(m: Migration, side: MigrationSide) -> tuple[list, float, tuple]:
     from tasks.quality.gx_run import run_suites
     from tasks.quality.records import summarise
 
-    db_cfg, canon = side.database, canon_schema(m)
-    cfg = DatabaseConfig(dialect=m.cfg.dialect, dsn=db_cfg.dsn, user=db_cfg.user, password=db_cfg.password,
+    db_cfg, canon = side.database, canon_schema(m, side)
+    cfg = DatabaseConfig(dialect=side.engine, dsn=db_cfg.dsn, user=db_cfg.user, password=db_cfg.password,
                          schema=canon, connect_timeout_s=min(db_cfg.connect_timeout_s, 300))
     now = utcnow().astimezone(ZoneInfo(m.site.timezone)).replace(tzinfo=None)
     start, end = (now - timedelta(days=7)).date(), now.date()
@@ -115,7 +121,7 @@ def quality_on_target(m: Migration, ph: PhaseRun) -> None:
              f"{len(summaries)} 条规则均可在目标库执行（{start} 至 {end}，用时 {seconds:.0f} 秒）；发现的数据问题：{found}"
              f"（源库原有，迁移不改变数据）" if not broken else f"目标库上有规则无法执行：{'，'.join(broken)}"
              + (f"（Oracle：规范视图在模式 {canon_schema(m)}，由 DBA 在目标库运行 config/sql/oracle/01_canonical_views.sql）"
-                if m.cfg.dialect == "oracle" else ""),
+                if m.cfg.target.engine == "oracle" else ""),
              value=len(broken), unit="条规则无法执行", threshold="0", started_at=started,
              code="" if not broken else Code.QUALITY_RULES_BROKEN)
 
