@@ -20,17 +20,8 @@ sys.path.insert(0, str(REPO))
 
 import psycopg  # noqa: E402
 
-from tasks.connect.database.postgresql import pg_fetch, pg_stream  # noqa: E402
-from tasks.migration.rowcheck import Side, compare_schema  # noqa: E402
-
-
-def side(conn: psycopg.Connection, schema: str) -> Side:
-    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-
-    def fetch(st):
-        names, rows = pg_fetch(conn, st.sql, st.params)
-        return [dict(zip(names, r)) for r in rows]
-    return Side("postgresql", schema, fetch, lambda st, batch: pg_stream(conn, st.sql, st.params, batch))
+from sandbox.scratch_db import pg_side as side  # noqa: E402
+from tasks.migration.rowcheck import compare_schema  # noqa: E402
 
 
 def main() -> None:

@@ -135,7 +135,9 @@ def receiver():
     server.server_close()
 
 
-def test_confirmation_code_sent_to_the_group_must_be_typed(sites_dir, receiver, monkeypatch):
+def code_site(sites_dir, receiver, monkeypatch, prefix: str):
+    """A site whose approvals need a confirmation code, sent to the test's own receiver; its plan,
+    stored; and a reader of the next code the group receives."""
     url, bodies = receiver
     monkeypatch.setenv("EBOPS_TEST_ROBOT_URL", url)
 
@@ -144,13 +146,17 @@ def test_confirmation_code_sent_to_the_group_must_be_typed(sites_dir, receiver, 
         d["notify"] = [{"name": "信息科工作群", "url": {"env": "EBOPS_TEST_ROBOT_URL"}}]
         d["approval"] = {"confirm_code": True, "confirm_code_minutes": 10}
 
-    site = load_site(sites_dir(f"appr-code-{uuid.uuid4().hex[:6]}", edit))
+    site = load_site(sites_dir(f"{prefix}-{uuid.uuid4().hex[:6]}", edit))
     plan = year_end_plan(site)
-    key = store_plan(site, plan).prefix
+    return site, plan, store_plan(site, plan).prefix, lambda: json.loads(bodies.get(timeout=30))["message"]
+
+
+def test_confirmation_code_sent_to_the_group_must_be_typed(sites_dir, receiver, monkeypatch):
+    site, plan, key, next_message = code_site(sites_dir, receiver, monkeypatch, "appr-code")
     refused(Code.CONFIRM_CODE_SENT, approve, site, key, "王主任")
-    message = json.loads(bodies.get(timeout=30))
-    code = re.search(r"确认码：([A-Z0-9]{8})", message["message"]).group(1)
-    assert plan.sha256()[:16] in message["message"]
+    message = next_message()
+    code = re.search(r"确认码：([A-Z0-9]{8})", message).group(1)
+    assert plan.sha256()[:16] in message
     store = open_store(site.evidence)
     [kept] = [store.get(o.object_name).decode() for o in store.list(f"_approval_codes/{site.site}/")]
     assert code not in kept and json.loads(kept)["hash"]   # only a salted hash of the code is kept
@@ -163,19 +169,9 @@ def test_confirmation_code_sent_to_the_group_must_be_typed(sites_dir, receiver, 
 def test_wrong_confirmation_codes_void_the_code_after_five_attempts(sites_dir, receiver, monkeypatch):
     from tasks.approvals.confirm import MAX_WRONG
 
-    url, bodies = receiver
-    monkeypatch.setenv("EBOPS_TEST_ROBOT_URL", url)
-
-    def edit(d):
-        _approvers(d)
-        d["notify"] = [{"name": "信息科工作群", "url": {"env": "EBOPS_TEST_ROBOT_URL"}}]
-        d["approval"] = {"confirm_code": True, "confirm_code_minutes": 10}
-
-    site = load_site(sites_dir(f"appr-lock-{uuid.uuid4().hex[:6]}", edit))
-    plan = year_end_plan(site)
-    key = store_plan(site, plan).prefix
+    site, plan, key, next_message = code_site(sites_dir, receiver, monkeypatch, "appr-lock")
     refused(Code.CONFIRM_CODE_SENT, approve, site, key, "王主任")
-    code = re.search(r"确认码：([A-Z0-9]{8})", json.loads(bodies.get(timeout=30))["message"]).group(1)
+    code = re.search(r"确认码：([A-Z0-9]{8})", next_message()).group(1)
     for _ in range(MAX_WRONG - 1):
         refused(Code.CONFIRM_CODE_WRONG, approve, site, key, "王主任", code="WRONG234")
     refused(Code.CONFIRM_CODE_LOCKED, approve, site, key, "王主任", code="WRONG234")
@@ -185,7 +181,7 @@ def test_wrong_confirmation_codes_void_the_code_after_five_attempts(sites_dir, r
              if o.object_name.rsplit("/", 1)[-1].startswith("wrong-")]
     assert len(wrong) == MAX_WRONG + 1 and all(w["approver"] == "王主任" and "WRONG" not in json.dumps(w) for w in wrong)
     refused(Code.CONFIRM_CODE_SENT, approve, site, key, "王主任")             # a new code is sent ...
-    fresh = re.search(r"确认码：([A-Z0-9]{8})", json.loads(bodies.get(timeout=30))["message"]).group(1)
+    fresh = re.search(r"确认码：([A-Z0-9]{8})", next_message()).group(1)
     assert approve(site, key, "王主任", code=fresh).confirmed_by_code          # ... and it is good
 
 

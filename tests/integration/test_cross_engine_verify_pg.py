@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
@@ -93,32 +92,14 @@ class OracleStandIn:
 
 @pytest.fixture(scope="module")
 def copies(sandbox, tmp_path_factory):
-    from sandbox import manager, postgres
+    from sandbox import manager
+    from sandbox.scratch_db import vendor_copies
 
-    state, creds = sandbox["state"]["postgres"], manager.credentials()
-    schema = state.get("vendor_schema", "ebill")
+    state = sandbox["state"]["postgres"]
     names = {w: f"ebops_xeng_{w}_{os.getpid()}" for w in ("ora", "tgt")}
-    dump = tmp_path_factory.mktemp("xeng") / "ebill.dump"
-    env = dict(os.environ, PGPASSWORD=creds["EBOPS_DEMO_DB_ADMIN_PASSWORD"])
-    tool = lambda name: os.path.join(state["bin_dir"], name)   # noqa: E731
-    conn_args = ["-h", "127.0.0.1", "-p", str(state["pg_port"]), "-U", "postgres"]
-    subprocess.run([tool("pg_dump"), *conn_args, "-d", state.get("database", "ebill"), "-n", schema, "-Fc",
-                    "-f", str(dump)], check=True, env=env, capture_output=True, timeout=600)
-    admin = postgres.admin_conninfo(state, creds, "postgres")
-    try:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'")
-                         .format(sql.Identifier(names["ora"])))     # Oracle's binary sort
-            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(sql.Identifier(names["tgt"])))
-        for n in names.values():
-            subprocess.run([tool("pg_restore"), *conn_args, "-d", n, "--no-owner", "--no-tablespaces", str(dump)],
-                           check=True, env=env, capture_output=True, timeout=600)
-        yield {"schema": schema, "port": state["pg_port"], "ora": postgres.admin_conninfo(state, creds, names["ora"]),
-               "tgt": postgres.admin_conninfo(state, creds, names["tgt"]), "tgt_name": names["tgt"]}
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            for n in names.values():
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(n)))
+    with vendor_copies(state, manager.credentials(), names, tmp_path_factory.mktemp("xeng"),
+                       c_collated=("ora",)) as dsns:   # the stand-in Oracle's copy: Oracle's binary sort
+        yield dsns | {"schema": state.get("vendor_schema", "ebill"), "port": state["pg_port"], "tgt_name": names["tgt"]}
 
 
 def _side(dialect: str, schema: str, host: str, dsn: str) -> dict:

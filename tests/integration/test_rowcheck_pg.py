@@ -7,55 +7,29 @@ one changed row is reported with exactly those three keys. Both scratch database
 from __future__ import annotations
 
 import os
-import subprocess
 from decimal import Decimal
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from tasks.connect.database.postgresql import pg_fetch, pg_stream
-from tasks.migration.rowcheck import Side, compare_schema
+from sandbox.scratch_db import pg_side, vendor_copies
+from tasks.migration.rowcheck import compare_schema
 
 pytestmark = pytest.mark.sandbox
 
 
 @pytest.fixture(scope="module")
 def copies(sandbox, tmp_path_factory):
-    from sandbox import manager, postgres
+    from sandbox import manager
 
-    state, creds = sandbox["state"]["postgres"], manager.credentials()
-    schema = state.get("vendor_schema", "ebill")
-    names = [f"ebops_rowcheck_{w}_{os.getpid()}" for w in ("src", "tgt")]
-    dump = tmp_path_factory.mktemp("rowcheck") / "ebill.dump"
-    env = dict(os.environ, PGPASSWORD=creds["EBOPS_DEMO_DB_ADMIN_PASSWORD"])
-    tool = lambda name: os.path.join(state["bin_dir"], name)   # noqa: E731
-    conn_args = ["-h", "127.0.0.1", "-p", str(state["pg_port"]), "-U", "postgres"]
-    subprocess.run([tool("pg_dump"), *conn_args, "-d", state.get("database", "ebill"), "-n", schema, "-Fc",
-                    "-f", str(dump)], check=True, env=env, capture_output=True, timeout=600)
-    admin = postgres.admin_conninfo(state, creds, "postgres")
-    try:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            for n in names:
-                conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(sql.Identifier(n)))
-        for n in names:
-            subprocess.run([tool("pg_restore"), *conn_args, "-d", n, "--no-owner", "--no-tablespaces", str(dump)], check=True, env=env,
-                           capture_output=True, timeout=600)
-        yield {n.split("_")[2]: postgres.admin_conninfo(state, creds, n) for n in names} | {"schema": schema}
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            for n in names:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(n)))
+    state = sandbox["state"]["postgres"]
+    names = {w: f"ebops_rowcheck_{w}_{os.getpid()}" for w in ("src", "tgt")}
+    with vendor_copies(state, manager.credentials(), names, tmp_path_factory.mktemp("rowcheck")) as dsns:
+        yield dsns | {"schema": state.get("vendor_schema", "ebill")}
 
 
-def side(conn: psycopg.Connection, schema: str) -> Side:
-    """As tasks/migration/db.side_reading reads a PostgreSQL side: one read-only snapshot."""
-    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-
-    def fetch(st):
-        names, rows = pg_fetch(conn, st.sql, st.params)
-        return [dict(zip(names, r)) for r in rows]
-    return Side("postgresql", schema, fetch, lambda st, batch: pg_stream(conn, st.sql, st.params, batch))
+side = pg_side
 
 
 def check(copies, batch=700):
