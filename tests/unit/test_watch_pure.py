@@ -2,9 +2,6 @@
 state-change alerting against a real HTTP receiver (apprise json://, as tests/unit/test_alerts.py)."""
 from __future__ import annotations
 
-import json
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from threading import Thread
 
 import pytest
 
@@ -12,6 +9,7 @@ from config.settings import Site, WatchConfig
 from tasks.watch.alerting import announce
 from tasks.watch.availability import availability, day_results
 from tasks.watch.seal import MAX_BACKFILL_DAYS, days_to_seal
+from tests.receiver import Receiver
 
 
 def _item(fn: str, status: str, reason: str = "") -> dict:
@@ -52,32 +50,11 @@ def test_days_to_seal_from_the_first_probed_day_to_yesterday_gaps_included():
     assert len(long_ago) == MAX_BACKFILL_DAYS and long_ago[-1] == "2026-12-03"
 
 
-class _Receiver:
-    def __init__(self):
-        self.bodies: list[dict] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                n = int(self.headers.get("Content-Length", 0))
-                outer.bodies.append(json.loads(self.rfile.read(n)))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *a):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture()
 def receiver():
-    r = _Receiver()
+    r = Receiver()
     yield r
-    r.server.shutdown()
-    r.server.server_close()
+    r.close()
 
 
 def _site(targets: list[dict]) -> Site:
