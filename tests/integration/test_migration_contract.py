@@ -42,7 +42,7 @@ def _oracle_db() -> VerifyDatabase:
 @contextmanager
 def _reading(dialect: str, database: VerifyDatabase):
     """The migration's own session of one side (db.side_reading: the code under contract)."""
-    with db.side_reading(SimpleNamespace(dialect=dialect), SimpleNamespace(database=database)) as (fetch, stream):
+    with db.side_reading(SimpleNamespace(dialect=dialect), SimpleNamespace(database=database, engine=dialect)) as (fetch, stream):
         if dialect == "oracle":  # one snapshot for everything the test reads (the other side is the same session)
             fetch(Statement("SET TRANSACTION READ ONLY"))
         yield fetch, stream
