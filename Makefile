@@ -34,10 +34,12 @@ test: $(STAMP)
 
 # A local Prefect server (127.0.0.1:4200, or a free port) serving every deployment of the demo site;
 # Ctrl-C or SIGTERM stops it. The demo site's file reads the sandbox's ports, so the sandbox is started
-# first (harmless when it runs; `make sandbox-down` stops it).
+# first (harmless when it runs; `make sandbox-down` stops it), and its secrets are put into the
+# environment the site file refers to (every flow run the server starts reads them from there; without
+# them each scheduled run failed on the first secret it resolved). exec: the signals reach `ebops ui`.
 ui: $(STAMP)
 	$(BIN)/ebops sandbox up
-	$(BIN)/ebops ui demo
+	eval "$$($(BIN)/ebops sandbox env)" && exec $(BIN)/ebops ui demo
 
 # The two-worker test alone (a Prefect server on PostgreSQL, two workers; minutes): also part of `make test`.
 test-fleet: $(STAMP)
