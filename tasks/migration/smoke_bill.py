@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from tasks.core.masking import mask_name, mask_row
+from tasks.core.masking import mask_name, mask_row, mask_text
 from tasks.core.reason_codes import Code
 from tasks.core.results import Status
 from tasks.migration import db
@@ -44,7 +44,7 @@ def _post(ph: PhaseRun, client: httpx.Client, host: str, url: str, body: dict) -
     shown = json.dumps(_masked(answer), ensure_ascii=False) if answer else r.text[:1000]
     ph.note(host, f"POST {url}", shown, 0 if r.is_success else r.status_code, time.monotonic() - began)
     if not (answer.get("bill_code") and answer.get("bill_no")):
-        raise RuntimeError(f"POST {url}: HTTP {r.status_code}, no bill_code/bill_no in the answer: {r.text[:200]}")
+        raise RuntimeError(f"POST {url}: HTTP {r.status_code}, no bill_code/bill_no in the answer: {mask_text(r.text[:200])}")
     return answer
 
 

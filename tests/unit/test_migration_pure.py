@@ -331,3 +331,20 @@ def test_the_test_bill_pair_is_judged_as_the_reference_schema_represents_a_red_f
     assert "应为 0 / 2 已冲红" in judge(blue, red, not_flushed)[0]
     wrong_amt = {**good, "44010126-0000000002": row("0000000002", "1", "1", "-0.02", ("44010126", "0000000001"))}
     assert "相反数" in judge(blue, red, wrong_amt)[0]
+
+
+def test_the_smoke_bills_refusal_masks_what_the_application_answered():
+    """An application answering its test-bill call with an error page that echoes a payer's phone
+    number: the run's error (which reaches the record) names the status, never the number."""
+    import httpx
+
+    from tasks.migration.journal import PhaseRun
+    from tasks.migration.smoke_bill import _post
+
+    page = "500 Internal Error: payer 张三 13812345678 not allowed"
+    client = httpx.Client(transport=httpx.MockTransport(lambda req: httpx.Response(500, text=page)))
+    ph = PhaseRun("smoke", "demo")
+    with pytest.raises(RuntimeError) as exc:
+        _post(ph, client, "app2", "http://app2.invalid/test-bill/issue", {"purpose": "迁移冒烟测试"})
+    assert "HTTP 500" in str(exc.value) and "13812345678" not in str(exc.value)
+    assert "13812345678" not in ph.commands[-1].output
