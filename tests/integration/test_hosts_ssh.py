@@ -94,6 +94,13 @@ def test_non_zero_exit_and_stderr(db1):
     assert db1.run(["sh", "-c", "exit 7"]).exit_code == 7
 
 
+def test_command_reading_stdin_gets_end_of_input_at_once(db1):
+    # Its stdin is /dev/null (the channel's EOF is not sent early, see _exec): `cat` ends, not hangs.
+    res = db1.run(["cat"], timeout=10)
+    assert (res.exit_code, res.stdout) == (0, "")
+    assert res.command == "cat"
+
+
 def test_large_output_arrives_whole(db1):
     res = db1.run(["seq", "1", "200000"])
     lines = res.stdout.splitlines()
