@@ -97,6 +97,7 @@ so "the host is unreachable" reads the same in every check.
 | row_count_mismatch | a table's row count differs from production's as of the backup |
 | rows_differ | 逐行比对: keys missing on the target, extra there, or rows whose canonical content differs |
 | rows_incomparable | 逐行比对: a table could not be compared row by row (columns or key differ, a side unreadable or out of key order) |
+| rows_count_only | 逐行比对 across engines: a table over verify_rows_max_table_rows is covered by its row count only (WARN) |
 | checksum_mismatch | a table's content fingerprint differs from production's |
 | table_missing | a table exists on one side only |
 | source_inventory_empty | production's object list is empty: nothing to compare against (schema name or grants?) |
@@ -220,6 +221,7 @@ class Code(str, Enum):
     ROW_COUNT_MISMATCH = "row_count_mismatch"
     ROWS_DIFFER = "rows_differ"
     ROWS_INCOMPARABLE = "rows_incomparable"
+    ROWS_COUNT_ONLY = "rows_count_only"
     CHECKSUM_MISMATCH = "checksum_mismatch"
     TABLE_MISSING = "table_missing"
     SOURCE_INVENTORY_EMPTY = "source_inventory_empty"

@@ -59,6 +59,7 @@ class TableRows:
     keys: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in KINDS})
     seconds: float = 0.0
     not_compared: str = ""  # why the table was not compared (Chinese); "" when it was
+    count_only: bool = False  # left out across engines: nothing but its row count covers its content
     error: str = ""  # it could not be read or merged
 
     @property
@@ -207,7 +208,7 @@ def compare_schema(src: Side, tgt: Side, *, keep: int = 100, batch: int = 5000, 
         elif not shape.pk and not across:
             out.append(TableRows(table=shape.name, not_compared="无主键，无法按键逐行比对（内容指纹已比较）"))
         elif max_rows is not None and by_lower.get(name, 0) > max_rows:
-            out.append(TableRows(table=shape.name, source_rows=by_lower[name],
+            out.append(TableRows(table=shape.name, source_rows=by_lower[name], count_only=across,
                                  not_compared=f"{by_lower[name]} 行，超过站点设置 verify_rows_max_table_rows={max_rows}"
                                               f"（{covered}）"))
         else:

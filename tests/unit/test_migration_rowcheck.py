@@ -203,6 +203,15 @@ def test_the_verify_phase_records_name_the_keys_and_the_figures():
     ph = PhaseRun("verify", "demo")
     rowcheck_phase.record(m, ph, [good], utcnow())
     assert [r.status for r in ph.results] == [Status.OK] and "逐行一致" in ph.results[0].reason
+    # Across engines a table left out has its row count only: WARN, naming it (one engine: fingerprints cover it).
+    ph = PhaseRun("verify", "demo")
+    rowcheck_phase.record(m, ph, [good, TableRows("T_OP_LOG", source_rows=9, count_only=True, not_compared="9 行")],
+                          utcnow())
+    assert [(r.status, r.code) for r in ph.results] == [(Status.WARN, Code.ROWS_COUNT_ONLY)]
+    assert "T_OP_LOG 只比较了行数" in ph.results[0].reason
+    ph = PhaseRun("verify", "demo")
+    rowcheck_phase.record(m, ph, [bad, TableRows("T_OP_LOG", count_only=True, not_compared="9 行")], utcnow())
+    assert ph.results[-1].status is Status.FAIL and ph.results[-1].code == Code.ROWS_DIFFER
     cfg.verify_rows = False
     ph = PhaseRun("verify", "demo")
     rowcheck_phase.run(m, ph, {})
