@@ -1,9 +1,10 @@
 """Phase 1, preflight (read only): can this migration start?
 
-Versions of both sides, the data size against the target's free space, the ports, the servers'
-clocks, an empty target database with the source's tablespaces, the application's health, and a
-PASSED backup verification of the source within N days from the evidence store. Every item is a
-record; one that is not OK stops the migration before anything changes.
+Versions of both sides, the data size against the target's free space (RMAN DUPLICATE: the whole
+database's datafiles), the ports, the servers' clocks, an empty target database with the source's
+tablespaces, the application's health, and a PASSED backup verification of the source within N days
+from the evidence store. Every item is a record; one that is not OK stops the migration before
+anything changes.
 """
 from __future__ import annotations
 
@@ -41,10 +42,12 @@ def _size(n: float) -> str:
     return f"{n / 1024 ** 3:.1f} GiB" if n >= 1024 ** 3 else f"{n / 1048576:.1f} MiB"
 
 
-def space_reason(data_bytes: int, free_bytes: int, mount: str, data_dir: str, ratio: float, reserve_gib: float) -> str:
-    """The free-space record's reason: what was measured where, what is needed and, when short, what to do."""
+def space_reason(data_bytes: int, free_bytes: int, mount: str, data_dir: str, ratio: float, reserve_gib: float,
+                 what: str = "数据量") -> str:
+    """The free-space record's reason: what was measured where, what is needed and, when short, what
+    to do. `what`: what the data size is (the vendor's schema, or RMAN DUPLICATE's whole database)."""
     need = space_needed(data_bytes, ratio, reserve_gib)
-    rule = f"数据量 {_size(data_bytes)} 的 {ratio:g} 倍（{_size(data_bytes * ratio)}）" + \
+    rule = f"{what} {_size(data_bytes)} 的 {ratio:g} 倍（{_size(data_bytes * ratio)}）" + \
         (f"加预留 {reserve_gib:g} GiB，共 {_size(need)}" if reserve_gib else "")
     where = f"目标库数据目录 {data_dir} 所在文件系统 {mount} 可用 {_size(free_bytes)}"
     if free_bytes >= need:
@@ -124,13 +127,16 @@ def versions_and_size(m: Migration, ph: PhaseRun) -> None:
         ph.check("目标服务器剩余空间", Status.ERROR, f"{type(exc).__name__}: {exc}", host=cfg.target.db_host)
         return
     free, ratio, reserve = usage.avail_kb * 1024, cfg.free_space_ratio, cfg.free_space_reserve_gib
-    ok = enough_space(size, free, ratio, reserve)
+    # RMAN DUPLICATE writes every datafile of the database on the target, not the vendor's schema alone
+    needs, what = ((ph.facts["database_bytes"], "RMAN DUPLICATE 复制的整个数据库（数据文件）") if rman
+                   else (size, "数据量"))
+    ok = enough_space(needs, free, ratio, reserve)
     ph.facts.update(target_free_bytes=free, target_mount=usage.mounted_on)
     ph.note(cfg.target.db_host, f"env LC_ALL=C df -P -k {cfg.target.data_dir}",
             f"{usage.filesystem} avail {usage.avail_kb} KiB on {usage.mounted_on}")
     ph.check("目标服务器剩余空间", Status.OK if ok else Status.FAIL,
-             space_reason(size, free, usage.mounted_on, cfg.target.data_dir, ratio, reserve),
-             value=round(free / max(size, 1), 2), unit="倍",
+             space_reason(needs, free, usage.mounted_on, cfg.target.data_dir, ratio, reserve, what),
+             value=round(free / max(needs, 1), 2), unit="倍",
              threshold=f"≥ {ratio:g} 倍" + (f" + {reserve:g} GiB" if reserve else ""),
              host=cfg.target.db_host, target=usage.mounted_on, code="" if ok else Code.MIGRATION_SPACE_LOW)
 
