@@ -2,9 +2,10 @@
 
 Versions of both sides, the data size against the target's free space (RMAN DUPLICATE: the whole
 database's datafiles), the ports, the servers' clocks, an empty target database with the source's
-tablespaces, the application's health, and a PASSED backup verification of the source within N days
-from the evidence store. Every item is a record; one that is not OK stops the migration before
-anything changes.
+tablespaces (Oracle Data Pump: no user of the canonical views' owner yet, the checks' accounts there,
+tasks/migration/preflight_oracle.py), the application's health, and a PASSED backup verification of
+the source within N days from the evidence store. Every item is a record; one that is not OK stops
+the migration before anything changes.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import httpx
 
 from tasks.core.reason_codes import Code
 from tasks.core.results import Status, utcnow
-from tasks.migration import db, oracle
+from tasks.migration import db, oracle, preflight_oracle
 from tasks.migration.context import Migration
 from tasks.migration.journal import PhaseRun
 
@@ -68,7 +69,7 @@ def auxiliary_instance(m: Migration, ph: PhaseRun) -> dict[str, str]:
 def versions_and_size(m: Migration, ph: PhaseRun) -> None:
     """Each side read in its own dialect (an Oracle source, a PostgreSQL-family target across engines)."""
     cfg, src, tgt = m.cfg, m.cfg.source, m.cfg.target
-    rman = oracle.duplicates(cfg)
+    rman, users = oracle.duplicates(cfg), None
     try:
         with db.side_session(cfg, src) as fetch:
             src_v = db.side_one(fetch, src, "version")
@@ -84,6 +85,7 @@ def versions_and_size(m: Migration, ph: PhaseRun) -> None:
                 tgt_v = db.side_one(fetch, tgt, "version")
                 objects = int(db.side_one(fetch, tgt, "user_tables").get("n") or 0)
                 tgt_spaces = {r["name"] for r in fetch(db.statement(tgt.engine, "all_tablespaces", tgt.schema))}
+                users = preflight_oracle.read(fetch, m)   # Data Pump: the views' owner, the checks' accounts
         if cfg.across_engines:   # ora2pg creates no tablespace unless told (USE_TABLESPACE 0): not compared
             tgt_spaces = src_spaces
     except Exception as exc:  # noqa: BLE001 - the record says which side could not be read
@@ -111,6 +113,7 @@ def versions_and_size(m: Migration, ph: PhaseRun) -> None:
                  f"目标库已有 {objects} 个对象：迁移只恢复到空库，拒绝覆盖（请确认目标库后由 DBA 清空或重建）",
                  value=objects, unit="个对象", threshold="0", target=cfg.target.database.dsn,
                  code="" if objects == 0 else Code.MIGRATION_TARGET_NOT_EMPTY)
+    preflight_oracle.check(m, ph, users)
     missing = sorted(src_spaces - tgt_spaces)
     ph.check("表空间", Status.OK if not missing else Status.FAIL,
              (f"RMAN DUPLICATE 按源库创建全部表空间（源库对象所在 {len(src_spaces)} 个）" if rman else
