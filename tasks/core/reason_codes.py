@@ -36,7 +36,7 @@ so "the host is unreachable" reads the same in every check.
 | migration_space_low | the target's free space is below the configured multiple of the data size |
 | migration_port_unreachable | a port the migration needs (database, SSH) does not accept connections |
 | migration_clock_skew | a server's clock differs from the worker's by more than allowed |
-| migration_target_not_empty | the target database already holds tables, views or sequences |
+| migration_target_not_empty | the target database already holds tables, views or sequences (Oracle Data Pump: or the canonical views' owner) |
 | migration_tablespace_missing | a tablespace the source's objects live in does not exist on the target |
 | migration_no_verified_backup | no PASSED backup verification of the source within the allowed days |
 | migration_app_unhealthy | the application's health URL did not answer 2xx |
@@ -49,6 +49,7 @@ so "the host is unreachable" reads the same in every check.
 | migration_test_bill_failed | the smoke test's test bill could not be issued, red-flushed or read back from the target |
 | migration_invalid_objects | Oracle: objects of the vendor's schema invalid on the target after the restore that were valid on the source |
 | migration_not_open | Oracle: the target database is not OPEN READ WRITE after the restore |
+| migration_account_missing | Oracle Data Pump: an account the checks read the target through (verification, read-only) does not exist there |
 | approval_refused | an approval does not hold: self-approval, another plan's, or expired |
 | phase_refused | a phase cut off mid-way that may not run again, or one that already ended |
 | **inspection findings** | |
@@ -250,6 +251,7 @@ class Code(str, Enum):
     MIGRATION_TEST_BILL_FAILED = "migration_test_bill_failed"
     MIGRATION_INVALID_OBJECTS = "migration_invalid_objects"
     MIGRATION_NOT_OPEN = "migration_not_open"
+    MIGRATION_ACCOUNT_MISSING = "migration_account_missing"
     APPROVAL_REFUSED = "approval_refused"
     PHASE_REFUSED = "phase_refused"
     # data quality

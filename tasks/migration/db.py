@@ -45,6 +45,9 @@ SQL = {
         "newest_bill": "SELECT MAX(ivc_datetime) AS newest, COUNT(*) AS bills FROM {schema}.t_ebill_main",
         "identity": "SELECT TO_CHAR(dbid) AS ident FROM v$database",
         "test_bills": _TEST_BILLS,
+        # a Data Pump target: the canonical views' owner must not exist yet, the checks' accounts must
+        # (tasks/migration/preflight_oracle.py); :username upper-case, as Oracle folds unquoted names
+        "user_exists": "SELECT COUNT(*) AS n FROM dba_users WHERE username = :username",
     },
 }
 
@@ -55,8 +58,8 @@ def statement(dialect: str, name: str, schema: str, params: dict | None = None) 
     text = SQL[dialect][name]
     if "{schema}" in text:
         return fp.Statement(text.format(schema=fp.quote(dialect, schema)), params or {})
-    params = {"schema": measure.catalog_name(dialect, schema)} if ":schema" in text else {}
-    return fp.Statement(text, params)
+    bound = {"schema": measure.catalog_name(dialect, schema)} if ":schema" in text else {}
+    return fp.Statement(text, {**bound, **(params or {})})
 
 
 @contextmanager

@@ -16,7 +16,6 @@ from tasks.backup.verify.oracle_steps import (DATAPUMP_LOGINS, EXPDP_SCRIPT, IMP
                                               parse_rman_output)
 
 
-
 def _dumpfile(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
@@ -32,10 +31,16 @@ def _schemas(cfg: MigrationConfig, canon: str | None) -> str:
     it — the views (and the vendor's grants to their owner) belong on the new server as they do in a
     PostgreSQL dump; without their owner impdp cannot import those grants (ORA-01917), and the
     verify phase's data-quality rules read the views on the target."""
-    names = [_name("schema", cfg.schema_name, True)]
-    if canon and _name("database.schema", canon, True) not in names:
-        names.append(_name("database.schema", canon, True))
-    return "SCHEMAS=" + ",".join(names)
+    owner = imported_owner(cfg, canon)
+    return "SCHEMAS=" + ",".join([_name("schema", cfg.schema_name, True), *([owner] if owner else [])])
+
+
+def imported_owner(cfg: MigrationConfig, canon: str | None) -> str | None:
+    """The canonical views' owner when Data Pump moves it beside the vendor's schema (the user impdp
+    creates on the target); None when the views live in the vendor's own schema or off Oracle."""
+    if canon and _name("database.schema", canon, True) != _name("schema", cfg.schema_name, True):
+        return _name("database.schema", canon, True)
+    return None
 
 
 def expdp_argv(cfg: MigrationConfig, out: str, canon: str | None = None) -> list[str]:

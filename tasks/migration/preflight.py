@@ -1,9 +1,11 @@
 """Phase 1, preflight (read only): can this migration start?
 
-Versions of both sides, the data size against the target's free space, the ports, the servers'
-clocks, an empty target database with the source's tablespaces, the application's health, and a
-PASSED backup verification of the source within N days from the evidence store. Every item is a
-record; one that is not OK stops the migration before anything changes.
+Versions of both sides, the data size against the target's free space (RMAN DUPLICATE: the whole
+database's datafiles), the ports, the servers' clocks, an empty target database with the source's
+tablespaces (Oracle Data Pump: no user of the canonical views' owner yet, the checks' accounts there,
+tasks/migration/preflight_oracle.py), the application's health, and a PASSED backup verification of
+the source within N days from the evidence store. Every item is a record; one that is not OK stops
+the migration before anything changes.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import httpx
 
 from tasks.core.reason_codes import Code
 from tasks.core.results import Status, utcnow
-from tasks.migration import db, oracle
+from tasks.migration import db, oracle, preflight_oracle
 from tasks.migration.context import Migration
 from tasks.migration.journal import PhaseRun
 
@@ -41,10 +43,12 @@ def _size(n: float) -> str:
     return f"{n / 1024 ** 3:.1f} GiB" if n >= 1024 ** 3 else f"{n / 1048576:.1f} MiB"
 
 
-def space_reason(data_bytes: int, free_bytes: int, mount: str, data_dir: str, ratio: float, reserve_gib: float) -> str:
-    """The free-space record's reason: what was measured where, what is needed and, when short, what to do."""
+def space_reason(data_bytes: int, free_bytes: int, mount: str, data_dir: str, ratio: float, reserve_gib: float,
+                 what: str = "数据量") -> str:
+    """The free-space record's reason: what was measured where, what is needed and, when short, what
+    to do. `what`: what the data size is (the vendor's schema, or RMAN DUPLICATE's whole database)."""
     need = space_needed(data_bytes, ratio, reserve_gib)
-    rule = f"数据量 {_size(data_bytes)} 的 {ratio:g} 倍（{_size(data_bytes * ratio)}）" + \
+    rule = f"{what} {_size(data_bytes)} 的 {ratio:g} 倍（{_size(data_bytes * ratio)}）" + \
         (f"加预留 {reserve_gib:g} GiB，共 {_size(need)}" if reserve_gib else "")
     where = f"目标库数据目录 {data_dir} 所在文件系统 {mount} 可用 {_size(free_bytes)}"
     if free_bytes >= need:
@@ -65,7 +69,7 @@ def auxiliary_instance(m: Migration, ph: PhaseRun) -> dict[str, str]:
 def versions_and_size(m: Migration, ph: PhaseRun) -> None:
     """Each side read in its own dialect (an Oracle source, a PostgreSQL-family target across engines)."""
     cfg, src, tgt = m.cfg, m.cfg.source, m.cfg.target
-    rman = oracle.duplicates(cfg)
+    rman, users = oracle.duplicates(cfg), None
     try:
         with db.side_session(cfg, src) as fetch:
             src_v = db.side_one(fetch, src, "version")
@@ -81,6 +85,7 @@ def versions_and_size(m: Migration, ph: PhaseRun) -> None:
                 tgt_v = db.side_one(fetch, tgt, "version")
                 objects = int(db.side_one(fetch, tgt, "user_tables").get("n") or 0)
                 tgt_spaces = {r["name"] for r in fetch(db.statement(tgt.engine, "all_tablespaces", tgt.schema))}
+                users = preflight_oracle.read(fetch, m)   # Data Pump: the views' owner, the checks' accounts
         if cfg.across_engines:   # ora2pg creates no tablespace unless told (USE_TABLESPACE 0): not compared
             tgt_spaces = src_spaces
     except Exception as exc:  # noqa: BLE001 - the record says which side could not be read
@@ -108,6 +113,7 @@ def versions_and_size(m: Migration, ph: PhaseRun) -> None:
                  f"目标库已有 {objects} 个对象：迁移只恢复到空库，拒绝覆盖（请确认目标库后由 DBA 清空或重建）",
                  value=objects, unit="个对象", threshold="0", target=cfg.target.database.dsn,
                  code="" if objects == 0 else Code.MIGRATION_TARGET_NOT_EMPTY)
+    preflight_oracle.check(m, ph, users)
     missing = sorted(src_spaces - tgt_spaces)
     ph.check("表空间", Status.OK if not missing else Status.FAIL,
              (f"RMAN DUPLICATE 按源库创建全部表空间（源库对象所在 {len(src_spaces)} 个）" if rman else
@@ -124,13 +130,16 @@ def versions_and_size(m: Migration, ph: PhaseRun) -> None:
         ph.check("目标服务器剩余空间", Status.ERROR, f"{type(exc).__name__}: {exc}", host=cfg.target.db_host)
         return
     free, ratio, reserve = usage.avail_kb * 1024, cfg.free_space_ratio, cfg.free_space_reserve_gib
-    ok = enough_space(size, free, ratio, reserve)
+    # RMAN DUPLICATE writes every datafile of the database on the target, not the vendor's schema alone
+    needs, what = ((ph.facts["database_bytes"], "RMAN DUPLICATE 复制的整个数据库（数据文件）") if rman
+                   else (size, "数据量"))
+    ok = enough_space(needs, free, ratio, reserve)
     ph.facts.update(target_free_bytes=free, target_mount=usage.mounted_on)
     ph.note(cfg.target.db_host, f"env LC_ALL=C df -P -k {cfg.target.data_dir}",
             f"{usage.filesystem} avail {usage.avail_kb} KiB on {usage.mounted_on}")
     ph.check("目标服务器剩余空间", Status.OK if ok else Status.FAIL,
-             space_reason(size, free, usage.mounted_on, cfg.target.data_dir, ratio, reserve),
-             value=round(free / max(size, 1), 2), unit="倍",
+             space_reason(needs, free, usage.mounted_on, cfg.target.data_dir, ratio, reserve, what),
+             value=round(free / max(needs, 1), 2), unit="倍",
              threshold=f"≥ {ratio:g} 倍" + (f" + {reserve:g} GiB" if reserve else ""),
              host=cfg.target.db_host, target=usage.mounted_on, code="" if ok else Code.MIGRATION_SPACE_LOW)
 

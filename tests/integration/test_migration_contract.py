@@ -74,9 +74,9 @@ def _digits(v) -> bool:
 
 def test_every_preflight_freeze_and_cutover_statement_runs_with_its_shape(side):
     dialect, schema, fetch, _ = side
-    rows = {name: fetch(db.statement(dialect, name, schema, {"code": "EBOPS-NONE", "no": "0", "red_code": "EBOPS-NONE",
-                                                             "red_no": "0"} if name == "test_bills" else None))
-            for name in db.SQL[dialect]}
+    binds = {"test_bills": {"code": "EBOPS-NONE", "no": "0", "red_code": "EBOPS-NONE", "red_no": "0"},
+             "user_exists": {"username": "SYS"}}
+    rows = {name: fetch(db.statement(dialect, name, schema, binds.get(name))) for name in db.SQL[dialect]}
     v = rows.pop("version")[0]
     assert str(v["version"]).strip() and str(v["num"])[:1].isdigit(), v
     size = int(rows.pop("size")[0]["bytes"] or 0)
@@ -91,6 +91,7 @@ def test_every_preflight_freeze_and_cutover_statement_runs_with_its_shape(side):
     assert rows.pop("test_bills") == []     # no such bill: the statement and its four binds run
     if dialect == "oracle":
         assert int(rows.pop("database_size")[0]["bytes"]) >= size    # every datafile holds the schema's segments
+        assert int(rows.pop("user_exists")[0]["n"]) == 1               # SYS: always there
     assert rows == {}, f"a statement without a contract: {sorted(rows)}"
 
 

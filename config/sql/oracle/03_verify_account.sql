@@ -8,7 +8,7 @@
 --     tables differ per site, so they cannot be listed here) and the current SCN (V$DATABASE);
 --   * read the RMAN job history (V$RMAN_BACKUP_JOB_DETAILS);
 --   * for a server migration, read both sides' catalogue (version, size, tablespaces, objects,
---     open mode: the dictionary views granted by name below);
+--     open mode, users: the dictionary views granted by name below);
 --   * create and drop the scratch schema EBOPS_VERIFY_<time> that impdp imports into (CREATE USER,
 --     DROP USER; ebill-ops refuses any name without the prefix, the production schema's name, and a
 --     schema it did not create in the same run - see tasks/backup_verify/oracle_steps.py).
@@ -44,3 +44,6 @@ GRANT SELECT ON SYS.DBA_SEGMENTS TO &&VERIFY_USER;
 GRANT SELECT ON SYS.DBA_OBJECTS TO &&VERIFY_USER;
 GRANT SELECT ON SYS.DBA_TABLESPACES TO &&VERIFY_USER;
 GRANT SELECT ON SYS.DBA_DATA_FILES TO &&VERIFY_USER;
+-- a Data Pump target before the import (tasks/migration/preflight_oracle.py): whether the canonical
+-- views' owner and the checks' accounts exist
+GRANT SELECT ON SYS.DBA_USERS TO &&VERIFY_USER;
