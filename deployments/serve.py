@@ -35,23 +35,32 @@ from flows.service_report import service_report
 log = logging.getLogger("ebops.deployments")
 
 
-def deployments(site: str, today=None):
+def deployments(site: str, today=None, notes: dict[str, list[str]] | None = None):
+    """Every deployment of the site, its schedules planned from `today` (the site's date by default).
+
+    The calendar's notes (a year not covered, a date planned from a template) go to the log, or
+    into `notes` (duty -> notes) when given: `ebops schedule` prints them instead of log lines."""
     cfg = load_site(site)
     today = today or datetime.now(ZoneInfo(cfg.timezone)).date()
-    runs, notes = timetable.planned_prechecks(today, cfg.precheck_workdays_before)
-    for note in notes:
-        log.warning("pre-holiday schedule of %s: %s", site, note)
+
+    def note_all(duty: str, found: list[str]) -> None:
+        for note in found:
+            if notes is None:
+                log.warning("%s schedule of %s: %s", duty, site, note)
+            else:
+                notes.setdefault(duty, []).append(note)
+
+    runs, precheck_notes = timetable.planned_prechecks(today, cfg.precheck_workdays_before)
+    note_all("pre-holiday", precheck_notes)
     precheck = schedules.precheck_schedule(runs)
     planned = "；".join(f"{r.holiday.name} {r.run_at:%Y-%m-%d %H:%M}" for r in runs) or "无（日历未覆盖）"
     verify_runs, verify_notes = timetable.planned_verifications(today)
-    for note in verify_notes:
-        log.warning("backup verification schedule of %s: %s", site, note)
+    note_all("backup verification", verify_notes)
     verify = schedules.dates_schedule(verify_runs)
     out = []
     if cfg.year_end is not None:
         ye_runs, ye_notes = timetable.planned_year_end(today)
-        for note in ye_notes:
-            log.warning("year-end schedule of %s: %s", site, note)
+        note_all("year-end", ye_notes)
         ye = schedules.dates_schedule(ye_runs)
         # plan only on its schedule (the group is told an approval waits); execute by hand after approval
         out.append(year_end.to_deployment(

@@ -8,7 +8,7 @@
     ebops yearend SITE --mode plan|execute   the year-end (技术年结); `yearend extract` (flows/cli_yearend.py)
     ebops migrate SITE --mode plan|execute --engineer NAME   服务器迁移 (flows/cli_migrate.py)
     ebops migrate-approve SITE --point P --approver NAME      record one of its approvals
-    ebops schedule SITE               when the pre-holiday checks run (from the holiday calendar)
+    ebops schedule SITE               every scheduled duty: cron/RRULE, next runs; the pre-holiday dates (flows/cli_schedule.py)
     ebops report SITE --period 2026H2 the service report (服务报告) from the evidence store
     ebops ui                          a local Prefect server serving every deployment
     ebops evidence list|show|get|verify|url|export
@@ -34,11 +34,11 @@ from typing import Optional
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from config.problems import SiteConfigError
 from config.settings import check_sites
 from flows.cli_output import FormatOpt, OutputFormat, emit, make_console
+from flows.cli_schedule import schedule
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="ebill-ops: e-bill system maintenance duties")
 config_app = typer.Typer(no_args_is_help=True, help="site files")
@@ -245,37 +245,7 @@ def yearend(site: str = typer.Argument(..., help="site name (config/sites/NAME.y
         fmt, before_print=plan_printer(console, fmt)))
 
 
-@app.command()
-def schedule(site: str = typer.Argument("demo", help="site name")) -> None:
-    """Show when the pre-holiday check of SITE will run, computed from the holiday calendar."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
-    from config.settings import load_site
-    from deployments import schedules
-    from tasks.core import timetable
-
-    from tasks.core.holiday_files import HolidayFileError
-
-    cfg = load_site(site)
-    today = datetime.now(ZoneInfo(cfg.timezone)).date()
-    try:
-        runs, notes = timetable.planned_prechecks(today, cfg.precheck_workdays_before)
-    except HolidayFileError as exc:   # a broken config/holidays/<year>.yaml: bad input, one line
-        err.print(f"[red]holiday calendar:[/] {exc}")
-        raise typer.Exit(2) from None
-    table = Table(title=f"{site}: pre-holiday checks ({cfg.precheck_workdays_before} workdays before, {schedules.TZ})")
-    for col in ("holiday", "days off", "runs at", "calendar"):
-        table.add_column(col)
-    for r in runs:
-        h = r.holiday
-        table.add_row(h.name, f"{h.first_day} ~ {h.last_day} ({h.days_off})", f"{r.run_at:%Y-%m-%d %a %H:%M}",
-                      "official" if h.official else "[yellow]template[/]")
-    console.print(table)
-    for n in notes:
-        console.print(f"[yellow]note:[/] {n}")
-    sched = schedules.precheck_schedule(runs)
-    console.print(f"RRULE ({schedules.TZ}): {sched.rrule if sched else 'none'}")
+app.command("schedule")(schedule)
 
 
 def main() -> None:
