@@ -78,11 +78,7 @@ class Browser:
                 f"--window-size={width},{height}", "--lang=zh-CN", "about:blank"]
         if os.geteuid() == 0:
             args.insert(1, "--no-sandbox")   # Chromium refuses to run its sandbox as root
-        Path(profile).mkdir(parents=True, exist_ok=True)
-        # TMPDIR: Chromium puts its singleton socket in a fresh /tmp/org.chromium.Chromium.* and
-        # leaves it behind; inside the profile it goes with the test's own temporary directory.
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, "TMPDIR": str(profile)})
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self._ready = threading.Event()
         self._endpoint = ""
         self._log: list[str] = []
